@@ -1,0 +1,37 @@
+# ISKA — one command to run it, one to test it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DAGSTER_HOME_DIR := $(CURDIR)/.dagster
+DATA_DIR ?= data
+PYTEST_WORKERS ?= 2
+
+.PHONY: install run test test-quick clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+.env:
+	cp .env-example .env
+
+# Dagster UI on :3000 with run history kept in .dagster/ (survives restarts).
+run: install .env
+	mkdir -p $(DATA_DIR)/inbox/{forecasts,additions,cancellations,updates} \
+	         $(DATA_DIR)/archive $(DATA_DIR)/rejected $(DAGSTER_HOME_DIR)
+	cp dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The whole suite. PostgreSQL tests run when ISKA_TEST_DATABASE_URL is set, else are skipped
+# and listed at the end.
+test: install
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+test-quick: install
+	$(PY) -m pytest -x -q

@@ -1,0 +1,57 @@
+"""The forecasts asset: one partition per dropped forecasts file."""
+
+import dagster as dg
+
+from iska_pipelines.defs.inbox.failures import refusals_fail_without_retry
+from iska_pipelines.defs.inbox.partitions import forecast_files
+from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
+from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
+from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.lib.forecast_ingest import apply_forecasts
+from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.ingest import ingest_file
+from iska_pipelines.lib.storage.forecasts import table_health
+
+CHECKS = [
+    dg.AssetCheckSpec("no_refused_rows", asset="forecasts",
+                      description="Every row of the file was applied (WARN when some were refused)."),
+    dg.AssetCheckSpec("gid_unique", asset="forecasts",
+                      description="Each gid appears once in the forecasts table."),
+    dg.AssetCheckSpec("coordinates_in_range", asset="forecasts",
+                      description="Every stored point has -90<=lat<=90 and -180<=lon<=180."),
+]
+
+
+@dg.asset(
+    partitions_def=forecast_files,
+    retry_policy=STEP_RETRY,
+    check_specs=CHECKS,
+    group_name="ingest",
+    kinds={"polars", "sql"},
+)
+def forecasts(
+    context: dg.AssetExecutionContext, database: IskaDatabase, inbox: IskaInbox, rules: IskaRules
+) -> dg.MaterializeResult:
+    """Upsert one forecasts file by gid in one transaction; reassign subscribers if the grid moved."""
+    engine = database.engine()
+    ingest_rules = rules.ingest_rules()
+    with refusals_fail_without_retry():
+        applied = ingest_file(
+            engine, inbox.folders(), context.partition_key, read_forecasts,
+            lambda connection, parsed: apply_forecasts(connection, parsed, ingest_rules),
+            ingest_rules, run_id=context.run_id,
+        )
+    context.log.info(applied.summary())
+    with engine.connect() as connection:
+        health = table_health(connection)
+    return dg.MaterializeResult(
+        metadata=file_metadata(applied),
+        check_results=[
+            refused_rows_check(applied),
+            dg.AssetCheckResult(check_name="gid_unique", passed=health.duplicate_gids == 0,
+                                metadata={"duplicate_gids": health.duplicate_gids}),
+            dg.AssetCheckResult(check_name="coordinates_in_range", passed=health.out_of_range == 0,
+                                metadata={"rows_out_of_range": health.out_of_range,
+                                          "rows_in_table": health.rows}),
+        ],
+    )

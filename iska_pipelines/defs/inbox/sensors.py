@@ -1,0 +1,59 @@
+"""The watched folder -> one dynamic partition and one run per settled file (SPEC §2)."""
+
+import json
+import time
+
+import dagster as dg
+
+from iska_pipelines.defs.inbox.jobs import ingest_forecasts, ingest_subscriptions
+from iska_pipelines.defs.inbox.partitions import partitions_for
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
+from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
+from iska_pipelines.lib.vocabulary import FileKind
+
+
+@dg.sensor(
+    jobs=[ingest_forecasts, ingest_subscriptions],
+    minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Takes settled CSV files from the inbox: one partition and one run per file.",
+)
+def inbox_sensor(
+    context: dg.SensorEvaluationContext, database: IskaDatabase, inbox: IskaInbox
+) -> dg.SensorResult:
+    folders = inbox.folders()
+    previous = json.loads(context.cursor) if context.cursor else {}
+    look = look_at_inbox(
+        folders, database.engine(), previous.get("hashes", {}), time.time(), inbox.settle_seconds,
+        lambda kind, key: context.instance.has_dynamic_partition(partitions_for(kind).name, key),
+    )
+    for dropped in look.unknown:
+        target = folders.reject(dropped.path, None, None, unknown_file_error(dropped.path.name))
+        context.log.warning(f"{dropped.path.name}: no kind in its name; moved to {target}")
+    for dropped, sha, key in look.duplicates:
+        target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
+        look.hashes.pop(str(dropped.path), None)
+        context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; moved to {target}")
+
+    new_keys: dict[str, list[str]] = {}
+    requests = []
+    for new in look.new:
+        partitions = partitions_for(new.kind)
+        new_keys.setdefault(partitions.name, []).append(new.key)
+        job = ingest_forecasts if new.kind is FileKind.FORECASTS else ingest_subscriptions
+        requests.append(dg.RunRequest(
+            run_key=new.run_key, job_name=job.name, partition_key=new.key,
+            tags={"iska/file": new.path.name, "iska/kind": str(new.kind)},
+        ))
+        context.log.info(f"{new.path.name}: new {new.kind} file, partition {new.key}")
+    summary = (f"{len(look.new)} new, {len(look.duplicates)} duplicate, {len(look.unknown)} unknown, "
+               f"{len(look.unsettled)} still being written, {len(look.in_flight)} in progress")
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[
+            dg.AddDynamicPartitionsRequest(partitions_def_name=name, partition_keys=keys)
+            for name, keys in new_keys.items()
+        ],
+        cursor=json.dumps({"hashes": look.hashes}),
+        skip_reason=None if requests else summary,
+    )

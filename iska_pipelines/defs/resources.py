@@ -1,0 +1,67 @@
+"""The resources, built once from the environment (SPEC §10)."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from iska_pipelines.lib.inbox import InboxFolders
+from iska_pipelines.lib.ingest import IngestRules
+from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.storage.database import engine_for
+
+SETTINGS = Settings.from_env()
+
+
+class IskaDatabase(dg.ConfigurableResource):
+    """ISKA's own SQL database; the schema is upgraded on first use."""
+
+    url: str
+
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url)
+
+
+class IskaInbox(dg.ConfigurableResource):
+    """The watched folder under ISKA_DATA_DIR."""
+
+    data_dir: str
+    settle_seconds: float = 5.0
+
+    def folders(self) -> InboxFolders:
+        folders = InboxFolders(Path(self.data_dir))
+        folders.ensure()
+        return folders
+
+
+class IskaRules(dg.ConfigurableResource):
+    """The data rules of SPEC §3–4 that operators may tune."""
+
+    max_reject_fraction: float = 0.2
+    max_grid_distance_km: float = 50.0
+    timezone: str = "Africa/Accra"
+
+    def ingest_rules(self) -> IngestRules:
+        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, self.timezone)
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    # an EnvVar keeps a PostgreSQL password out of the UI; the default is a plain path
+    from_env = os.environ.get("ISKA_DATABASE_URL", "").strip() == settings.database_url
+    return {
+        "database": IskaDatabase(
+            url=dg.EnvVar("ISKA_DATABASE_URL") if from_env else settings.database_url
+        ),
+        "inbox": IskaInbox(data_dir=str(settings.data_dir), settle_seconds=settings.file_settle_seconds),
+        "rules": IskaRules(
+            max_reject_fraction=settings.max_reject_fraction,
+            max_grid_distance_km=settings.max_grid_distance_km,
+            timezone=settings.timezone,
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources(SETTINGS))

@@ -1,0 +1,148 @@
+"""Reading a dropped CSV by header name, and the bookkeeping of refused rows (SPEC §3).
+
+Every column is read as text first: validation then knows the exact value each row carried,
+and `<name>.rejected.csv` repeats the row as it came.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+ROW = "_row"
+REASON = "reason"
+
+
+class FileRefused(Exception):
+    """The whole file is refused (SPEC §3); the message goes into `<name>.error.txt`."""
+
+
+@dataclass
+class ParsedFile:
+    """The outcome of reading one file: typed good rows and refused rows with their reason."""
+
+    good: pl.DataFrame
+    refused: pl.DataFrame  # `_row`, the original columns and `reason`, in file order
+    rows_in: int
+    source: pl.DataFrame | None = None  # the file as text, for refusals found later
+    originals: dict[str, str] | None = None
+
+    def refuse(self, bad: pl.DataFrame) -> pl.DataFrame:
+        """Rows refused after parsing (`_row`, `reason`) as the file had them."""
+        return original_rows(bad, self.source, self.originals)
+
+    @property
+    def rows_refused(self) -> int:
+        return self.refused.height
+
+    def refused_by_reason(self) -> dict[str, int]:
+        if self.refused.height == 0:
+            return {}
+        counts = self.refused.group_by(REASON).len().sort(REASON)
+        return dict(zip(counts[REASON].to_list(), counts["len"].to_list()))
+
+
+def normalise_header(name: str) -> str:
+    return name.replace("\ufeff", "").strip().strip('"').strip().lower()
+
+
+def read_text_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
+    """All columns as strings with normalised header names, plus the original names.
+
+    Raises FileRefused for a file that is empty or cannot be read as UTF-8 CSV.
+    """
+    if path.stat().st_size == 0:
+        raise FileRefused(f"{path.name} is empty (0 bytes): nothing to apply")
+    try:
+        frame = pl.read_csv(
+            path,
+            infer_schema=False,
+            encoding="utf8",
+            truncate_ragged_lines=True,
+        )
+    except pl.exceptions.NoDataError:
+        raise FileRefused(f"{path.name} is empty: no header row") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, UnicodeDecodeError) as error:
+        raise FileRefused(f"{path.name} is not a readable UTF-8 CSV file: {error}") from None
+    originals: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    for column in frame.columns:
+        normal = normalise_header(column)
+        if not normal or normal in originals:
+            continue  # blank or repeated header: the first column of that name counts
+        originals[normal] = column.replace("\ufeff", "")
+        renamed[column] = normal
+    frame = frame.select([pl.col(old).alias(new) for old, new in renamed.items()])
+    frame = frame.with_columns(pl.all().str.strip_chars()).with_row_index(ROW)
+    return frame, originals
+
+
+def require_columns(frame: pl.DataFrame, required: list[str], name: str, kind: str) -> None:
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        present = ", ".join(c for c in frame.columns if c != ROW) or "none"
+        raise FileRefused(
+            f"{name} is not a {kind} file: missing column(s) {', '.join(missing)} "
+            f"(columns found: {present})"
+        )
+
+
+def first_failure(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The first reason whose check fails for the row, else null."""
+    expr = pl.lit(None, dtype=pl.String)
+    for failed, reason in reversed(checks):
+        expr = pl.when(failed).then(pl.lit(reason)).otherwise(expr)
+    return expr
+
+
+def split_refused(
+    checked: pl.DataFrame, original: pl.DataFrame, originals: dict[str, str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split rows on their `reason` column: (good, refused as the file had them + reason)."""
+    good = checked.filter(pl.col(REASON).is_null()).drop(REASON)
+    bad = checked.filter(pl.col(REASON).is_not_null()).select(ROW, REASON)
+    return good, original_rows(bad, original, originals)
+
+
+def original_rows(bad: pl.DataFrame, original: pl.DataFrame, originals: dict[str, str]) -> pl.DataFrame:
+    return (
+        original.join(bad.select(ROW, REASON), on=ROW, how="inner")
+        .sort(ROW)
+        .select([pl.col(ROW)]
+                + [pl.col(normal).alias(orig) for normal, orig in originals.items()]
+                + [pl.col(REASON)])
+    )
+
+
+def enforce_reject_limit(parsed: ParsedFile, max_fraction: float, name: str) -> None:
+    if parsed.rows_in == 0:
+        return
+    fraction = parsed.rows_refused / parsed.rows_in
+    if fraction > max_fraction:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in parsed.refused_by_reason().items())
+        raise FileRefused(
+            f"{name}: {parsed.rows_refused} of {parsed.rows_in} rows refused ({fraction:.0%}, "
+            f"more than ISKA_MAX_REJECT_FRACTION={max_fraction:g}): {reasons}. "
+            "Nothing from this file was applied."
+        )
+
+
+# --- value parsing shared by the file kinds -------------------------------------------------
+
+DECIMAL_4 = r"^[+-]?(\d+(\.\d{0,4})?|\.\d{1,4})$"
+NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def as_float(column: str) -> pl.Expr:
+    text = pl.col(column)
+    return pl.when(text.str.contains(NUMBER)).then(text.cast(pl.Float64, strict=False))
+
+
+def latitude_invalid(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | expr.is_nan() | (expr < -90) | (expr > 90)
+
+
+def longitude_invalid(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | expr.is_nan() | (expr < -180) | (expr > 180)

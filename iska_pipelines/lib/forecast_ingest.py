@@ -1,0 +1,21 @@
+"""What applying a forecasts file means inside its transaction (SPEC §4)."""
+
+import sqlalchemy as sa
+
+from iska_pipelines.lib.csv.reading import ParsedFile
+from iska_pipelines.lib.ingest import Applied, IngestRules
+from iska_pipelines.lib.storage.assignment import reassign_active
+from iska_pipelines.lib.storage.forecasts import upsert_forecasts
+
+
+def apply_forecasts(connection: sa.Connection, parsed: ParsedFile, rules: IngestRules) -> Applied:
+    upsert = upsert_forecasts(connection, parsed.good)
+    reassigned = reassign_active(connection, rules.max_grid_distance_km) if upsert.grid_changed else 0
+    return Applied(
+        rows_applied=parsed.good.height,
+        counts={
+            "rows_inserted": upsert.rows_inserted,
+            "rows_updated": upsert.rows_updated,
+            "subscriptions_reassigned": reassigned,
+        },
+    )

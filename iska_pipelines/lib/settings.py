@@ -1,0 +1,105 @@
+"""Environment -> typed settings, validated once; every knob has a default.
+
+Bad values fail fast with a message naming the variable, so an operator knows what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _raw(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(env: dict[str, str], name: str, default: float, minimum: float = 0.0,
+              maximum: float | None = None) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigurationError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def env_bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_timezone(env: dict[str, str], name: str, default: str) -> str:
+    value = _raw(env, name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"{name} is not a known time zone: {value!r}") from None
+    return value
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'iska.sqlite3').resolve()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    timezone: str = "Africa/Accra"
+    sensor_interval_seconds: int = 15
+    file_settle_seconds: float = 5.0
+    max_reject_fraction: float = 0.2
+    max_grid_distance_km: float = 50.0
+    forecast_max_age_hours: float = 30.0
+    max_task_retry: int = 3
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(_raw(env, "ISKA_DATA_DIR") or "data")
+        return cls(
+            data_dir=data_dir,
+            database_url=_raw(env, "ISKA_DATABASE_URL") or default_database_url(data_dir),
+            timezone=env_timezone(env, "ISKA_TIMEZONE", "Africa/Accra"),
+            sensor_interval_seconds=env_int(env, "ISKA_SENSOR_INTERVAL_SECONDS", 15, minimum=1),
+            file_settle_seconds=env_float(env, "ISKA_FILE_SETTLE_SECONDS", 5.0),
+            max_reject_fraction=env_float(env, "ISKA_MAX_REJECT_FRACTION", 0.2, 0.0, 1.0),
+            max_grid_distance_km=env_float(env, "ISKA_MAX_GRID_DISTANCE_KM", 50.0, minimum=0.001),
+            forecast_max_age_hours=env_float(env, "ISKA_FORECAST_MAX_AGE_HOURS", 30.0, minimum=0.0),
+            max_task_retry=env_int(env, "MAX_TASK_RETRY", 3),
+        )

@@ -1,0 +1,50 @@
+"""Keeping every active subscription on its nearest active grid point (`lid`, SPEC §4)."""
+
+from __future__ import annotations
+
+import polars as pl
+import sqlalchemy as sa
+
+from iska_pipelines.lib.grid import NO_POINT, Grid
+from iska_pipelines.lib.storage.bulk import create_staging, load_staging, read_frame
+from iska_pipelines.lib.storage.forecasts import active_grid
+from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.timestamps import utcnow
+
+STAGE = "stage_lids"
+POSITIONS = {"id": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
+
+
+def load_grid(connection: sa.Connection) -> Grid:
+    points = active_grid(connection)
+    return Grid(points["gid"].to_numpy(), points["lat"].to_numpy(), points["lon"].to_numpy())
+
+
+def nearest_lids(grid: Grid, lats: pl.Series, lons: pl.Series, max_km: float) -> pl.Series:
+    """The nearest gid per point, null where no active point lies within max_km."""
+    gids, _ = grid.nearest(lats.to_numpy(), lons.to_numpy(), max_km)
+    lids = pl.Series("lid", gids, dtype=pl.Int64)
+    return pl.select(pl.when(lids != NO_POINT).then(lids)).to_series().alias("lid")
+
+
+def reassign_active(connection: sa.Connection, max_km: float, grid: Grid | None = None) -> int:
+    """Point every active subscription at its nearest grid point; returns how many changed."""
+    grid = grid or load_grid(connection)
+    positions = read_frame(
+        connection, "SELECT id, lat, lon FROM subscriptions WHERE status = 'active'", POSITIONS
+    )
+    if positions.height == 0:
+        return 0
+    lids = positions.select("id").with_columns(
+        nearest_lids(grid, positions["lat"], positions["lon"], max_km)
+    )
+    create_staging(connection, STAGE, {"id": "INTEGER PRIMARY KEY", "lid": "BIGINT"})
+    load_staging(connection, STAGE, lids)
+    result = connection.execute(sa.text(f"""
+        UPDATE subscriptions SET lid = s.lid, updated_at = :now
+        FROM {STAGE} s
+        WHERE subscriptions.id = s.id
+          AND (subscriptions.lid <> s.lid OR (subscriptions.lid IS NULL) <> (s.lid IS NULL))
+    """).bindparams(sa.bindparam("now", utcnow(), type_=TIMESTAMP)))
+    return int(result.rowcount or 0)
+

@@ -1,0 +1,53 @@
+"""What applying a subscription file means inside its transaction (SPEC §4–5)."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import sqlalchemy as sa
+
+from iska_pipelines.lib.csv.reading import REASON, ROW, ParsedFile
+from iska_pipelines.lib.events import OUTCOME
+from iska_pipelines.lib.ingest import Applied, IngestRules
+from iska_pipelines.lib.storage.assignment import load_grid, nearest_lids
+from iska_pipelines.lib.storage.subscriptions import apply_file_events
+from iska_pipelines.lib.vocabulary import FileKind
+
+
+def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: FileKind,
+                        rules: IngestRules) -> Applied:
+    events = parsed.good
+    if kind is not FileKind.CANCELLATIONS:
+        events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
+    today = datetime.now(ZoneInfo(rules.timezone)).date()
+    result = apply_file_events(connection, events, kind, today)
+    refused = result.outcomes.filter(pl.col(REASON).is_not_null())
+    counts = {name: 0 for name in _COUNTED[kind]} | result.counts()
+    counts["without_grid_point"] = _without_grid_point(connection)
+    return Applied(
+        rows_applied=result.outcomes.filter(pl.col(OUTCOME).is_not_null()).height,
+        counts=counts,
+        refused=parsed.refuse(refused.select(ROW, REASON)) if refused.height else None,
+    )
+
+
+def with_nearest_lids(connection: sa.Connection, events: pl.DataFrame, max_km: float) -> pl.DataFrame:
+    """Adds `lid` and `no_grid` (a grid exists but no point is within max_km)."""
+    grid = load_grid(connection)
+    if len(grid) == 0 or events.height == 0:  # no grid yet: applied without a lid
+        return events.with_columns(lid=pl.lit(None, pl.Int64), no_grid=pl.lit(False))
+    lids = nearest_lids(grid, events["lat"], events["lon"], max_km)
+    return events.with_columns(lids).with_columns(no_grid=pl.col("lid").is_null())
+
+
+def _without_grid_point(connection: sa.Connection) -> int:
+    return int(connection.execute(sa.text(
+        "SELECT count(*) FROM subscriptions WHERE status = 'active' AND lid IS NULL"
+    )).scalar_one())
+
+
+_COUNTED = {
+    FileKind.ADDITIONS: ["new", "reactivated", "already_active"],
+    FileKind.CANCELLATIONS: ["cancelled", "already_cancelled"],
+    FileKind.UPDATES: ["updated"],
+}

@@ -1,0 +1,66 @@
+"""The words ISKA stores and reports: file kinds, refusal reasons, statuses.
+
+Kept in one place so the CSV readers, the SQL and the metadata never disagree on a spelling.
+"""
+
+from enum import StrEnum
+
+
+class FileKind(StrEnum):
+    FORECASTS = "forecasts"
+    ADDITIONS = "additions"
+    CANCELLATIONS = "cancellations"
+    UPDATES = "updates"
+
+    @property
+    def is_subscription(self) -> bool:
+        return self is not FileKind.FORECASTS
+
+
+SUBSCRIPTION_KINDS = (FileKind.ADDITIONS, FileKind.CANCELLATIONS, FileKind.UPDATES)
+
+
+class Reason(StrEnum):
+    """Why one row of a file was refused (SPEC §3); written to `<name>.rejected.csv`."""
+
+    INVALID_GID = "invalid_gid"
+    INVALID_FCAT = "invalid_fcat"
+    INVALID_LAT = "invalid_lat"
+    INVALID_LON = "invalid_lon"
+    INVALID_GEOM = "invalid_geom"
+    INVALID_IS_ACTIVE = "invalid_is_active"
+    INVALID_MSISDN = "invalid_msisdn"
+    INVALID_TS = "invalid_ts"
+    INVALID_PLAN = "invalid_plan"
+    DUPLICATE_IN_FILE = "duplicate_in_file"
+    UNKNOWN_MSISDN = "unknown_msisdn"
+    STALE_EVENT = "stale_event"
+    NO_GRID_POINT_NEARBY = "no_grid_point_nearby"
+
+
+class FileOutcome(StrEnum):
+    """What happened to a dropped file, as kept in `ingested_files.outcome`."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"
+
+
+class Plan(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+# carrier plan codes of the original service (`service_id` / `original_sub_plan`)
+PLAN_CODES = {"11": Plan.DAILY, "21": Plan.WEEKLY, "daily": Plan.DAILY, "weekly": Plan.WEEKLY}
+PLAN_TO_CODE = {Plan.DAILY: 11, Plan.WEEKLY: 21}
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class CancelReason(StrEnum):
+    USER = "user"
+    BILLING = "billing"
+    API = "api"

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real database per test (SQLite and PostgreSQL), a temporary data folder,
+a throwaway Dagster instance, and a driver that ticks the inbox sensor and runs what it asks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from iska_pipelines.lib.storage.database import dispose_engine, engine_for, normalise_url
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # a checkout beside shared/ (CI) or inside it
+    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+POSTGRES_URL = os.environ.get("ISKA_TEST_DATABASE_URL", "").strip()
+REQUIRE_POSTGRES = os.environ.get("ISKA_REQUIRE_POSTGRES", "") in {"1", "true", "yes"}
+_skipped_postgres: list[str] = []
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"sample file {path} is missing: the tests read ../shared/fixtures/")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty ISKA database; PostgreSQL ones are created and dropped per test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'iska.sqlite3'}"
+        yield url
+        dispose_engine(url)
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("ISKA_REQUIRE_POSTGRES is set but ISKA_TEST_DATABASE_URL is not")
+        _skipped_postgres.append(request.node.nodeid)
+        pytest.skip("PostgreSQL test: set ISKA_TEST_DATABASE_URL to run it")
+    admin = sa.create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    name = f"iska_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = str(sa.engine.make_url(normalise_url(POSTGRES_URL)).set(database=name).render_as_string(
+        hide_password=False))
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url) -> sa.Engine:
+    return engine_for(database_url)
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield instance
+
+
+@pytest.fixture
+def iska(database_url, data_dir, instance):
+    from iska_pipelines_tests.driver import Iska
+
+    return Iska(database_url=database_url, data_dir=data_dir, instance=instance)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_postgres:
+        terminalreporter.write_sep("-", f"{len(_skipped_postgres)} PostgreSQL tests skipped "
+                                        "(ISKA_TEST_DATABASE_URL not set)")
+        for nodeid in _skipped_postgres:
+            terminalreporter.write_line(f"skipped on PostgreSQL: {nodeid}")
