@@ -96,7 +96,8 @@ def ingest_file(
         key=key, kind=kind, name=source.name, archived=archived,
         rejected_rows=rejected_rows if refused.height else None, rows_in=parsed.rows_in,
         rows_applied=applied.rows_applied, rows_refused=refused.height,
-        refused_by_reason=by_reason, counts=applied.counts, preview=parsed.good.head(10),
+        refused_by_reason=by_reason, counts=applied.counts,
+        preview=parsed.good.drop(ROW, strict=False).head(10),
     )
 
 
