@@ -71,6 +71,21 @@ def env_timezone(env: dict[str, str], name: str, default: str) -> str:
     return value
 
 
+def env_url(env: dict[str, str], name: str, default: str) -> str:
+    value = _raw(env, name) or default
+    if not value.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def env_cron(env: dict[str, str], name: str, default: str) -> str:
+    """Five cron fields; Dagster checks the rest when it loads the schedule."""
+    value = _raw(env, name) or default
+    if len(value.split()) != 5:
+        raise ConfigurationError(f"{name} must be a cron expression of five fields, got {value!r}")
+    return value
+
+
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'iska.sqlite3').resolve()}"
 
@@ -86,6 +101,15 @@ class Settings:
     max_grid_distance_km: float = 50.0
     forecast_max_age_hours: float = 30.0
     max_task_retry: int = 3
+    # billing (SPEC §6)
+    billing_url: str = "http://127.0.0.1:8010/billing"
+    billing_token: str = ""
+    max_billing_try_limit: int = 5
+    billing_retry_minutes: int = 60
+    billing_cron: str = "0 * * * *"
+    http_concurrency: int = 32
+    http_timeout_seconds: float = 10.0
+    http_tries: int = 4
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -102,4 +126,12 @@ class Settings:
             max_grid_distance_km=env_float(env, "ISKA_MAX_GRID_DISTANCE_KM", 50.0, minimum=0.001),
             forecast_max_age_hours=env_float(env, "ISKA_FORECAST_MAX_AGE_HOURS", 30.0, minimum=0.0),
             max_task_retry=env_int(env, "MAX_TASK_RETRY", 3),
+            billing_url=env_url(env, "BILLING_URL", "http://127.0.0.1:8010/billing"),
+            billing_token=_raw(env, "BILLING_TOKEN") or "",
+            max_billing_try_limit=env_int(env, "MAX_BILLING_TRY_LIMIT", 5, minimum=1),
+            billing_retry_minutes=env_int(env, "ISKA_BILLING_RETRY_MINUTES", 60),
+            billing_cron=env_cron(env, "ISKA_BILLING_CRON", "0 * * * *"),
+            http_concurrency=env_int(env, "ISKA_HTTP_CONCURRENCY", 32, minimum=1),
+            http_timeout_seconds=env_float(env, "ISKA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.01),
+            http_tries=env_int(env, "ISKA_HTTP_TRIES", 4, minimum=1),
         )
