@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.database import dispose_engine, engine_for, normalise_url
 
+pytest_plugins = ["iska_pipelines_tests.simulator_server"]
+
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # a checkout beside shared/ (CI) or inside it
     FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

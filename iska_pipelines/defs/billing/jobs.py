@@ -1,0 +1,58 @@
+"""`billing_job`: one op that charges every due subscription (SPEC §6).
+
+Failures are visible and deliberate. A gateway outage fails the run after its in-run retries
+with the counts, having cancelled nobody; a refused token stops the run naming BILLING_TOKEN.
+Neither is retried as a step (the next scheduled run picks the same subscribers up again);
+the step RetryPolicy and the run's `dagster/max_retries` are for the step or the process dying,
+and re-executing then is safe because every charge reuses its Idempotency-Key.
+"""
+
+import dagster as dg
+
+from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
+from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.lib.billing.run import BillingAlreadyRunning, BillingSummary, bill_due
+from iska_pipelines.lib.settings import ConfigurationError
+
+BILLING_TAGS = {
+    "iska/serial": "billing",  # dagster.yaml admits one run with this tag at a time
+    "dagster/max_retries": str(SETTINGS.max_task_retry),
+    "dagster/retry_on_asset_or_op_failure": "false",  # run retries only for crashed runs
+}
+
+
+@dg.op(retry_policy=STEP_RETRY, out=dg.Out(dg.Nothing), tags={"kind": "http"})
+def charge_due_subscriptions(
+    context: dg.OpExecutionContext, database: IskaDatabase, billing_gateway: BillingGateway,
+    billing_policy: BillingPolicy,
+):
+    """Charge every due subscription concurrently; record each attempt with its outcome."""
+    try:
+        with billing_gateway.client() as client:
+            summary = bill_due(database.engine(), client, billing_policy.rules(billing_gateway.concurrency),
+                               run_id=context.run_id)
+    except (ConfigurationError, BillingAlreadyRunning) as refused:
+        raise dg.Failure(description=str(refused), allow_retries=False) from refused
+    context.log.info(summary.summary())
+    metadata = summary.metadata()
+    if summary.auth_error:
+        raise dg.Failure(description=_auth_failure(summary, billing_gateway.url), metadata=metadata,
+                         allow_retries=False)
+    if summary.errors:
+        raise dg.Failure(
+            description=(f"{summary.errors} of {summary.due} charges got no answer from the billing "
+                         f"gateway after {billing_gateway.tries} tries each; nobody was cancelled for "
+                         "it and they stay due for the next run. " + summary.summary()),
+            metadata=metadata, allow_retries=False)
+    yield dg.Output(None, metadata=metadata)
+
+
+def _auth_failure(summary: BillingSummary, url: str) -> str:
+    return (f"the billing gateway at {url} refused our credentials ({summary.auth_error}); "
+            "check BILLING_TOKEN. The run stopped sending; " + summary.summary())
+
+
+@dg.job(tags=BILLING_TAGS, description="Charge every due subscription once (SPEC §6).")
+def billing_job():
+    charge_due_subscriptions()

@@ -1,0 +1,69 @@
+"""The billing gateway and the billing rules as resources (SPEC §6, §10).
+
+BILLING_URL and BILLING_TOKEN are read through `dg.EnvVar` when set, so the token never shows
+in the UI; unset, the URL falls back to the simulator's default and an empty token fails the run
+with a message naming BILLING_TOKEN.
+"""
+
+import os
+
+import dagster as dg
+
+from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.lib.billing.run import BillingRules
+from iska_pipelines.lib.gateways.billing import BillingClient
+from iska_pipelines.lib.gateways.http import Backoff
+from iska_pipelines.lib.settings import Settings
+
+
+class BillingGateway(dg.ConfigurableResource):
+    """Where charges go, with which token, and how hard the gateway may be pushed."""
+
+    url: str
+    token: str
+    concurrency: int = 32
+    timeout_seconds: float = 10.0
+    tries: int = 4
+    backoff_seconds: float = 0.5
+
+    def client(self) -> BillingClient:
+        return BillingClient(self.url, self.token, pool_size=self.concurrency,
+                             timeout_seconds=self.timeout_seconds,
+                             backoff=Backoff(tries=self.tries, base_seconds=self.backoff_seconds))
+
+
+class BillingPolicy(dg.ConfigurableResource):
+    """When a decline cancels, how long a declined subscriber rests, whose calendar day it is."""
+
+    max_tries: int = 5
+    retry_minutes: int = 60
+    timezone: str = "Africa/Accra"
+
+    def rules(self, concurrency: int) -> BillingRules:
+        return BillingRules(self.max_tries, self.retry_minutes, self.timezone, concurrency)
+
+
+def _from_env(name: str, fallback: str) -> str | dg.EnvVar:
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else fallback
+
+
+def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "billing_gateway": BillingGateway(
+            url=_from_env("BILLING_URL", settings.billing_url),
+            token=_from_env("BILLING_TOKEN", settings.billing_token),
+            concurrency=settings.http_concurrency,
+            timeout_seconds=settings.http_timeout_seconds,
+            tries=settings.http_tries,
+        ),
+        "billing_policy": BillingPolicy(
+            max_tries=settings.max_billing_try_limit,
+            retry_minutes=settings.billing_retry_minutes,
+            timezone=settings.timezone,
+        ),
+    }
+
+
+@dg.definitions
+def billing_resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_billing_resources(SETTINGS))

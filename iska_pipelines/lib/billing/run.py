@@ -1,0 +1,179 @@
+"""One billing run: charge every due subscription concurrently and record every answer.
+
+Worker threads only talk HTTP (a pooled session sized to the concurrency); the calling thread
+writes the answers as they arrive, a batch per transaction, each attempt row beside its
+subscription update. A crash therefore loses at most the answers not yet written, and those
+charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
+from iska_pipelines.lib.billing.outcomes import Answered, record_answer
+from iska_pipelines.lib.gateways.billing import BillingClient, ChargeOutcome
+from iska_pipelines.lib.storage.timestamps import utcnow
+
+BILLING_LOCK_ID = 0x15CA_0003
+WRITE_BATCH = 500
+
+
+class BillingAlreadyRunning(RuntimeError):
+    """Another process holds the billing lock."""
+
+
+@dataclass(frozen=True)
+class BillingRules:
+    max_tries: int = 5  # MAX_BILLING_TRY_LIMIT
+    retry_minutes: int = 60  # ISKA_BILLING_RETRY_MINUTES
+    timezone: str = "Africa/Accra"
+    concurrency: int = 32  # ISKA_HTTP_CONCURRENCY
+
+
+@dataclass
+class BillingSummary:
+    due: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    cancelled: int = 0
+    not_sent: int = 0
+    duration_seconds: float = 0.0
+    auth_error: str | None = None
+
+    @property
+    def charged(self) -> int:
+        return self.outcomes[ChargeOutcome.SUCCESS]
+
+    @property
+    def declined(self) -> int:
+        return self.outcomes[ChargeOutcome.DECLINED]
+
+    @property
+    def errors(self) -> int:
+        return self.outcomes[ChargeOutcome.ERROR]
+
+    @property
+    def answered(self) -> int:
+        return sum(self.outcomes.values())
+
+    def metadata(self) -> dict[str, int | float]:
+        rate = self.answered / self.duration_seconds if self.duration_seconds > 0 else 0.0
+        return {"due": self.due, "charged": self.charged, "declined": self.declined,
+                "transport_errors": self.errors, "cancelled": self.cancelled,
+                "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR], "not_sent": self.not_sent,
+                "duration_seconds": round(self.duration_seconds, 3), "charges_per_second": round(rate, 1)}
+
+    def summary(self) -> str:
+        return (f"{self.due} due: {self.charged} charged, {self.declined} declined "
+                f"({self.cancelled} cancelled at the limit), {self.errors} transport errors"
+                + (f", {self.not_sent} not sent" if self.not_sent else "")
+                + f" in {self.duration_seconds:.1f} s")
+
+
+def bill_due(engine: sa.Engine, client: BillingClient, rules: BillingRules, run_id: str | None = None,
+             now: Callable[[], datetime] = utcnow) -> BillingSummary:
+    started = time.monotonic()
+    with billing_lock(engine):
+        today = billing_day(now(), rules.timezone)
+        with engine.connect() as connection:
+            due = select_due(connection, today, now(), rules.retry_minutes)
+        summary = BillingSummary(due=len(due))
+        for batch in _answers(due, client, rules.concurrency, now):
+            with engine.begin() as connection:
+                for answered in batch:
+                    summary.outcomes[answered.result.outcome] += 1
+                    summary.cancelled += record_answer(connection, answered, today, rules.max_tries, run_id)
+                    if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
+                        summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
+    summary.not_sent = summary.due - summary.answered
+    summary.duration_seconds = time.monotonic() - started
+    return summary
+
+
+def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
+             now: Callable[[], datetime]) -> Iterator[list[Answered]]:
+    """Charges go out from `concurrency` threads; answers come back in batches as they land.
+
+    After a 401/403 nothing more is sent: the token is wrong for every charge.
+    """
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for charge in due:
+        todo.put(charge)
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    charge = todo.get_nowait()
+                except queue.Empty:
+                    return
+                result = client.charge(charge.msisdn, charge.plan_code, charge.key)
+                if result.outcome is ChargeOutcome.AUTH_ERROR:
+                    stop.set()
+                done.put(Answered(charge, result, now()))
+        except BaseException as failure:  # surfaced in the writing thread, which fails the run
+            stop.set()
+            done.put(failure)
+        finally:
+            done.put(None)
+
+    workers = [threading.Thread(target=work, name=f"billing-{i}", daemon=True)
+               for i in range(max(1, min(concurrency, len(due))))]
+    for worker in workers:
+        worker.start()
+    try:
+        running = len(workers)
+        while running:
+            batch: list[Answered] = []
+            item = done.get()
+            while True:
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    batch.append(item)
+                if len(batch) >= WRITE_BATCH:
+                    break
+                try:
+                    item = done.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+
+@contextmanager
+def billing_lock(engine: sa.Engine) -> Iterator[None]:
+    """Never two billing runs at once, even outside the run queue (PostgreSQL advisory lock).
+
+    SQLite deployments are single-host and rely on the run queue's tag limit alone.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": BILLING_LOCK_ID}).scalar()
+        connection.commit()
+        if not got:
+            raise BillingAlreadyRunning("another billing run is in progress; this one charged nobody")
+        try:
+            yield
+        finally:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": BILLING_LOCK_ID})
+            connection.commit()

@@ -1,0 +1,1 @@
+"""HTTP clients for the billing and SMS gateways."""

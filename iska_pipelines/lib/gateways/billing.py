@@ -1,0 +1,79 @@
+"""The billing gateway client: one charge, classified as SPEC §6 says.
+
+success / declined are the gateway's answers; `auth_error` (401/403) means our token is wrong
+and nothing else will work either; everything else is a transport `error`: connection failures,
+timeouts, 5xx, 429 and unparseable bodies are retried here with the same Idempotency-Key, so a
+gateway that honours it charges at most once however many times we ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
+from iska_pipelines.lib.settings import ConfigurationError
+
+
+class ChargeOutcome(StrEnum):
+    SUCCESS = "success"
+    DECLINED = "declined"
+    ERROR = "error"
+    AUTH_ERROR = "auth_error"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    outcome: ChargeOutcome
+    http_status: int | None
+    excerpt: str
+    tries: int
+
+
+def classify(reply: Reply) -> ChargeOutcome | None:
+    """The outcome an answer settles, or None for a transient failure worth another try."""
+    if reply.status is None or reply.status == 429 or reply.status >= 500:
+        return None
+    if reply.status in (401, 403):
+        return ChargeOutcome.AUTH_ERROR
+    if 200 <= reply.status < 300:
+        status = reply.payload.get("status") if isinstance(reply.payload, dict) else None
+        if status == "success":
+            return ChargeOutcome.SUCCESS
+        if status == "failure":
+            return ChargeOutcome.DECLINED
+        return None  # a 2xx we cannot read: the charge may or may not have happened
+    return ChargeOutcome.ERROR  # other 4xx: asking again would get the same answer
+
+
+class BillingClient:
+    """Thread-safe: one pooled session shared by all the concurrent charges of a run."""
+
+    def __init__(self, url: str, token: str, pool_size: int = 32, timeout_seconds: float = 10.0,
+                 backoff: Backoff | None = None) -> None:
+        if not url:
+            raise ConfigurationError("BILLING_URL is not set (see .env-example)")
+        if not token:
+            raise ConfigurationError("BILLING_TOKEN is not set (see .env-example)")
+        self.url = url
+        self._token = token
+        self._timeout = timeout_seconds
+        self._backoff = backoff or Backoff()
+        self._session = pooled_session(pool_size)
+
+    def charge(self, msisdn: str, plan_code: int, idempotency_key: str) -> ChargeResult:
+        headers = {"Auth-Key": self._token, "Idempotency-Key": idempotency_key}
+        body = {"msisdn": msisdn, "sub_plan": plan_code}
+        reply, tries = with_retries(
+            lambda: post_json(self._session, self.url, body, headers, self._timeout),
+            lambda r: classify(r) is None, self._backoff)
+        return ChargeResult(classify(reply) or ChargeOutcome.ERROR, reply.status, reply.excerpt, tries)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "BillingClient":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()

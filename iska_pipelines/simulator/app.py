@@ -1,0 +1,78 @@
+"""The simulator's FastAPI app: the gateways, `/stats`, `/health`, and `/admin/config`.
+
+`/admin/config` changes knobs while the server runs (tests set them per test); it is a
+development tool and the simulator should only ever listen on a private address.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from iska_pipelines.simulator import billing, sms
+from iska_pipelines.simulator.faults import Dice
+from iska_pipelines.simulator.knobs import Knobs
+from iska_pipelines.simulator.ledger import Ledger
+from iska_pipelines.simulator.reports import ReportSender
+
+
+@dataclass
+class Simulation:
+    knobs: Knobs
+    ledger: Ledger
+    dice: Dice
+    reports: ReportSender
+
+    def reconfigure(self, changes: dict) -> Knobs:
+        knobs = Knobs.model_validate(self.knobs.model_dump() | changes)
+        if "script" in changes:
+            self.ledger.set_scripts(knobs.script)
+        if "faults" in changes:
+            self.ledger.set_faults(knobs.faults)
+        if "seed" in changes:
+            self.dice = Dice(knobs.seed)
+        self.knobs = knobs
+        return knobs
+
+
+def create_app(knobs: Knobs) -> FastAPI:
+    ledger = Ledger()
+    ledger.set_scripts(knobs.script)
+    ledger.set_faults(knobs.faults)
+    sim = Simulation(knobs, ledger, Dice(knobs.seed), ReportSender(ledger))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        sim.reports.stop()
+
+    app = FastAPI(title="ISKA gateway simulator", lifespan=lifespan)
+    app.state.sim = sim
+    app.include_router(billing.router)
+    app.include_router(sms.router)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/stats")
+    async def stats() -> dict:
+        return sim.ledger.stats()
+
+    @app.get("/admin/config")
+    async def show_config() -> dict:
+        return sim.knobs.model_dump()
+
+    @app.post("/admin/config")
+    async def change_config(changes: dict) -> JSONResponse:
+        try:
+            knobs = sim.reconfigure(changes)
+        except ValidationError as invalid:
+            return JSONResponse({"detail": invalid.errors(include_url=False)}, status_code=422)
+        return JSONResponse(knobs.model_dump())
+
+    return app

@@ -1,0 +1,73 @@
+"""The transport faults the simulator injects before a request reaches its gateway logic.
+
+A fault is either planned (the `faults` knob: one per request, in order) or drawn at the
+configured rates from a seeded random source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from iska_pipelines.simulator.knobs import Knobs
+from iska_pipelines.simulator.ledger import Ledger
+
+AFTER_THE_FACT = "charge_then_timeout"  # decided by the gateway logic, once it has acted
+
+
+class Dice:
+    """A seeded random source shared by the request handlers."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < rate
+
+
+def choose_fault(knobs: Knobs, dice: Dice, ledger: Ledger) -> str:
+    planned = ledger.next_fault()
+    if planned:
+        return planned
+    for fault, rate in (("timeout", knobs.timeout_rate), ("5xx", knobs.error_rate),
+                        ("429", knobs.throttle_rate), ("malformed", knobs.malformed_rate),
+                        (AFTER_THE_FACT, knobs.charge_then_timeout_rate)):
+        if dice.roll(rate):
+            return fault
+    return ""
+
+
+async def hang(knobs: Knobs) -> Response:
+    """Leave the client waiting; whatever it gets afterwards it has long stopped reading."""
+    await asyncio.sleep(knobs.hang_seconds)
+    return JSONResponse({"status": "error", "detail": "gateway timeout"}, status_code=504)
+
+
+async def injected_fault(knobs: Knobs, dice: Dice, ledger: Ledger, scope: str) -> tuple[Response | None, str]:
+    """Sleep the latency, then answer with a fault, or (None, fault) to let the gateway act."""
+    if knobs.latency_ms:
+        await asyncio.sleep(knobs.latency_ms / 1000)
+    fault = choose_fault(knobs, dice, ledger)
+    if fault and fault != AFTER_THE_FACT:
+        ledger.count(scope, f"fault_{fault}")
+    if fault == "timeout":
+        return await hang(knobs), fault
+    if fault == "5xx":
+        return JSONResponse({"status": "error", "detail": "service unavailable"}, status_code=503), fault
+    if fault == "429":
+        return JSONResponse({"status": "error", "detail": "too many requests"}, status_code=429,
+                            headers={"Retry-After": _seconds(knobs.retry_after_seconds)}), fault
+    if fault == "malformed":
+        return PlainTextResponse('{"status": "succ', status_code=200, media_type="application/json"), fault
+    return None, fault
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

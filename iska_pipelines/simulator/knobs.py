@@ -1,0 +1,88 @@
+"""What the simulator can be told to do: latency, declines, faults, delivery reports.
+
+Rates are fractions of requests. Declines and SMS rejections are decided by a hash of
+(seed, msisdn, day) rather than by chance, so a test that sets a decline rate sees the same
+subscribers declined on every run of the day. Transport faults (5xx, 429, timeouts, malformed
+bodies) are drawn from a seeded random generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import date
+
+from pydantic import BaseModel, Field, field_validator
+
+FAULTS = {"", "timeout", "5xx", "429", "malformed", "charge_then_timeout"}
+
+
+class Knobs(BaseModel):
+    tokens: list[str] = Field(default_factory=list, description="Auth-Key values accepted")
+    latency_ms: float = Field(0.0, ge=0, description="delay before every answer")
+    decline_rate: float = Field(0.0, ge=0, le=1, description="share of msisdns declined per day")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 503")
+    throttle_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 429")
+    retry_after_seconds: float = Field(1.0, ge=0, description="Retry-After sent with a 429")
+    timeout_rate: float = Field(0.0, ge=0, le=1, description="share of requests left hanging, unanswered")
+    charge_then_timeout_rate: float = Field(
+        0.0, ge=0, le=1, description="share of first-time charges/messages done, then left hanging")
+    malformed_rate: float = Field(0.0, ge=0, le=1, description="share of 200 answers with a broken body")
+    hang_seconds: float = Field(30.0, ge=0, description="how long a timed-out request hangs")
+    seed: int = 0
+    script: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="msisdn -> answers ('success'/'failure') for its next first-time charges, in order")
+    faults: list[str] = Field(
+        default_factory=list,
+        description="faults for the next requests, one each, in order: "
+                    "'timeout', '5xx', '429', 'malformed', 'charge_then_timeout' ('' for none)")
+    sms_reject_rate: float = Field(0.0, ge=0, le=1, description="share of msisdns whose SMS are rejected per day")
+    report_delay_seconds: float = Field(1.0, ge=0, description="delay before a delivery report is posted")
+    report_statuses: dict[str, float] = Field(
+        default_factory=lambda: {"delivered": 1.0},
+        description="delivery report status -> weight")
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, faults: list[str]) -> list[str]:
+        unknown = sorted(set(faults) - FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {sorted(FAULTS - {''})}")
+        return faults
+
+    def declines(self, msisdn: str, day: date) -> bool:
+        return _fraction(self.seed, "decline", msisdn, day.isoformat()) < self.decline_rate
+
+    def rejects_sms(self, msisdn: str, day: date) -> bool:
+        return _fraction(self.seed, "reject", msisdn, day.isoformat()) < self.sms_reject_rate
+
+    def report_status(self, msgid: str) -> str:
+        total = sum(w for w in self.report_statuses.values() if w > 0)
+        if total <= 0:
+            return "delivered"
+        point = _fraction(self.seed, "report", msgid) * total
+        for status, weight in self.report_statuses.items():
+            if weight <= 0:
+                continue
+            if point < weight:
+                return status
+            point -= weight
+        return next(s for s, w in self.report_statuses.items() if w > 0)
+
+
+def _fraction(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def knobs_from_env(env: dict[str, str] | None = None) -> Knobs:
+    """`iska simulator` reads its tokens and knobs from the environment (.env)."""
+    env = dict(os.environ if env is None else env)
+    tokens = [env[n].strip() for n in ("BILLING_TOKEN", "SMS_TOKEN") if env.get(n, "").strip()]
+    values: dict[str, object] = {"tokens": tokens}
+    for name in Knobs.model_fields:
+        raw = env.get(f"ISKA_SIM_{name.upper()}", "").strip()
+        if raw and name not in {"tokens", "script", "faults", "report_statuses"}:
+            values[name] = raw
+    return Knobs.model_validate(values)

@@ -1,0 +1,78 @@
+"""What the simulator remembers: answers by idempotency key, and counts for `/stats`.
+
+The ledger is the proof of exactly-once behaviour: a charge or a message is counted when it is
+first performed, never when its stored answer is replayed for a repeated key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: dict
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[str, Answer] = {}
+        self._scripts: dict[str, list[str]] = {}
+        self._faults: list[str] = []
+        self._counts: dict[str, Counter] = defaultdict(Counter)
+        self._per_msisdn: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+
+    def answer_for(self, scope: str, key: str) -> Answer | None:
+        with self._lock:
+            return self._answers.get(f"{scope}:{key}")
+
+    def remember(self, scope: str, key: str, answer: Answer) -> Answer:
+        """Store the first answer for a key; a racing duplicate gets the stored one back."""
+        with self._lock:
+            return self._answers.setdefault(f"{scope}:{key}", answer)
+
+    def set_scripts(self, scripts: dict[str, list[str]]) -> None:
+        with self._lock:
+            self._scripts = {msisdn: list(answers) for msisdn, answers in scripts.items()}
+
+    def next_scripted(self, msisdn: str) -> str | None:
+        with self._lock:
+            answers = self._scripts.get(msisdn)
+            return answers.pop(0) if answers else None
+
+    def set_faults(self, faults: list[str]) -> None:
+        with self._lock:
+            self._faults = list(faults)
+
+    def next_fault(self) -> str:
+        """The planned fault for this request ('' when none is planned)."""
+        with self._lock:
+            return self._faults.pop(0) if self._faults else ""
+
+    def count(self, scope: str, event: str, msisdn: str | None = None) -> None:
+        with self._lock:
+            self._counts[scope][event] += 1
+            if msisdn is not None:
+                self._per_msisdn[scope][event][msisdn] += 1
+
+    def stats(self) -> dict:
+        with self._lock:
+            billing = self._per_msisdn["billing"]
+            sms = self._per_msisdn["sms"]
+            return {
+                "billing": {
+                    "counts": dict(self._counts["billing"]),
+                    "charges": dict(billing["charged"]),
+                    "declines": dict(billing["declined"]),
+                },
+                "sms": {
+                    "counts": dict(self._counts["sms"]),
+                    "messages": dict(sms["accepted"]),
+                    "rejected": dict(sms["rejected"]),
+                    "reports": dict(self._counts["reports"]),
+                },
+            }

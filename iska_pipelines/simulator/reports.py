@@ -1,0 +1,61 @@
+"""Delivery reports posted to each message's callback URL after a delay, from one thread.
+
+A heap of due reports and a condition variable: the request handlers never wait on the callback
+receiver, and reports go out in due order however many messages are pending.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+
+import requests
+
+from iska_pipelines.simulator.ledger import Ledger
+
+
+class ReportSender:
+    def __init__(self, ledger: Ledger, timeout_seconds: float = 5.0) -> None:
+        self._ledger = ledger
+        self._timeout = timeout_seconds
+        self._due: list[tuple[float, int, str, dict]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._session = requests.Session()
+        self._thread = threading.Thread(target=self._run, name="sms-delivery-reports", daemon=True)
+        self._thread.start()
+
+    def schedule(self, callback: str, report: dict, delay_seconds: float) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (time.monotonic() + delay_seconds, next(self._order), callback, report))
+            self._wake.notify()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join(timeout=self._timeout + 1)
+        self._session.close()
+
+    def _next_due(self) -> tuple[str, dict] | None:
+        with self._wake:
+            while not self._stopped:
+                if self._due and self._due[0][0] <= time.monotonic():
+                    _, _, callback, report = heapq.heappop(self._due)
+                    return callback, report
+                wait = self._due[0][0] - time.monotonic() if self._due else None
+                self._wake.wait(timeout=wait)
+            return None
+
+    def _run(self) -> None:
+        while (due := self._next_due()) is not None:
+            callback, report = due
+            try:
+                response = self._session.post(callback, json=report, timeout=self._timeout)
+                outcome = "sent" if response.ok else f"answered_{response.status_code}"
+            except requests.RequestException:
+                outcome = "unreachable"
+            self._ledger.count("reports", outcome)

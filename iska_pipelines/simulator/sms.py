@@ -1,0 +1,62 @@
+"""`POST /sms/{name}`: an SMS gateway (SPEC §7, §9), as many of them as there are names.
+
+Accepts `{"msisdn", "msgid", "text", "callback"}` with `Auth-Key`, answers
+`{"status": "accepted"}`, and posts `{"msgid", "status"}` to the callback later. The msgid (or
+an `Idempotency-Key`) identifies a message: a repeat gets the first answer and no second SMS.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault
+from iska_pipelines.simulator.incoming import authorised, read_object
+from iska_pipelines.simulator.ledger import Answer
+
+router = APIRouter()
+SCOPE = "sms"
+FIELDS = ("msisdn", "msgid", "text", "callback")
+
+
+@router.post("/sms/{name}")
+async def send(name: str, request: Request) -> Response:
+    sim = request.app.state.sim
+    sim.ledger.count(SCOPE, "requests")
+    if not authorised(request, sim.knobs):
+        sim.ledger.count(SCOPE, "unauthorised")
+        return JSONResponse({"status": "error", "detail": "invalid Auth-Key"}, status_code=401)
+    body, problem = await read_object(request)
+    missing = [f for f in FIELDS if not isinstance(body.get(f), str) or not body.get(f)]
+    if problem is not None or missing:
+        sim.ledger.count(SCOPE, "bad_request")
+        detail = problem or f"missing or empty: {', '.join(missing)}"
+        return JSONResponse({"status": "error", "detail": detail}, status_code=422)
+    refusal, fault = await injected_fault(sim.knobs, sim.dice, sim.ledger, SCOPE)
+    if refusal is not None:
+        return refusal
+    key = request.headers.get("Idempotency-Key") or body["msgid"]
+    proposed = _decide(sim, body, name)
+    answer = sim.ledger.remember(SCOPE, key, proposed)
+    if answer is not proposed:
+        sim.ledger.count(SCOPE, "replays")
+        return JSONResponse(answer.body, status_code=answer.status_code)
+    if answer.body["status"] == "accepted":
+        sim.ledger.count(SCOPE, "accepted", body["msisdn"])
+        sim.ledger.count(SCOPE, f"via_{name}")
+        report = {"msgid": body["msgid"], "status": sim.knobs.report_status(body["msgid"])}
+        sim.reports.schedule(body["callback"], report, sim.knobs.report_delay_seconds)
+        if fault == AFTER_THE_FACT:
+            sim.ledger.count(SCOPE, "fault_timeout_after_accept")
+            return await hang(sim.knobs)
+    else:
+        sim.ledger.count(SCOPE, "rejected", body["msisdn"])
+    return JSONResponse(answer.body, status_code=answer.status_code)
+
+
+def _decide(sim, body: dict, name: str) -> Answer:
+    if sim.knobs.rejects_sms(body["msisdn"], date.today()):
+        return Answer(200, {"status": "rejected", "msgid": body["msgid"], "detail": "subscriber barred"})
+    return Answer(200, {"status": "accepted", "msgid": body["msgid"], "gateway": name})
