@@ -86,6 +86,42 @@ def env_cron(env: dict[str, str], name: str, default: str) -> str:
     return value
 
 
+DEFAULT_SMS_URLS = ("http://127.0.0.1:8010/sms/a", "http://127.0.0.1:8010/sms/b",
+                    "http://127.0.0.1:8010/sms/c")
+DEFAULT_SMS_TEMPLATE = "Iska {date}: next 24h {fcat24}, next 48h {fcat48}"
+# for development only: anyone who knows it can forge delivery reports (see .env-example)
+DEV_CALLBACK_SECRET = "iska-dev-callback-secret"
+
+
+def env_urls(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of http(s) URLs, in order."""
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
+    if not urls:
+        raise ConfigurationError(f"{name} must list at least one URL, got {raw!r}")
+    for url in urls:
+        env_url({name: url}, name, url)
+    return urls
+
+
+def env_hour(env: dict[str, str], name: str, default: int) -> int:
+    value = env_int(env, name, default)
+    if value > 23:
+        raise ConfigurationError(f"{name} must be an hour from 0 to 23, got {value}")
+    return value
+
+
+def env_sms_template(env: dict[str, str], name: str, default: str) -> str:
+    """The template must fit one GSM-7 SMS with any values (checked at start-up)."""
+    from iska_pipelines.lib.sms.text import validate_template  # sms.text imports this module
+
+    value = env.get(name)
+    template = default if value is None or value.strip() == "" else value.strip()
+    return validate_template(template, name)
+
+
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'iska.sqlite3').resolve()}"
 
@@ -110,6 +146,17 @@ class Settings:
     http_concurrency: int = 32
     http_timeout_seconds: float = 10.0
     http_tries: int = 4
+    # daily SMS and the HTTP API (SPEC §7, §8)
+    sms_urls: tuple[str, ...] = DEFAULT_SMS_URLS
+    sms_token: str = ""
+    max_sms_try_limit: int = 5
+    sms_hour: int = 5
+    sms_batch_size: int = 5000
+    sms_template: str = DEFAULT_SMS_TEMPLATE
+    public_url: str = "http://127.0.0.1:8000"
+    callback_secret: str = DEV_CALLBACK_SECRET
+    self_callback: bool = False
+    api_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -134,4 +181,14 @@ class Settings:
             http_concurrency=env_int(env, "ISKA_HTTP_CONCURRENCY", 32, minimum=1),
             http_timeout_seconds=env_float(env, "ISKA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.01),
             http_tries=env_int(env, "ISKA_HTTP_TRIES", 4, minimum=1),
+            sms_urls=env_urls(env, "SMS_URLS", DEFAULT_SMS_URLS),
+            sms_token=_raw(env, "SMS_TOKEN") or _raw(env, "BILLING_TOKEN") or "",
+            max_sms_try_limit=env_int(env, "MAX_SMS_TRY_LIMIT", 5, minimum=1),
+            sms_hour=env_hour(env, "ISKA_SMS_HOUR", 5),
+            sms_batch_size=env_int(env, "ISKA_SMS_BATCH_SIZE", 5000, minimum=1),
+            sms_template=env_sms_template(env, "ISKA_SMS_TEMPLATE", DEFAULT_SMS_TEMPLATE),
+            public_url=env_url(env, "ISKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            callback_secret=_raw(env, "ISKA_CALLBACK_SECRET") or DEV_CALLBACK_SECRET,
+            self_callback=env_bool(env, "SELF_CALLBACK", False),
+            api_token=_raw(env, "ISKA_API_TOKEN"),
         )
