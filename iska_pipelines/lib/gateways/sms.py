@@ -11,16 +11,11 @@ means the token is wrong for every message: sending stops with `SmsAuthError`.
 from __future__ import annotations
 
 import itertools
-import random
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-import requests
-from requests.adapters import HTTPAdapter
-
-ERROR_EXCERPT = 300
+from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
 
 
 class SmsAuthError(RuntimeError):
@@ -44,40 +39,18 @@ class SmsOutcome:
     error: str | None = None
 
 
-def pooled_session(pool_size: int) -> requests.Session:
-    """One keep-alive pool per gateway host, as many connections as concurrent senders."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def accepted(reply: Reply) -> bool:
+    return reply.status == 200 and isinstance(reply.payload, dict) and reply.payload.get("status") == "accepted"
 
 
-def backoff_seconds(try_number: int, base: float, cap: float, retry_after: float | None) -> float:
-    """Exponential backoff with jitter; a gateway's Retry-After is a floor, not a suggestion."""
-    delay = min(cap, base * 2 ** (try_number - 1)) * random.uniform(0.5, 1.0)
-    return max(delay, min(retry_after, cap)) if retry_after is not None else delay
+def unreachable_or_throttled(reply: Reply) -> bool:
+    """The answers that send a try on to the next URL at once."""
+    return reply.status == 429 or (reply.status is None and (reply.error or "").startswith("connection failed"))
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None
-
-
-def _accepted(response: requests.Response) -> bool:
-    if response.status_code != 200:
-        return False
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("status") == "accepted"
-
-
-def _excerpt(response: requests.Response) -> str:
-    return f"HTTP {response.status_code}: {response.text[:ERROR_EXCERPT].strip()}"
+def describe(url: str, reply: Reply) -> str:
+    answer = f"HTTP {reply.status}: " if reply.status is not None else ""
+    return f"{url}: {answer}{reply.excerpt.strip()}"
 
 
 class SmsClient:
@@ -89,11 +62,10 @@ class SmsClient:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
         self.urls = list(urls)
         self.token = token
-        self.max_tries = max_tries
         self.concurrency = concurrency
-        self.timeout = (min(3.05, timeout_seconds), timeout_seconds)
-        self.backoff_base = backoff_base_seconds
-        self.backoff_cap = backoff_cap_seconds
+        self.timeout_seconds = timeout_seconds
+        self.backoff = Backoff(tries=max_tries, base_seconds=backoff_base_seconds,
+                               cap_seconds=backoff_cap_seconds)
         self.self_callback = self_callback
         self.session = pooled_session(concurrency)
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
@@ -108,51 +80,40 @@ class SmsClient:
         self.close()
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
-        """Try one message until accepted or out of tries."""
+        """Try one message until accepted or out of tries, always with its own msgid."""
         payload = {"msisdn": message.msisdn, "msgid": message.msgid, "text": message.text,
                    "callback": message.callback}
-        error, gateway = "not tried", None
-        for try_number in range(1, self.max_tries + 1):
-            accepted, gateway, error, retry_after = self._try_once(payload)
-            if accepted:
-                if self.self_callback:
-                    self._report_delivered(message)
-                return SmsOutcome(message.msgid, True, try_number, gateway)
-            if try_number < self.max_tries:
-                time.sleep(backoff_seconds(try_number, self.backoff_base, self.backoff_cap, retry_after))
-        return SmsOutcome(message.msgid, False, self.max_tries, gateway, error)
+        last_url: list[str] = []
 
-    def _try_once(self, payload: dict) -> tuple[bool, str | None, str, float | None]:
-        """One try: walk the URLs from the next turn until one of them answers."""
+        def one_try() -> Reply:
+            url, reply = self._try_once(payload)
+            last_url[:] = [url]
+            return reply
+
+        reply, tries = with_retries(one_try, lambda r: not accepted(r), self.backoff)
+        if not accepted(reply):
+            return SmsOutcome(message.msgid, False, tries, last_url[0], describe(last_url[0], reply))
+        if self.self_callback:
+            self._report_delivered(message)
+        return SmsOutcome(message.msgid, True, tries, last_url[0])
+
+    def _try_once(self, payload: dict) -> tuple[str, Reply]:
+        """One try: walk the URLs from the next turn while they refuse or throttle."""
         start = next(self._turn)
-        error, retry_after, url = "", None, None
         for hop in range(len(self.urls)):
             url = self.urls[(start + hop) % len(self.urls)]
-            try:
-                response = self.session.post(url, json=payload, headers={"Auth-Key": self.token},
-                                             timeout=self.timeout)
-            except requests.ConnectionError as failure:  # includes connect timeouts: next URL
-                error = f"{url}: connection failed: {str(failure)[:ERROR_EXCERPT]}"
-                continue
-            except requests.RequestException as failure:  # read timeout: it may have arrived
-                return False, url, f"{url}: {type(failure).__name__}: {str(failure)[:ERROR_EXCERPT]}", None
-            if response.status_code in (401, 403):
-                raise SmsAuthError(f"{url} refused SMS_TOKEN ({_excerpt(response)}); check SMS_TOKEN")
-            if response.status_code == 429:
-                error, retry_after = f"{url}: {_excerpt(response)}", _retry_after(response)
-                continue
-            if _accepted(response):
-                return True, url, "", None
-            return False, url, f"{url}: {_excerpt(response)}", _retry_after(response)
-        return False, url, error, retry_after
+            reply = post_json(self.session, url, payload, {"Auth-Key": self.token}, self.timeout_seconds)
+            if reply.status in (401, 403):
+                raise SmsAuthError(f"{describe(url, reply)}: the gateway refused SMS_TOKEN; check SMS_TOKEN")
+            if not unreachable_or_throttled(reply):
+                break
+        return url, reply
 
     def _report_delivered(self, message: OutgoingSms) -> None:
-        """SELF_CALLBACK: stand in for the gateway and report the message delivered."""
-        try:
-            self.session.post(message.callback, json={"msgid": message.msgid, "status": "delivered"},
-                              timeout=self.timeout)
-        except requests.RequestException:
-            pass  # the message stays `accepted`; expiry or a re-report settles it
+        """SELF_CALLBACK: stand in for the gateway and report the message delivered. A lost
+        report leaves the message `accepted` (expired after 72 h), never resends it."""
+        post_json(self.session, message.callback, {"msgid": message.msgid, "status": "delivered"},
+                  {}, self.timeout_seconds)
 
     def send_all(self, messages: Iterable[OutgoingSms]) -> Iterator[SmsOutcome]:
         """Send concurrently (`concurrency` threads); outcomes in completion order.
