@@ -21,12 +21,13 @@ install: $(STAMP)
 .env:
 	cp .env-example .env
 
-# Dagster UI on :3000 with run history kept in .dagster/ (survives restarts).
+# Dagster UI on :3000 (run history kept in .dagster/, so it survives restarts), the ISKA API
+# on :8000 and the gateway simulator on :8010; Ctrl-C stops all three.
 run: install .env
 	mkdir -p $(DATA_DIR)/inbox/{forecasts,additions,cancellations,updates} \
 	         $(DATA_DIR)/archive $(DATA_DIR)/rejected $(DAGSTER_HOME_DIR)
 	cp dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(PY) -m iska_pipelines.devserver
 
 # The whole suite. PostgreSQL tests run when ISKA_TEST_DATABASE_URL is set, else are skipped
 # and listed at the end.
