@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.database import dispose_engine, engine_for, normalise_url
 
-pytest_plugins = ["iska_pipelines_tests.simulator_server"]
+pytest_plugins = ["iska_pipelines_tests.simulator_server", "iska_pipelines_tests.api_server"]
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # a checkout beside shared/ (CI) or inside it

@@ -1,0 +1,73 @@
+"""The SMS resources: the gateways (URLs, token, retries) and the outbox rules (text, batches,
+callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
+from iska_pipelines.lib.settings import DEV_CALLBACK_SECRET, Settings
+
+
+class SmsGateway(dg.ConfigurableResource):
+    """SMS_URLS (comma-separated, round robin) and how hard to try each message."""
+
+    urls: str
+    token: str
+    max_tries: int = 5
+    concurrency: int = 32
+    timeout_seconds: float = 10.0
+    backoff_seconds: float = 0.5
+    self_callback: bool = False
+
+    def client(self) -> SmsClient:
+        return SmsClient(split_urls(self.urls), self.token, max_tries=self.max_tries,
+                         concurrency=self.concurrency, timeout_seconds=self.timeout_seconds,
+                         backoff_base_seconds=self.backoff_seconds, self_callback=self.self_callback)
+
+
+class SmsOutbox(dg.ConfigurableResource):
+    """What the day's messages say, how they are batched, and where reports come back."""
+
+    template: str
+    batch_size: int = 5000
+    timezone: str = "Africa/Accra"
+    forecast_max_age_hours: float = 30.0
+    public_url: str = "http://127.0.0.1:8000"
+    callback_secret: str = DEV_CALLBACK_SECRET
+
+
+def _secret(names: tuple[str, ...], default: str) -> str | dg.EnvVar:
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return dg.EnvVar(name)
+    return default
+
+
+def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "sms_gateway": SmsGateway(
+            urls=",".join(settings.sms_urls),
+            token=_secret(("SMS_TOKEN", "BILLING_TOKEN"), settings.sms_token),
+            max_tries=settings.max_sms_try_limit,
+            concurrency=settings.http_concurrency,
+            timeout_seconds=settings.http_timeout_seconds,
+            self_callback=settings.self_callback,
+        ),
+        "sms_outbox": SmsOutbox(
+            template=settings.sms_template,
+            batch_size=settings.sms_batch_size,
+            timezone=settings.timezone,
+            forecast_max_age_hours=settings.forecast_max_age_hours,
+            public_url=settings.public_url,
+            callback_secret=_secret(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
+        ),
+    }
+
+
+@dg.definitions
+def sms_resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_sms_resources(SETTINGS))

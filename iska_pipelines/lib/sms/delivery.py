@@ -1,0 +1,133 @@
+"""What happens to outbox rows after planning: sent, reported on, expired (SPEC §7).
+
+Every write is guarded by the state machine pending -> accepted -> final: a send outcome only
+moves a `pending` row, a delivery report only moves a `pending` or `accepted` one, so a report
+that overtakes the send call, a repeated report or a late contradictory one changes nothing
+that is already final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+import polars as pl
+import sqlalchemy as sa
+
+from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsOutcome
+from iska_pipelines.lib.sms.outbox import Batch
+from iska_pipelines.lib.sms.signing import callback_url
+from iska_pipelines.lib.sms.vocabulary import MessageStatus
+from iska_pipelines.lib.storage.bulk import create_staging, load_staging
+from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.timestamps import utcnow
+
+EXPIRY_HOURS = 72
+STAGE = "stage_sms_outcomes"
+STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "status": "VARCHAR(12)", "tries": "INTEGER",
+                 "gateway": "VARCHAR(255)", "last_error": "VARCHAR(500)"}
+OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
+
+
+def _now(now: datetime | None) -> sa.BindParameter:
+    return sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
+
+
+def messages_to_send(connection: sa.Connection, batch: Batch, public_url: str,
+                     secret: str) -> list[OutgoingSms]:
+    """The rows of a batch still `pending`: a retried step skips what already went out."""
+    rows = connection.execute(sa.text(f"""
+        SELECT msgid, msisdn, text FROM sms_messages
+        WHERE send_date = :day AND msgid BETWEEN :first AND :last
+          AND status = '{MessageStatus.PENDING}'
+        ORDER BY msgid
+    """).bindparams(sa.bindparam("day", batch.day, type_=sa.Date),
+                    first=batch.first_msgid, last=batch.last_msgid)).all()
+    return [OutgoingSms(r.msgid, r.msisdn, r.text, callback_url(public_url, r.msgid, secret))
+            for r in rows]
+
+
+def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
+                    now: datetime | None = None) -> int:
+    """Write send outcomes with one set-based UPDATE; returns the rows written."""
+    frame = pl.DataFrame(
+        [{"msgid": o.msgid,
+          "status": str(MessageStatus.ACCEPTED if o.accepted else MessageStatus.FAILED),
+          "tries": o.tries, "gateway": (o.gateway or "")[:255] or None,
+          "last_error": (o.error or "")[:500] or None} for o in outcomes],
+        schema={"msgid": pl.String, "status": pl.String, "tries": pl.Int64,
+                "gateway": pl.String, "last_error": pl.String},
+    )
+    if frame.height == 0:
+        return 0
+    create_staging(connection, STAGE, STAGE_COLUMNS)
+    load_staging(connection, STAGE, frame)
+    result = connection.execute(sa.text(f"""
+        UPDATE sms_messages SET
+            status = CASE WHEN sms_messages.status = '{MessageStatus.PENDING}' THEN s.status
+                          ELSE sms_messages.status END,
+            attempts = sms_messages.attempts + s.tries,
+            gateway = s.gateway,
+            last_error = s.last_error,
+            accepted_at = CASE WHEN s.status = '{MessageStatus.ACCEPTED}'
+                               THEN coalesce(sms_messages.accepted_at, :now)
+                               ELSE sms_messages.accepted_at END,
+            updated_at = :now
+        FROM {STAGE} s WHERE sms_messages.msgid = s.msgid
+    """).bindparams(_now(now)))
+    return result.rowcount
+
+
+def expire_unreported(connection: sa.Connection, now: datetime | None = None,
+                      hours: float = EXPIRY_HOURS) -> int:
+    """Accepted messages without a report after `hours` become `expired` (a final state)."""
+    now = now or utcnow()
+    result = connection.execute(sa.text(f"""
+        UPDATE sms_messages SET status = '{MessageStatus.EXPIRED}', updated_at = :now
+        WHERE status = '{MessageStatus.ACCEPTED}' AND accepted_at < :cutoff
+    """).bindparams(_now(now), sa.bindparam("cutoff", now - timedelta(hours=hours), type_=TIMESTAMP)))
+    return result.rowcount
+
+
+class ReportOutcome(StrEnum):
+    APPLIED = "applied"
+    ALREADY_FINAL = "already_final"
+    UNKNOWN_MSGID = "unknown_msgid"
+
+
+@dataclass(frozen=True)
+class ReportApplied:
+    outcome: ReportOutcome
+    status: str | None  # the message's status after the report; None for an unknown msgid
+    send_date: date | None = None
+
+
+def apply_report(connection: sa.Connection, msgid: str, status: MessageStatus,
+                 now: datetime | None = None) -> ReportApplied:
+    """Apply one delivery report; `delivered` also dates the subscriber's last good SMS."""
+    now = now or utcnow()
+    delivered_at = now if status is MessageStatus.DELIVERED else None
+    moved = connection.execute(sa.text(f"""
+        UPDATE sms_messages SET status = :status,
+               delivered_at = coalesce(:delivered_at, delivered_at), updated_at = :now
+        WHERE msgid = :msgid AND status IN {OPEN}
+    """).bindparams(_now(now), sa.bindparam("delivered_at", delivered_at, type_=TIMESTAMP),
+                    status=str(status), msgid=msgid)).rowcount
+    row = connection.execute(sa.text(
+        "SELECT status, send_date FROM sms_messages WHERE msgid = :msgid"
+    ).columns(sa.column("status"), sa.column("send_date", sa.Date)), {"msgid": msgid}).one_or_none()
+    if row is None:
+        return ReportApplied(ReportOutcome.UNKNOWN_MSGID, None)
+    if not moved:
+        return ReportApplied(ReportOutcome.ALREADY_FINAL, row.status, row.send_date)
+    if status is MessageStatus.DELIVERED:
+        connection.execute(sa.text("""
+            UPDATE subscriptions SET last_successful_sms_date = m.send_date, updated_at = :now
+            FROM sms_messages m
+            WHERE m.msgid = :msgid AND subscriptions.id = m.subscription_id
+              AND (subscriptions.last_successful_sms_date IS NULL
+                   OR subscriptions.last_successful_sms_date < m.send_date)
+        """).bindparams(_now(now), msgid=msgid))
+    return ReportApplied(ReportOutcome.APPLIED, row.status, row.send_date)

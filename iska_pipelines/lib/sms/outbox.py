@@ -1,0 +1,129 @@
+"""The day's outbox (SPEC §7): who is eligible, their rendered texts, and the rows to send.
+
+Planning is one transaction: classify every subscription for day D, render one text per grid
+point, and insert one row per (subscription, D) with a fresh UUID msgid. The insert ignores
+rows that already exist (ON CONFLICT DO NOTHING on the unique (subscription_id, send_date)), so
+re-running or backfilling a day, even two runs at once, never plans a second message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import polars as pl
+import sqlalchemy as sa
+
+from iska_pipelines.lib.sms.text import render
+from iska_pipelines.lib.sms.vocabulary import MessageStatus, SkipReason
+from iska_pipelines.lib.storage.bulk import create_staging, load_staging
+from iska_pipelines.lib.storage.schema import FCAT, TIMESTAMP
+from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.vocabulary import SubscriptionStatus
+
+STAGE = "stage_sms_outbox"
+STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "subscription_id": "INTEGER", "msisdn": "VARCHAR(15)",
+                 "text": "VARCHAR(480)"}
+ELIGIBLE = "eligible"
+
+# one reason per subscription, the first that applies, in this order
+CLASSIFIED = f"""
+    SELECT s.id, s.msisdn, s.lid, f.fcat24, f.fcat48,
+           CASE WHEN m.msgid IS NOT NULL THEN '{SkipReason.ALREADY_SENT}'
+                WHEN s.status <> '{SubscriptionStatus.ACTIVE}' THEN '{SkipReason.CANCELLED}'
+                WHEN s.last_billing_date IS NULL OR s.next_billing_date IS NULL
+                     OR s.next_billing_date <= :day THEN '{SkipReason.UNPAID}'
+                WHEN f.gid IS NULL THEN '{SkipReason.NO_GRID_POINT}'
+                WHEN f.updated_at <= :fresh_after THEN '{SkipReason.STALE_FORECAST}'
+                ELSE '{ELIGIBLE}' END AS reason
+    FROM subscriptions s
+    LEFT JOIN forecasts f ON f.gid = s.lid AND f.is_active
+    LEFT JOIN sms_messages m ON m.subscription_id = s.id AND m.send_date = :day
+"""
+
+
+@dataclass(frozen=True)
+class OutboxPlan:
+    """What planning day D did: rows written now, and why everyone else got none."""
+
+    day: date
+    eligible: int
+    planned: int
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        skips = ", ".join(f"{n} {r}" for r, n in self.skipped.items() if n) or "none skipped"
+        return f"planned {self.planned} SMS for {self.day} of {self.eligible} eligible ({skips})"
+
+
+def _bind(statement: sa.TextClause, day: date, fresh_after: datetime) -> sa.TextClause:
+    return statement.bindparams(sa.bindparam("day", day, type_=sa.Date),
+                                sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))
+
+
+def plan_outbox(connection: sa.Connection, day: date, template: str,
+                forecast_max_age_hours: float, now: datetime | None = None) -> OutboxPlan:
+    """Write day D's outbox rows; call inside one transaction (engine.begin())."""
+    now = now or utcnow()
+    fresh_after = now - timedelta(hours=forecast_max_age_hours)
+    counts = Counter({reason: n for reason, n in connection.execute(_bind(sa.text(
+        f"SELECT reason, count(*) FROM ({CLASSIFIED}) c GROUP BY reason"), day, fresh_after))})
+    rows = connection.execute(_bind(sa.text(
+        f"SELECT id, msisdn, lid, fcat24, fcat48 FROM ({CLASSIFIED}) c WHERE reason = '{ELIGIBLE}'"
+    ).columns(sa.column("id"), sa.column("msisdn"), sa.column("lid"),
+              sa.column("fcat24", FCAT), sa.column("fcat48", FCAT)), day, fresh_after)).all()
+    texts: dict[int, str] = {}
+    for row in rows:
+        if row.lid not in texts:
+            texts[row.lid] = render(template, day, row.fcat24, row.fcat48)
+    frame = pl.DataFrame(
+        {"msgid": [str(uuid.uuid4()) for _ in rows],
+         "subscription_id": [row.id for row in rows],
+         "msisdn": [row.msisdn for row in rows],
+         "text": [texts[row.lid] for row in rows]},
+        schema={"msgid": pl.String, "subscription_id": pl.Int64, "msisdn": pl.String,
+                "text": pl.String},
+    )
+    planned = _insert_outbox(connection, frame, day, now)
+    skipped = {reason: counts.get(str(reason), 0) for reason in SkipReason}
+    # a concurrent run of the same day planned the difference first
+    skipped[SkipReason.ALREADY_SENT] += len(rows) - planned
+    return OutboxPlan(day=day, eligible=len(rows), planned=planned, skipped=skipped)
+
+
+def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, now: datetime) -> int:
+    if frame.height == 0:
+        return 0
+    create_staging(connection, STAGE, STAGE_COLUMNS)
+    load_staging(connection, STAGE, frame)
+    result = connection.execute(sa.text(f"""
+        INSERT INTO sms_messages (msgid, subscription_id, msisdn, send_date, text, status,
+                                  attempts, created_at, updated_at)
+        SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, '{MessageStatus.PENDING}', 0,
+               :now, :now
+        FROM {STAGE} s WHERE true
+        ON CONFLICT (subscription_id, send_date) DO NOTHING
+    """).bindparams(sa.bindparam("day", day, type_=sa.Date),
+                    sa.bindparam("now", now, type_=TIMESTAMP)))
+    return result.rowcount
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A slice of day D's pending messages by msgid range: small to pass between steps, and a
+    retried step re-reads only the rows of its range that are still pending."""
+
+    day: date
+    first_msgid: str
+    last_msgid: str
+    size: int
+
+
+def pending_batches(connection: sa.Connection, day: date, batch_size: int) -> list[Batch]:
+    msgids = connection.execute(sa.text(
+        f"SELECT msgid FROM sms_messages WHERE send_date = :day AND status = '{MessageStatus.PENDING}' "
+        "ORDER BY msgid").bindparams(sa.bindparam("day", day, type_=sa.Date))).scalars().all()
+    return [Batch(day, chunk[0], chunk[-1], len(chunk))
+            for chunk in (msgids[i:i + batch_size] for i in range(0, len(msgids), batch_size))]

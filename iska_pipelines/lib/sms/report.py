@@ -1,0 +1,28 @@
+"""Run metadata for the SMS job: plain ints and floats the UI can plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from iska_pipelines.lib.sms.outbox import OutboxPlan
+from iska_pipelines.lib.sms.sending import BatchSent
+
+
+def plan_metrics(plan: OutboxPlan) -> dict[str, int]:
+    return {"eligible": plan.eligible, "planned": plan.planned,
+            **{f"skipped_{reason}": n for reason, n in plan.skipped.items()}}
+
+
+def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int) -> dict[str, int | float]:
+    sent = sum(b.sent for b in batches)
+    seconds = (max(b.finished for b in batches) - min(b.started for b in batches)) if batches else 0.0
+    return {
+        **plan_metrics(plan),
+        "sent": sent,
+        "accepted": sum(b.accepted for b in batches),
+        "failed": sum(b.failed for b in batches),
+        "expired": expired,
+        "batches": len(batches),
+        "send_seconds": round(seconds, 3),
+        "messages_per_second": round(sent / seconds, 1) if seconds > 0 else 0.0,
+    }
