@@ -38,6 +38,8 @@ class Knobs(BaseModel):
         description="faults for the next requests, one each, in order: "
                     "'timeout', '5xx', '429', 'malformed', 'charge_then_timeout' ('' for none)")
     sms_reject_rate: float = Field(0.0, ge=0, le=1, description="share of msisdns whose SMS are rejected per day")
+    sms_errors_before_accept: int = Field(
+        0, ge=0, description="the first N requests for each msgid are answered 500 (retry tests)")
     report_delay_seconds: float = Field(1.0, ge=0, description="delay before a delivery report is posted")
     report_statuses: dict[str, float] = Field(
         default_factory=lambda: {"delivered": 1.0},

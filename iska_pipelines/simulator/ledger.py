@@ -24,6 +24,7 @@ class Ledger:
         self._scripts: dict[str, list[str]] = {}
         self._faults: list[str] = []
         self._counts: dict[str, Counter] = defaultdict(Counter)
+        self._tallies: Counter = Counter()
         self._per_msisdn: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
 
     def answer_for(self, scope: str, key: str) -> Answer | None:
@@ -58,6 +59,12 @@ class Ledger:
             self._counts[scope][event] += 1
             if msisdn is not None:
                 self._per_msisdn[scope][event][msisdn] += 1
+
+    def tally(self, scope: str, key: str) -> int:
+        """Count one more request for a key and return how many there have been."""
+        with self._lock:
+            self._tallies[f"{scope}:{key}"] += 1
+            return self._tallies[f"{scope}:{key}"]
 
     def stats(self) -> dict:
         with self._lock:
