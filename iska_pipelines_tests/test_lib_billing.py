@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, select_due
 from iska_pipelines.lib.billing.keys import idempotency_key
-from iska_pipelines.lib.billing.outcomes import Answered, record_answer
+from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeOutcome, ChargeResult, classify
 from iska_pipelines.lib.gateways.http import Backoff, Reply, parse_retry_after
 from iska_pipelines.lib.settings import ConfigurationError
@@ -144,10 +144,10 @@ def add_subscription(engine: sa.Engine, msisdn: str, plan: str = "daily", status
              "failed": failed}).scalar_one()
 
 
-def record(engine: sa.Engine, charge: DueCharge, outcome: ChargeOutcome, at: datetime, max_tries: int = 5) -> bool:
+def record(engine: sa.Engine, charge: DueCharge, outcome: ChargeOutcome, at: datetime, max_tries: int = 5) -> int:
     with engine.begin() as connection:
-        return record_answer(connection, Answered(charge, ChargeResult(outcome, 200, "", 1), at),
-                             TODAY, max_tries, run_id="test")
+        return record_answers(connection, [Answered(charge, ChargeResult(outcome, 200, "", 1), at)],
+                              TODAY, max_tries, run_id="test")
 
 
 def due_msisdns(engine: sa.Engine, now: datetime = NOW, retry_minutes: int = 60) -> list[str]:
@@ -187,7 +187,7 @@ def test_the_last_allowed_decline_cancels_for_billing(engine):
     add_subscription(engine, "233020000001", failed=4)
     with engine.connect() as connection:
         (charge,) = select_due(connection, TODAY, NOW, 60)
-    assert record(engine, charge, ChargeOutcome.DECLINED, NOW, max_tries=5) is True
+    assert record(engine, charge, ChargeOutcome.DECLINED, NOW, max_tries=5) == 1
     with engine.connect() as connection:
         row = connection.execute(sa.select(
             subscriptions.c.status, subscriptions.c.cancel_reason, subscriptions.c.failed_billing_count,

@@ -1,7 +1,9 @@
-"""What one answered charge changes: its `billing_attempts` row and the subscription, together.
+"""What answered charges change: their `billing_attempts` rows and their subscriptions, together.
 
-Both are written in the caller's transaction, so after a crash either both exist or neither
-does. The subscription is only changed if it is still in the state the charge was asked for
+A batch of answers is written in the caller's transaction, so after a crash each attempt row
+and its subscription change either both exist or neither does. Rows are written with
+executemany (one round trip per kind of change, not per subscriber) so recording keeps up with
+the gateway. A subscription only changes if it is still in the state its charge was asked for
 (same period, same decline count): a change made meanwhile (a reactivation, another run) wins.
 """
 
@@ -18,6 +20,7 @@ from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
 from iska_pipelines.lib.vocabulary import CancelReason, Plan, SubscriptionStatus
 
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
+ACTIVE = str(SubscriptionStatus.ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -26,33 +29,50 @@ class Answered:
     result: ChargeResult
     attempted_at: datetime
 
+    def unchanged_since(self) -> dict:
+        return {"b_id": self.charge.subscription_id, "b_period": self.charge.period_start,
+                "b_count": self.charge.failed_billing_count, "b_now": self.attempted_at}
 
-def record_answer(connection: sa.Connection, answered: Answered, today: date, max_tries: int,
-                  run_id: str | None) -> bool:
-    """Write the attempt and apply it; True when the subscription was cancelled for billing."""
+
+_SAME_INTENT = sa.and_(
+    subscriptions.c.id == sa.bindparam("b_id"),
+    subscriptions.c.next_billing_date == sa.bindparam("b_period"),
+    subscriptions.c.failed_billing_count == sa.bindparam("b_count"),
+)
+PAID = sa.update(subscriptions).where(_SAME_INTENT).values(
+    last_billing_date=sa.bindparam("b_today"), next_billing_date=sa.bindparam("b_next"),
+    failed_billing_count=0, updated_at=sa.bindparam("b_now"))
+DECLINED = sa.update(subscriptions).where(_SAME_INTENT, subscriptions.c.status == ACTIVE).values(
+    failed_billing_count=subscriptions.c.failed_billing_count + 1, updated_at=sa.bindparam("b_now"))
+CANCELLED = DECLINED.values(
+    status=str(SubscriptionStatus.CANCELLED), cancel_reason=str(CancelReason.BILLING),
+    unsub_date=sa.bindparam("b_now"))
+
+
+def record_answers(connection: sa.Connection, batch: list[Answered], today: date, max_tries: int,
+                   run_id: str | None) -> int:
+    """Write the attempts and apply them; returns how many subscriptions were cancelled."""
+    if not batch:
+        return 0
+    connection.execute(sa.insert(billing_attempts), [_attempt_row(a, run_id) for a in batch])
+    paid = [a.unchanged_since() | {"b_today": today, "b_next": today + PLAN_PERIOD[a.charge.plan]}
+            for a in batch if a.result.outcome is ChargeOutcome.SUCCESS]
+    if paid:
+        connection.execute(PAID, paid)
+    declined = [a for a in batch if a.result.outcome is ChargeOutcome.DECLINED]
+    still_trying = [a.unchanged_since() for a in declined if a.charge.failed_billing_count + 1 < max_tries]
+    if still_trying:
+        connection.execute(DECLINED, still_trying)
+    cancelled = 0
+    for answered in (a for a in declined if a.charge.failed_billing_count + 1 >= max_tries):
+        cancelled += connection.execute(CANCELLED, answered.unchanged_since()).rowcount
+    return cancelled  # transport and auth errors change nothing but their attempt row
+
+
+def _attempt_row(answered: Answered, run_id: str | None) -> dict:
     charge, result = answered.charge, answered.result
-    connection.execute(sa.insert(billing_attempts).values(
-        subscription_id=charge.subscription_id, msisdn=charge.msisdn, plan=str(charge.plan),
-        period_start=charge.period_start, idempotency_key=charge.key,
-        attempted_at=answered.attempted_at, outcome=str(result.outcome),
-        http_status=result.http_status, response_excerpt=result.excerpt[:500] or None, run_id=run_id,
-    ))
-    unchanged = sa.update(subscriptions).where(
-        subscriptions.c.id == charge.subscription_id,
-        subscriptions.c.next_billing_date == charge.period_start,
-        subscriptions.c.failed_billing_count == charge.failed_billing_count,
-    )
-    if result.outcome is ChargeOutcome.SUCCESS:
-        connection.execute(unchanged.values(
-            last_billing_date=today, next_billing_date=today + PLAN_PERIOD[charge.plan],
-            failed_billing_count=0, updated_at=answered.attempted_at))
-    elif result.outcome is ChargeOutcome.DECLINED:
-        declines = charge.failed_billing_count + 1
-        values: dict = {"failed_billing_count": declines, "updated_at": answered.attempted_at}
-        if declines >= max_tries:
-            values |= {"status": str(SubscriptionStatus.CANCELLED), "cancel_reason": str(CancelReason.BILLING),
-                       "unsub_date": answered.attempted_at}
-        changed = connection.execute(unchanged.where(
-            subscriptions.c.status == str(SubscriptionStatus.ACTIVE)).values(**values))
-        return declines >= max_tries and changed.rowcount == 1
-    return False  # a transport or auth error changes nothing
+    return {"subscription_id": charge.subscription_id, "msisdn": charge.msisdn, "plan": str(charge.plan),
+            "period_start": charge.period_start, "idempotency_key": charge.key,
+            "attempted_at": answered.attempted_at, "outcome": str(result.outcome),
+            "http_status": result.http_status, "response_excerpt": result.excerpt[:500] or None,
+            "run_id": run_id}

@@ -20,7 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
-from iska_pipelines.lib.billing.outcomes import Answered, record_answer
+from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeOutcome
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -89,11 +89,11 @@ def bill_due(engine: sa.Engine, client: BillingClient, rules: BillingRules, run_
         summary = BillingSummary(due=len(due))
         for batch in _answers(due, client, rules.concurrency, now):
             with engine.begin() as connection:
-                for answered in batch:
-                    summary.outcomes[answered.result.outcome] += 1
-                    summary.cancelled += record_answer(connection, answered, today, rules.max_tries, run_id)
-                    if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
-                        summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
+                summary.cancelled += record_answers(connection, batch, today, rules.max_tries, run_id)
+            for answered in batch:
+                summary.outcomes[answered.result.outcome] += 1
+                if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
+                    summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
     summary.not_sent = summary.due - summary.answered
     summary.duration_seconds = time.monotonic() - started
     return summary
