@@ -25,8 +25,10 @@ from iska_pipelines.defs.inbox.jobs import ingest_subscriptions
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.subscriptions.assets import subscriptions as subscriptions_asset
 from iska_pipelines.lib.billing.due import billing_day
+from iska_pipelines.lib.storage.database import engine_for
 from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
+from iska_pipelines.lib.vocabulary import PLAN_CODES
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 
 DAILY, WEEKLY = 11, 21
@@ -44,25 +46,41 @@ def msisdns(count: int, start: int = 1) -> list[str]:
 
 @dataclass
 class Billing:
-    """Runs billing_job in process against the simulator, and reads what it did."""
+    """Runs billing_job in process against the simulator, and reads what it did.
 
-    iska: object
+    Subscribers arrive through the inbox when `iska` (the ingest driver) is given; otherwise they
+    are written as an applied additions file leaves them (active, due today), which is quicker.
+    """
+
+    database_url: str
     simulator: object
+    iska: object | None = None
     gateway: dict = field(default_factory=lambda: {
         "concurrency": 8, "timeout_seconds": 0.5, "tries": 2, "backoff_seconds": 0.02})
     policy: dict = field(default_factory=lambda: {"max_tries": 5, "retry_minutes": 60, "timezone": TIMEZONE})
     files: int = 0
-    # billing runs keep their events in memory: the on-disk test instance is slow to write
+    # billing runs keep their events in memory: an on-disk test instance is slow to write
     instance: dg.DagsterInstance = field(default_factory=dg.DagsterInstance.ephemeral)
 
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.database_url)
+
     def subscribe(self, plans: dict[str, int]) -> None:
-        self.files += 1
-        result = self.iska.ingest(additions_csv(plans), name=f"batch{self.files}_additions.csv")
-        assert result.success
+        if self.iska is not None:
+            self.files += 1
+            assert self.iska.ingest(additions_csv(plans), name=f"batch{self.files}_additions.csv").success
+            return
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(sa.insert(subscriptions), [{
+                "msisdn": msisdn, "plan": PLAN_CODES[str(code)].value, "status": "active", "lat": 5.6,
+                "lon": -0.2, "sub_date": now, "next_billing_date": today(), "failed_billing_count": 0,
+                "last_event_at": now, "created_at": now, "updated_at": now} for msisdn, code in plans.items()])
 
     def resources(self, **gateway) -> dict:
         settings = {"url": self.simulator.billing_url, "token": SIMULATOR_TOKEN} | self.gateway | gateway
-        return {"database": IskaDatabase(url=self.iska.database_url),
+        return {"database": IskaDatabase(url=self.database_url),
                 "billing_gateway": BillingGateway(**settings),
                 "billing_policy": BillingPolicy(**self.policy)}
 
@@ -71,25 +89,30 @@ class Billing:
             resources=self.resources(**gateway), instance=self.instance, raise_on_error=False)
 
     def subscription(self, msisdn: str) -> sa.Row:
-        with self.iska.engine.connect() as connection:
+        with self.engine.connect() as connection:
             return connection.execute(sa.select(subscriptions).where(subscriptions.c.msisdn == msisdn)).one()
 
     def attempts(self) -> list[sa.Row]:
-        with self.iska.engine.connect() as connection:
+        with self.engine.connect() as connection:
             return list(connection.execute(sa.select(billing_attempts).order_by(billing_attempts.c.id)))
 
     def an_interval_passes(self) -> None:
         """Move every attempt back past ISKA_BILLING_RETRY_MINUTES, as if that time had gone by."""
         shift = timedelta(minutes=self.policy["retry_minutes"] + 1)
-        with self.iska.engine.begin() as connection:
+        with self.engine.begin() as connection:
             for row in connection.execute(sa.select(billing_attempts.c.id, billing_attempts.c.attempted_at)).all():
                 connection.execute(sa.update(billing_attempts).where(billing_attempts.c.id == row.id)
                                    .values(attempted_at=as_utc(row.attempted_at) - shift))
 
 
 @pytest.fixture
-def billing(iska, simulator) -> Billing:
-    return Billing(iska, simulator)
+def billing(database_url, simulator) -> Billing:
+    return Billing(database_url, simulator)
+
+
+@pytest.fixture
+def billing_via_inbox(iska, simulator) -> Billing:
+    return Billing(iska.database_url, simulator, iska=iska)
 
 
 def today():
@@ -112,7 +135,9 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 # --- charging -------------------------------------------------------------------------------
 
-def test_new_daily_and_weekly_subscribers_are_charged_once_and_billed_again_a_day_or_a_week_later(billing):
+def test_new_daily_and_weekly_subscribers_are_charged_once_and_billed_again_a_day_or_a_week_later(
+        billing_via_inbox):
+    billing = billing_via_inbox
     daily, weekly = msisdns(2)
     billing.subscribe({daily: DAILY, weekly: WEEKLY})
 
@@ -262,7 +287,7 @@ def test_a_billing_run_killed_midway_and_run_again_charges_everyone_exactly_once
     subscribers = msisdns(40)
     billing.subscribe({m: DAILY if i % 2 else WEEKLY for i, m in enumerate(subscribers)})
     billing.simulator.configure(latency_ms=200)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, billing.iska.database_url,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, billing.database_url,
                               billing.simulator.billing_url, SIMULATOR_TOKEN],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
