@@ -210,6 +210,7 @@ def test_a_file_still_being_written_is_not_picked_up(iska):
 
 
 def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once(iska):
+    iska.ingest(grid_csv(["100001,4.5,-3.3,0.1111,0.2222"]), name="seed.csv", folder="forecasts")
     engine = iska.engine
     seen_at_retry = []
     kills = []
@@ -219,7 +220,9 @@ def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once
             return
         if kills:  # the retry: nothing of the first attempt may be visible
             with sa.create_engine(engine.url).connect() as observer:
-                seen_at_retry.append(observer.execute(sa.text("SELECT count(*) FROM forecasts")).scalar())
+                seen_at_retry.append(tuple(observer.execute(sa.text(
+                    "SELECT count(*), sum(CASE WHEN fcat24 = 0.1111 THEN 1 ELSE 0 END) FROM forecasts"
+                )).one()))
             seen_at_retry.append((iska.folders.inbox / "forecasts" / "forecasts_ghana.csv").exists())
             return
         kills.append(statement)
@@ -237,11 +240,12 @@ def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once
     finally:
         sa.event.remove(engine, "before_cursor_execute", lose_connection)
     assert len(kills) == 1
-    assert seen_at_retry == [0, True]
+    assert seen_at_retry == [(1, 1), True], "only the earlier file's row, unchanged, and the file waiting"
     assert result.success
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
     assert iska.scalar("SELECT count(*) FROM forecasts") == 3128
-    assert iska.scalar("SELECT count(*) FROM ingested_files") == 1
+    assert iska.scalar("SELECT count(*) FROM ingested_files") == 2
+    assert fcat24(iska, 100001) == Decimal("0.7513")
     assert (iska.folders.archive / "forecasts" / "forecasts_ghana.csv").exists()
 
 

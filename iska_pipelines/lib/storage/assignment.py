@@ -29,12 +29,12 @@ def nearest_lids(grid: Grid, lats: pl.Series, lons: pl.Series, max_km: float) ->
 
 def reassign_active(connection: sa.Connection, max_km: float, grid: Grid | None = None) -> int:
     """Point every active subscription at its nearest grid point; returns how many changed."""
-    grid = grid or load_grid(connection)
     positions = read_frame(
         connection, "SELECT id, lat, lon FROM subscriptions WHERE status = 'active'", POSITIONS
     )
-    if positions.height == 0:
+    if positions.height == 0:  # nothing to point: skip loading the grid
         return 0
+    grid = grid or load_grid(connection)
     lids = positions.select("id").with_columns(
         nearest_lids(grid, positions["lat"], positions["lon"], max_km)
     )

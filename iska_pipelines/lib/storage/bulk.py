@@ -39,6 +39,8 @@ def load_staging(connection: sa.Connection, name: str, frame: pl.DataFrame) -> i
             cursor.copy_expert(
                 f"COPY {name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '')", buffer
             )
+            # temporary tables get no statistics from autovacuum; the joins that follow need them
+            cursor.execute(f"ANALYZE {name}")
         return frame.height
     frame = _sqlite_values(frame)
     placeholders = ", ".join("?" for _ in columns)

@@ -13,7 +13,7 @@ from iska_pipelines.lib.storage.timestamps import utcnow
 
 STAGE = "stage_forecasts"
 STAGE_COLUMNS = {
-    "gid": "BIGINT PRIMARY KEY",
+    "gid": "BIGINT",
     "lat": "DOUBLE PRECISION",
     "lon": "DOUBLE PRECISION",
     "fcat24": "NUMERIC(12, 4)",
@@ -34,6 +34,14 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
     """Upsert by gid. Rows without an `is_active` value keep the stored one (new rows: active)."""
     if frame.height == 0:
         return ForecastUpsert(0, 0, False)
+    if connection.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM forecasts)")).scalar():
+        # first grid: nothing to merge with, so the rows go straight in (one COPY on PostgreSQL)
+        now = utcnow()
+        load_staging(connection, "forecasts", frame.select(list(STAGE_COLUMNS)).with_columns(
+            pl.col("is_active").fill_null(True),
+            pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"),
+        ))
+        return ForecastUpsert(frame.height, 0, True)
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, frame.select(list(STAGE_COLUMNS)))
     existing, changed = connection.execute(sa.text(f"""
@@ -44,16 +52,19 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
         FROM {STAGE} s LEFT JOIN forecasts f ON f.gid = s.gid
     """)).one()
     now = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
-    connection.execute(sa.text(f"""
-        UPDATE forecasts SET lat = s.lat, lon = s.lon, fcat24 = s.fcat24, fcat48 = s.fcat48,
-               is_active = coalesce(s.is_active, forecasts.is_active), updated_at = :now
-        FROM {STAGE} s WHERE forecasts.gid = s.gid
-    """).bindparams(now))
-    connection.execute(sa.text(f"""
-        INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, created_at, updated_at)
-        SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), :now, :now
-        FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)
-    """).bindparams(now))
+    if existing:
+        connection.execute(sa.text(f"""
+            UPDATE forecasts SET lat = s.lat, lon = s.lon, fcat24 = s.fcat24, fcat48 = s.fcat48,
+                   is_active = coalesce(s.is_active, forecasts.is_active), updated_at = :now
+            FROM {STAGE} s WHERE forecasts.gid = s.gid
+        """).bindparams(now))
+    if existing < frame.height:
+        only_new = "WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)" if existing else ""
+        connection.execute(sa.text(f"""
+            INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, created_at, updated_at)
+            SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), :now, :now
+            FROM {STAGE} s {only_new}
+        """).bindparams(now))
     return ForecastUpsert(frame.height - existing, existing, changed > 0)
 
 
