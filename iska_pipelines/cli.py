@@ -8,8 +8,7 @@ import sys
 from dotenv import load_dotenv
 
 
-def main(argv: list[str] | None = None) -> int:
-    load_dotenv(".env", override=False)
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iska", description="ISKA: daily SMS weather forecasts.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -21,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         "simulator", help="serve the billing and SMS gateway simulator (default 127.0.0.1:8010)")
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8010)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    load_dotenv(".env", override=False)
+    args = build_parser().parse_args(argv)
     if args.command == "api":
         from iska_pipelines.api.server import serve
     else:
