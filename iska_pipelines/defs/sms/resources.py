@@ -34,7 +34,6 @@ class SmsOutbox(dg.ConfigurableResource):
 
     template: str
     batch_size: int = 5000
-    timezone: str = "Africa/Accra"
     forecast_max_age_hours: float = 30.0
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = DEV_CALLBACK_SECRET
@@ -60,7 +59,6 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
         "sms_outbox": SmsOutbox(
             template=settings.sms_template,
             batch_size=settings.sms_batch_size,
-            timezone=settings.timezone,
             forecast_max_age_hours=settings.forecast_max_age_hours,
             public_url=settings.public_url,
             callback_secret=_secret(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
