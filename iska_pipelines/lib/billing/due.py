@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.keys import idempotency_key
 from iska_pipelines.lib.storage.schema import TIMESTAMP
-from iska_pipelines.lib.vocabulary import PLAN_TO_CODE, Plan
+from iska_pipelines.lib.gateways.billing import ChargeOutcome
+from iska_pipelines.lib.vocabulary import PLAN_TO_CODE, Plan, SubscriptionStatus
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,15 @@ def billing_day(now: datetime, timezone: str) -> date:
 DUE_SQL = sa.text("""
     SELECT s.id, s.msisdn, s.plan, s.next_billing_date, s.failed_billing_count
     FROM subscriptions s
-    WHERE s.status = 'active'
+    WHERE s.status = :active
       AND s.next_billing_date <= :today
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
-          WHERE a.subscription_id = s.id AND a.outcome = 'declined' AND a.attempted_at > :declined_since
+          WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
       )
     ORDER BY s.id
-""").bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP))
+""").bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
+                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED))
 
 
 def select_due(connection: sa.Connection, today: date, now: datetime, retry_minutes: int) -> list[DueCharge]:
