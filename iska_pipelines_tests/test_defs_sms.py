@@ -145,6 +145,20 @@ def test_a_message_refused_on_every_try_ends_failed_with_the_last_error(
     assert sms_counts(simulator) == {}
 
 
+def test_a_message_the_gateway_rejects_ends_rejected_after_one_try(
+        engine, database_url, instance, simulator):
+    day = today()
+    add_forecast(engine, 1, "1", "2")
+    add_subscriber(engine, "233010000451", 1, day=day)
+    simulator.configure(sms_reject_rate=1.0)
+
+    result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")])
+
+    [row] = messages(engine, day)
+    assert (row.status, row.attempts) == ("rejected", 1) and "subscriber barred" in row.last_error
+    assert (day_report(result)["rejected"], day_report(result)["failed"]) == (1, 0)
+
+
 def test_self_callback_marks_accepted_messages_delivered_through_the_real_callback_route(
         engine, database_url, instance, simulator, api):
     day = today()

@@ -145,6 +145,15 @@ def test_an_answer_that_is_not_accepted_counts_as_a_failed_try():
     assert outcome.accepted and outcome.tries == 2
 
 
+def test_a_message_the_gateway_rejects_is_not_retried():
+    barred = Gateway(lambda _n: (200, {"status": "rejected", "detail": "subscriber barred"}, {}))
+    with serving(barred) as gateway:
+        with client([gateway.url]) as sms:
+            [outcome] = list(sms.send_all(messages(1)))
+    assert (outcome.accepted, outcome.rejected, outcome.tries) == (False, True, 1)
+    assert "subscriber barred" in outcome.error
+
+
 def test_a_refused_token_stops_sending_with_a_clear_error():
     with serving(Gateway(lambda _n: (401, {"detail": "invalid Auth-Key"}, {}))) as gateway:
         with client([gateway.url]) as sms, pytest.raises(SmsAuthError, match="SMS_TOKEN"):

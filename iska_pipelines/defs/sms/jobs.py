@@ -58,13 +58,13 @@ def send_sms_batch(context: dg.OpExecutionContext, batch: Batch, database: IskaD
         raise dg.Failure(str(error), allow_retries=False) from error
     context.log.info(sent.summary(batch))
     return dg.Output(sent, metadata={"sent": sent.sent, "accepted": sent.accepted,
-                                     "failed": sent.failed})
+                                     "rejected": sent.rejected, "failed": sent.failed})
 
 
 @dg.op
 def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[BatchSent],
                    expired: int) -> dg.Output[dict]:
-    """The run's numbers in one place: eligible, sent, accepted, failed, skipped, rate."""
+    """The run's numbers in one place: eligible, sent, accepted, rejected, failed, skipped, rate."""
     metrics = day_metrics(plan, sent, expired)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
     return dg.Output(metrics, metadata=metrics)

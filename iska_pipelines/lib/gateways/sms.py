@@ -4,8 +4,10 @@ A *try* of a message starts at the next URL in round-robin order and walks on to
 at once when one refuses the connection or answers 429, until some gateway answers. An answer
 other than `{"status": "accepted"}` (or every URL unreachable) fails the try; the message is
 tried again after an exponential backoff with jitter (honouring `Retry-After`), up to
-`max_tries` tries, always with the same msgid so a gateway can recognise a repeat. 401/403
-means the token is wrong for every message: sending stops with `SmsAuthError`.
+`max_tries` tries, always with the same msgid so a gateway can recognise a repeat. A gateway
+that answers `{"status": "rejected"}` has decided about the message itself (e.g. a barred
+number): that is final and not retried. 401/403 means the token is wrong for every message:
+sending stops with `SmsAuthError`.
 """
 
 from __future__ import annotations
@@ -37,10 +39,23 @@ class SmsOutcome:
     tries: int
     gateway: str | None
     error: str | None = None
+    rejected: bool = False  # the gateway refused this message for good
+
+
+def answered(reply: Reply) -> str | None:
+    """The `status` of a well-formed 200 answer."""
+    if reply.status == 200 and isinstance(reply.payload, dict):
+        return reply.payload.get("status")
+    return None
 
 
 def accepted(reply: Reply) -> bool:
-    return reply.status == 200 and isinstance(reply.payload, dict) and reply.payload.get("status") == "accepted"
+    return answered(reply) == "accepted"
+
+
+def settled(reply: Reply) -> bool:
+    """Answers that end the message's tries: accepted, or rejected for good."""
+    return answered(reply) in ("accepted", "rejected")
 
 
 def unreachable_or_throttled(reply: Reply) -> bool:
@@ -90,9 +105,10 @@ class SmsClient:
             last_url[:] = [url]
             return reply
 
-        reply, tries = with_retries(one_try, lambda r: not accepted(r), self.backoff)
+        reply, tries = with_retries(one_try, lambda r: not settled(r), self.backoff)
         if not accepted(reply):
-            return SmsOutcome(message.msgid, False, tries, last_url[0], describe(last_url[0], reply))
+            return SmsOutcome(message.msgid, False, tries, last_url[0], describe(last_url[0], reply),
+                              rejected=settled(reply))
         if self.self_callback:
             self._report_delivered(message)
         return SmsOutcome(message.msgid, True, tries, last_url[0])

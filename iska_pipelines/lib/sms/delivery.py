@@ -54,7 +54,8 @@ def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
     """Write send outcomes with one set-based UPDATE; returns the rows written."""
     frame = pl.DataFrame(
         [{"msgid": o.msgid,
-          "status": str(MessageStatus.ACCEPTED if o.accepted else MessageStatus.FAILED),
+          "status": str(MessageStatus.ACCEPTED if o.accepted
+                        else MessageStatus.REJECTED if o.rejected else MessageStatus.FAILED),
           "tries": o.tries, "gateway": (o.gateway or "")[:255] or None,
           "last_error": (o.error or "")[:500] or None} for o in outcomes],
         schema={"msgid": pl.String, "status": pl.String, "tries": pl.Int64,

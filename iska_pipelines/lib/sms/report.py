@@ -20,6 +20,7 @@ def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int) ->
         **plan_metrics(plan),
         "sent": sent,
         "accepted": sum(b.accepted for b in batches),
+        "rejected": sum(b.rejected for b in batches),
         "failed": sum(b.failed for b in batches),
         "expired": expired,
         "batches": len(batches),

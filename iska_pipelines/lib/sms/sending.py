@@ -25,12 +25,13 @@ class BatchSent:
     sent: int
     accepted: int
     failed: int
+    rejected: int
     started: float  # wall-clock epoch seconds, so batches in other processes compare
     finished: float
 
     def summary(self, batch: Batch) -> str:
         return (f"sent {self.sent} of batch {batch.first_msgid[:8]}..{batch.last_msgid[:8]} "
-                f"({self.accepted} accepted, {self.failed} failed) in {self.finished - self.started:.1f} s")
+                f"({self.accepted} accepted, {self.rejected} rejected, {self.failed} failed) in {self.finished - self.started:.1f} s")
 
 
 def send_batch(engine: sa.Engine, batch: Batch, client: SmsClient, public_url: str,
@@ -39,7 +40,7 @@ def send_batch(engine: sa.Engine, batch: Batch, client: SmsClient, public_url: s
         messages = messages_to_send(connection, batch, public_url, secret)
     started = time.time()
     buffered: list[SmsOutcome] = []
-    accepted = failed = 0
+    accepted = failed = rejected = 0
     last_flush = time.monotonic()
 
     def flush() -> None:
@@ -54,9 +55,10 @@ def send_batch(engine: sa.Engine, batch: Batch, client: SmsClient, public_url: s
         for outcome in client.send_all(messages):
             buffered.append(outcome)
             accepted += outcome.accepted
-            failed += not outcome.accepted
+            rejected += outcome.rejected
+            failed += not (outcome.accepted or outcome.rejected)
             if len(buffered) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS:
                 flush()
     finally:
         flush()  # what went out before an error is recorded, so a retry does not resend it
-    return BatchSent(accepted + failed, accepted, failed, started, time.time())
+    return BatchSent(accepted + rejected + failed, accepted, failed, rejected, started, time.time())
