@@ -6,7 +6,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from iska_pipelines.api.errors import install_error_handlers
+from iska_pipelines.api.openapi import document_errors
 from iska_pipelines.api.routes import callback, health
+from iska_pipelines.api.routes import forecasts, sms_trigger, subscriptions, tasks, uploads
+from iska_pipelines.api.upload_limit import UploadLimit
 from iska_pipelines.lib.settings import Settings
 
 
@@ -20,4 +24,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def invalid_input(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": "invalid input", "errors": error.errors()}, status_code=422)
 
+    # records, uploads, task status and the SMS trigger (token or loopback, api/auth.py); the
+    # fixed paths come before `{id}/` so `task_status/` is never read as an id
+    for router in (uploads.router, tasks.router, sms_trigger.router, forecasts.router,
+                   subscriptions.router):
+        app.include_router(router)
+    # one JSON error shape for every route, incl. a 422 that is always serialisable (replaces
+    # the handler above) and a generic 500 without a trace
+    install_error_handlers(app)
+    document_errors(app)
+    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb)
     return app

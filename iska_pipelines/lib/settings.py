@@ -157,6 +157,11 @@ class Settings:
     callback_secret: str = DEV_CALLBACK_SECRET
     self_callback: bool = False
     api_token: str | None = None
+    # the API's uploads and task status (SPEC §8)
+    max_upload_mb: int = 512
+    task_timeout_seconds: int = 3600
+    dagster_url: str = "http://127.0.0.1:3000"
+    dagster_home: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -191,4 +196,8 @@ class Settings:
             callback_secret=_raw(env, "ISKA_CALLBACK_SECRET") or DEV_CALLBACK_SECRET,
             self_callback=env_bool(env, "SELF_CALLBACK", False),
             api_token=_raw(env, "ISKA_API_TOKEN"),
+            max_upload_mb=env_int(env, "ISKA_MAX_UPLOAD_MB", 512, minimum=1),
+            task_timeout_seconds=env_int(env, "TASK_TIMEOUT", 3600, minimum=1),
+            dagster_url=env_url(env, "ISKA_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
+            dagster_home=_raw(env, "DAGSTER_HOME"),
         )

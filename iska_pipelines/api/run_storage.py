@@ -1,0 +1,47 @@
+"""Where the API reads run status: the instance in DAGSTER_HOME when the API has one (same
+machine as Dagster, as under `make run`), else the webserver's GraphQL at ISKA_DAGSTER_URL.
+Launching always goes through the webserver (api/routes/sms_trigger.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import dagster as dg
+
+from iska_pipelines.lib.dagster_client import PARTITION_TAG, DagsterGraphQL, RunReader, RunSummary
+from iska_pipelines.lib.settings import Settings
+
+
+class InstanceRuns:
+    """Run status straight from Dagster's run storage."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+
+    def runs_for_partition(self, partition_key: str) -> list[RunSummary]:
+        records = self.instance.get_run_records(dg.RunsFilter(tags={PARTITION_TAG: partition_key}), limit=10)
+        return [_summary(record) for record in records]
+
+    def run(self, run_id: str) -> RunSummary | None:
+        record = self.instance.get_run_record_by_id(run_id)
+        return None if record is None else _summary(record)
+
+
+def _summary(record: dg.RunRecord) -> RunSummary:
+    return RunSummary(record.dagster_run.run_id, record.dagster_run.status.value,
+                      record.create_timestamp.timestamp())
+
+
+_instances: dict[str, dg.DagsterInstance] = {}
+_lock = threading.Lock()
+
+
+def run_reader(settings: Settings) -> RunReader:
+    if not settings.dagster_home:
+        return DagsterGraphQL(settings.dagster_url)
+    with _lock:
+        instance = _instances.get(settings.dagster_home)
+        if instance is None:
+            instance = dg.DagsterInstance.from_config(settings.dagster_home)
+            _instances[settings.dagster_home] = instance
+    return InstanceRuns(instance)

@@ -1,0 +1,144 @@
+"""What the API's JSON looks like, for FastAPI and the OpenAPI document at /docs.
+
+Inputs are lenient about JSON types (a number or its text, as a CSV cell would hold it) because
+the data rules live in lib/records/rules.py, shared with the files; outputs are exact.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+Number = float | int | str | None
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    reason: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldErrorOut] | None = None
+
+
+# --- forecasts --------------------------------------------------------------------------------
+
+class ForecastIn(BaseModel):
+    """A grid point's forecast; the point as lat/lon or as `geom` (WKT/EWKT or hex WKB)."""
+
+    model_config = ConfigDict(extra="ignore")
+    gid: int | str | None = None
+    lat: Number = None
+    lon: Number = None
+    geom: str | None = None
+    fcat24: Number = None
+    fcat48: Number = None
+    is_active: bool | int | str | None = None
+
+
+class Forecast(BaseModel):
+    gid: int
+    lat: float
+    lon: float
+    fcat24: str = Field(description="decimal with 4 places, as text so no digit is lost")
+    fcat48: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: dict) -> "Forecast":
+        return cls(**{**row, "fcat24": _fcat(row["fcat24"]), "fcat48": _fcat(row["fcat48"])})
+
+
+def _fcat(value: Decimal | float) -> str:
+    return f"{Decimal(str(value)).quantize(Decimal('0.0001'))}"
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+class SubscriptionIn(BaseModel):
+    """An addition when created; on PUT/PATCH the changes become update, addition or
+    cancellation events. `ts` (optional, default now) is the event time."""
+
+    model_config = ConfigDict(extra="ignore")
+    msisdn: str | int | None = None
+    plan: str | int | None = Field(
+        None, validation_alias=AliasChoices("plan", "service_id", "original_sub_plan", "sub_plan"),
+        description="11 or daily, 21 or weekly (also accepted as service_id or original_sub_plan)")
+    lat: Number = None
+    lon: Number = None
+    ts: str | None = None
+    status: str | None = Field(None, description="active or cancelled (PUT/PATCH)")
+
+
+class Subscription(BaseModel):
+    id: int
+    msisdn: str
+    plan: str
+    status: str
+    cancel_reason: str | None
+    lat: float
+    lon: float
+    lid: int | None
+    sub_date: datetime
+    unsub_date: datetime | None
+    next_billing_date: date | None
+    last_billing_date: date | None
+    failed_billing_count: int
+    last_event_at: datetime
+    last_successful_sms_date: date | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BillingAttempt(BaseModel):
+    id: int
+    subscription_id: int
+    msisdn: str
+    plan: str
+    period_start: date
+    idempotency_key: str
+    attempted_at: datetime
+    outcome: str
+    http_status: int | None
+    response_excerpt: str | None
+    run_id: str | None
+
+
+class SmsMessage(BaseModel):
+    msgid: str
+    subscription_id: int
+    msisdn: str
+    send_date: date
+    text: str
+    status: str
+    attempts: int
+    gateway: str | None
+    last_error: str | None
+    accepted_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+class TaskId(BaseModel):
+    task_id: str
+
+
+class TaskStatusOut(BaseModel):
+    task_status: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE or EXPIRED")
+    task_id: str
+
+
+class SmsTriggered(BaseModel):
+    run_id: str
+    task_id: str = Field(description="the run id again: task_status/ answers its status")
+    partition: str = Field(description="the local day the run sends for")
+    launched: bool = Field(description="false when that day's run was already queued or running")
