@@ -61,6 +61,31 @@ def database_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
+def postgres_databases(request):
+    """Creates throwaway PostgreSQL databases on demand (`create(prefix) -> url`), drops them after."""
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("ISKA_REQUIRE_POSTGRES is set but ISKA_TEST_DATABASE_URL is not")
+        _skipped_postgres.append(request.node.nodeid)
+        pytest.skip("PostgreSQL test: set ISKA_TEST_DATABASE_URL to run it")
+    admin = sa.create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+
+    def create(prefix: str) -> sa.URL:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return sa.engine.make_url(normalise_url(POSTGRES_URL)).set(database=name)
+
+    yield create
+    with admin.connect() as connection:
+        for name in created:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
 def engine(database_url) -> sa.Engine:
     return engine_for(database_url)
 

@@ -70,9 +70,11 @@ def test_the_code_server_serves_the_location_the_workspace_names():
     workspace = yaml.safe_load((ROOT / "deploy" / "workspace.yaml").read_text())
     grpc = workspace["load_from"][0]["grpc_server"]
     assert grpc["location_name"] == "iska_pipelines"
-    assert str(grpc["port"]) == command[command.index("--port") + 1]
     assert grpc["host"] == {"env": "ISKA_CODE_SERVER_HOST"}
-    assert environment("webserver")["ISKA_CODE_SERVER_HOST"] == "code"
+    assert grpc["port"] == {"env": "ISKA_CODE_SERVER_PORT"}
+    for service in ("webserver", "daemon"):
+        assert environment(service)["ISKA_CODE_SERVER_HOST"] == "code"
+        assert environment(service)["ISKA_CODE_SERVER_PORT"] == command[command.index("--port") + 1]
 
 
 @pytest.mark.parametrize("service", ["webserver", "daemon"])
@@ -114,7 +116,7 @@ def test_the_webserver_publishes_the_ui_port():
 
 
 def test_every_iska_variable_in_the_compose_file_is_one_the_code_reads():
-    known = settings_variables() | {"ISKA_CODE_SERVER_HOST", "ISKA_DAGSTER_URL"}
+    known = settings_variables() | {"ISKA_CODE_SERVER_HOST", "ISKA_CODE_SERVER_PORT"}
     for name, service in SERVICES.items():
         for variable in environment(name):
             if variable.startswith(("ISKA_", "BILLING_", "SMS_", "MAX_")) or variable in {

@@ -70,7 +70,8 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     return dg.Output(metrics, metadata=metrics)
 
 
-@dg.job(partitions_def=sms_days, description="Send the day's forecast SMS to every paid subscriber.")
+@dg.job(partitions_def=sms_days, tags={"iska/serial": "sms"},  # one SMS run at a time (dagster.yaml)
+        description="Send the day's forecast SMS to every paid subscriber.")
 def sms_job():
     expired = expire_unreported_sms()
     plan, batches = plan_sms()
