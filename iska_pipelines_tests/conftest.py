@@ -32,37 +32,13 @@ def fixture_path(name: str) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    """A fresh, empty ISKA database; PostgreSQL ones are created and dropped per test."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'iska.sqlite3'}"
-        yield url
-        dispose_engine(url)
-        return
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("ISKA_REQUIRE_POSTGRES is set but ISKA_TEST_DATABASE_URL is not")
-        _skipped_postgres.append(request.node.nodeid)
-        pytest.skip("PostgreSQL test: set ISKA_TEST_DATABASE_URL to run it")
-    admin = sa.create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    name = f"iska_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = str(sa.engine.make_url(normalise_url(POSTGRES_URL)).set(database=name).render_as_string(
-        hide_password=False))
-    try:
-        yield url
-    finally:
-        dispose_engine(url)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 @pytest.fixture
 def postgres_databases(request):
-    """Creates throwaway PostgreSQL databases on demand (`create(prefix) -> url`), drops them after."""
+    """Creates throwaway PostgreSQL databases on demand (`create(prefix) -> url`), drops them after.
+
+    Skipped, and listed at the end of the run, when ISKA_TEST_DATABASE_URL is not set; CI sets
+    ISKA_REQUIRE_POSTGRES so that a missing server fails instead.
+    """
     if not POSTGRES_URL:
         if REQUIRE_POSTGRES:
             pytest.fail("ISKA_REQUIRE_POSTGRES is set but ISKA_TEST_DATABASE_URL is not")
@@ -83,6 +59,18 @@ def postgres_databases(request):
         for name in created:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty ISKA database: a SQLite file, or a PostgreSQL database made for the test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'iska.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_databases")("iska_test").render_as_string(
+            hide_password=False)
+    yield url
+    dispose_engine(url)
 
 
 @pytest.fixture
