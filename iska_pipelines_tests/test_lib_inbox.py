@@ -34,8 +34,8 @@ def test_hidden_and_temporary_names_are_never_taken(name):
 
 def test_a_file_is_settled_only_after_the_settle_time_without_changes():
     now = time.time()
-    assert not is_settled(10, now - 1, now, settle_seconds=5)
-    assert is_settled(10, now - 5, now, settle_seconds=5)
+    assert not is_settled(now - 1, now, settle_seconds=5)
+    assert is_settled(now - 5, now, settle_seconds=5)
 
 
 def test_partition_keys_are_safe_and_carry_kind_name_and_fingerprint():

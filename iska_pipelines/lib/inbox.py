@@ -44,9 +44,9 @@ def is_candidate(name: str) -> bool:
     return not name.startswith(".") and not name.endswith(TEMPORARY_SUFFIXES)
 
 
-def is_settled(size: int, mtime: float, now: float, settle_seconds: float) -> bool:
-    """Settled = not modified for `settle_seconds` (any write changes the mtime)."""
-    del size  # a size change always moves the mtime; kept in the signature for the callers' record
+def is_settled(mtime: float, now: float, settle_seconds: float) -> bool:
+    """Settled = not modified for `settle_seconds`: a write that changes the size or the content
+    moves the mtime, so an unchanged mtime that old means an unchanged file."""
     return now - mtime >= settle_seconds
 
 

@@ -58,7 +58,7 @@ def look_at_inbox(
     seen_this_tick: dict[tuple[FileKind, str], str] = {}
     with engine.connect() as connection:
         for dropped in folders.waiting():
-            if not is_settled(dropped.size, dropped.mtime, now, settle_seconds):
+            if not is_settled(dropped.mtime, now, settle_seconds):
                 look.unsettled.append(dropped)
                 continue
             if dropped.kind is None:

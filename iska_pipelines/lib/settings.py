@@ -6,7 +6,7 @@ Bad values fail fast with a message naming the variable, so an operator knows wh
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -162,7 +162,6 @@ class Settings:
     task_timeout_seconds: int = 3600
     dagster_url: str = "http://127.0.0.1:3000"
     dagster_home: str | None = None
-    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
