@@ -85,3 +85,19 @@ def api(database_url, data_dir) -> Iterator[RunningApi]:
                                   "ISKA_CALLBACK_SECRET": CALLBACK_SECRET})
     with api_on_loopback(settings) as running:
         yield running
+
+
+def api_settings(database_url: str, data_dir, **env: str) -> Settings:
+    """Settings for a test API over the test's database and data folder, plus `env`."""
+    return Settings.from_env({"ISKA_DATABASE_URL": database_url, "ISKA_DATA_DIR": str(data_dir),
+                              "ISKA_CALLBACK_SECRET": CALLBACK_SECRET, **env})
+
+
+@pytest.fixture
+def start_api() -> Iterator:
+    """Start more APIs within a test, each with its own settings (token, limits, Dagster URL);
+    all are stopped when the test ends."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield lambda settings: stack.enter_context(api_on_loopback(settings))

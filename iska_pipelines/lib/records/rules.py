@@ -127,6 +127,8 @@ def check_forecast(values: dict[str, object], required: list[str] = ()) -> Forec
     names = ("gid", "lat", "lon", "fcat24", "fcat48", "is_active")
     geom = cell(values.get("geom"))
     cells = {name: cell(values.get(name)) for name in names}
+    if cells["is_active"] == "":  # as in a file: an empty is_active keeps the stored value
+        cells["is_active"] = None
     errors: list[FieldError] = []
     if geom not in (None, "") and cells["lat"] in (None, "") and cells["lon"] in (None, ""):
         point = parse_point(geom)

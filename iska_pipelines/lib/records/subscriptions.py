@@ -119,8 +119,11 @@ def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: date
     decided = result.outcomes.row(0, named=True)
     if decided[REASON] is not None:
         reason = Reason(decided[REASON])
-        raise RecordConflict(FieldError(REASON_FIELDS.get(reason, "msisdn"), str(reason),
-                                        REASON_MESSAGES.get(reason, str(reason))))
+        error = FieldError(REASON_FIELDS.get(reason, "msisdn"), str(reason),
+                           REASON_MESSAGES.get(reason, str(reason)))
+        if reason is Reason.NO_GRID_POINT_NEARBY:  # the location itself is unusable
+            raise InvalidRecord([error, FieldError("lon", error.reason, error.message)])
+        raise RecordConflict(error)  # valid, but older than what is stored
     return decided[OUTCOME]
 
 
