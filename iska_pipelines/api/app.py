@@ -33,5 +33,5 @@ def create_app(settings: Settings) -> FastAPI:
     # the handler above) and a generic 500 without a trace
     install_error_handlers(app)
     document_errors(app)
-    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb)
+    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb, token=settings.api_token)
     return app

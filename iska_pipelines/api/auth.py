@@ -24,23 +24,30 @@ def is_loopback_client(host: str | None) -> bool:
     return (mapped or address).is_loopback
 
 
-def presented_token(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
+def presented_token(headers) -> str | None:
+    authorization = headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.headers.get("auth-key", "").strip() or None
+    return headers.get("auth-key", "").strip() or None
+
+
+def refusal(token: str | None, headers, client_host: str | None) -> HTTPException | None:
+    """Why this request may not pass (None: it may)."""
+    if not token:
+        if not is_loopback_client(client_host):
+            return HTTPException(403, "ISKA_API_TOKEN is not set, so the API answers loopback clients only")
+        return None
+    given = presented_token(headers)
+    if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
+        return HTTPException(401, "missing or wrong API token: send Authorization: Bearer <token> "
+                                  "or Auth-Key: <token>", headers={"WWW-Authenticate": "Bearer"})
+    return None
 
 
 def require_access(request: Request) -> None:
     """FastAPI dependency for every route but /health and the callback."""
-    token = request.app.state.settings.api_token
-    if not token:
-        if not is_loopback_client(request.client.host if request.client else None):
-            raise HTTPException(403, "ISKA_API_TOKEN is not set, so the API answers loopback clients only")
-        return
-    given = presented_token(request)
-    if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
-        raise HTTPException(401, "missing or wrong API token: send Authorization: Bearer <token> "
-                                 "or Auth-Key: <token>",
-                            headers={"WWW-Authenticate": "Bearer"})
+    refused = refusal(request.app.state.settings.api_token, request.headers,
+                      request.client.host if request.client else None)
+    if refused is not None:
+        raise refused
