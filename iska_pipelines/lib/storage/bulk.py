@@ -2,16 +2,24 @@
 
 PostgreSQL gets the rows through `COPY ... FROM STDIN` (the fastest path it has); SQLite gets
 batched executemany. Everything after the load is the same set-based SQL on both.
+
+`copy_binary` is the lean variant for wide numeric frames (the forecast grid): the rows go in
+PostgreSQL's binary COPY format, encoded column-wise with NumPy in bounded chunks, so the server
+parses no text (numbers, timestamps) and the client never holds the whole file as text.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+from collections.abc import Iterator
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
 SQLITE_BATCH_ROWS = 50_000
+BINARY_CHUNK_ROWS = 100_000
 
 
 def create_staging(connection: sa.Connection, name: str, columns: dict[str, str]) -> None:
@@ -114,3 +122,176 @@ def _from_wire(column: str, dtype: pl.DataType) -> pl.Expr:
     if dtype.time_zone:
         parsed = parsed.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
     return parsed.cast(dtype).alias(column)
+
+
+# --- PostgreSQL binary COPY -------------------------------------------------------------------
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_BINARY_TRAILER = struct.pack("!h", -1)
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in Unix microseconds
+_PG_EPOCH_DAYS = 10_957
+_NUMERIC_BASE = 10_000
+_NUMERIC_NEGATIVE = 0x4000
+
+
+def copy_binary(connection: sa.Connection, name: str, frame: pl.DataFrame, freeze: bool = False) -> int:
+    """COPY `frame` into table `name` (PostgreSQL) in binary format.
+
+    The table's columns must have the types the frame's dtypes map to: Int64 -> BIGINT,
+    Int32 -> INTEGER, Float64 -> DOUBLE PRECISION, Boolean -> BOOLEAN, Decimal -> NUMERIC
+    (absolute value below 10^8), Datetime -> TIMESTAMP[TZ], Date -> DATE. `freeze` writes the
+    rows frozen (the table must have been created or truncated in this transaction).
+    """
+    if frame.height == 0:
+        return 0
+    raw = connection.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.copy_expert(
+            f"COPY {name} ({', '.join(frame.columns)}) FROM STDIN "
+            f"WITH (FORMAT binary{', FREEZE' if freeze else ''})",
+            _ChunkReader(_binary_chunks(frame)),
+        )
+    return frame.height
+
+
+_FIXED_TYPES = {pl.Int64: ">i8", pl.Int32: ">i4", pl.Float64: ">f8", pl.Boolean: "u1"}
+
+
+def read_binary(connection: sa.Connection, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A query's rows through binary `COPY ... TO STDOUT` (PostgreSQL), decoded with NumPy.
+
+    For NOT NULL fixed-width columns only: Int64, Int32, Float64, Boolean, and Datetime (read from
+    TIMESTAMP[TZ]; naive UTC unless the dtype names a zone). Every row then has the same layout,
+    so the whole answer is one structured array and no value is parsed as text.
+    """
+    fields: list[tuple[str, str]] = [("_fields", ">i2")]
+    for column, dtype in schema.items():
+        code = ">i8" if isinstance(dtype, pl.Datetime) else _FIXED_TYPES[dtype]
+        fields += [(f"_len_{column}", ">i4"), (column, code)]
+    layout = np.dtype(fields)
+    buffer = io.BytesIO()
+    raw = connection.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buffer)
+    data = buffer.getvalue()
+    buffer.close()
+    start = len(_BINARY_HEADER) + struct.unpack_from("!i", data, len(_BINARY_HEADER) - 4)[0]
+    count = (len(data) - start - len(_BINARY_TRAILER)) // layout.itemsize
+    rows = np.frombuffer(data, dtype=layout, count=count, offset=start)
+    if count and (np.any(rows["_fields"] != len(schema)) or any(
+            np.any(rows[f"_len_{c}"] != layout[c].itemsize) for c in schema)):
+        raise ValueError("read_binary: a NULL or variable-width value in the answer")
+    columns = {}
+    for column, dtype in schema.items():
+        values = rows[column]
+        if isinstance(dtype, pl.Datetime):
+            micros = values.astype(np.int64) + _PG_EPOCH_US
+            series = pl.Series(column, micros).cast(pl.Datetime("us"))
+            if dtype.time_zone:
+                series = series.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
+        elif dtype == pl.Boolean:
+            series = pl.Series(column, values.astype(bool))
+        else:
+            series = pl.Series(column, values.astype(values.dtype.newbyteorder("=")))
+        columns[column] = series
+    return pl.DataFrame(columns, schema=schema)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view over byte chunks, for `copy_expert` to read from."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _binary_chunks(frame: pl.DataFrame) -> Iterator[bytes]:
+    yield _BINARY_HEADER
+    for chunk in frame.iter_slices(BINARY_CHUNK_ROWS):
+        yield _encode_rows(chunk)
+    yield _BINARY_TRAILER
+
+
+def _encode_rows(frame: pl.DataFrame) -> bytes:
+    """Every row as: field count, then per field its length (-1 for NULL) and its bytes."""
+    columns = [_encode_column(frame[name]) for name in frame.columns]
+    rows = frame.height
+    width = 2 + sum(4 + data.shape[1] for data, _ in columns)
+    matrix = np.empty((rows, width), dtype=np.uint8)
+    matrix[:, :2] = np.frombuffer(struct.pack("!h", len(columns)), dtype=np.uint8)
+    keep = None
+    offset = 2
+    for data, nulls in columns:
+        size = data.shape[1]
+        lengths = np.full(rows, size, dtype=">i4")
+        if nulls is not None:
+            lengths[nulls] = -1
+            if keep is None:
+                keep = np.ones((rows, width), dtype=bool)
+            keep[np.ix_(nulls, np.arange(offset + 4, offset + 4 + size))] = False
+        matrix[:, offset:offset + 4] = lengths.view(np.uint8).reshape(rows, 4)
+        matrix[:, offset + 4:offset + 4 + size] = data
+        offset += 4 + size
+    return (matrix[keep] if keep is not None else matrix.ravel()).tobytes()
+
+
+def _encode_column(series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rows x bytes matrix in network order, row numbers of NULLs or None)."""
+    dtype = series.dtype
+    null_rows = np.flatnonzero(series.is_null().to_numpy()) if series.null_count() else None
+    if dtype == pl.Int64:
+        values = series.fill_null(0).to_numpy().astype(">i8")
+    elif dtype == pl.Int32:
+        values = series.fill_null(0).to_numpy().astype(">i4")
+    elif dtype == pl.Float64:
+        values = series.fill_null(0.0).to_numpy().astype(">f8")
+    elif dtype == pl.Boolean:
+        values = series.fill_null(False).to_numpy().astype(np.uint8)
+    elif isinstance(dtype, pl.Datetime):
+        micros = series.dt.epoch("us").fill_null(0).to_numpy()
+        values = (micros - _PG_EPOCH_US).astype(">i8")
+    elif dtype == pl.Date:
+        days = series.cast(pl.Int32).fill_null(0).to_numpy()
+        values = (days - _PG_EPOCH_DAYS).astype(">i4")
+    elif isinstance(dtype, pl.Decimal):
+        return _encode_numeric(series, dtype.scale), null_rows
+    else:
+        raise TypeError(f"no binary COPY encoding for column {series.name} of type {dtype}")
+    return values.view(np.uint8).reshape(len(series), -1), null_rows
+
+
+def _encode_numeric(series: pl.Series, scale: int) -> np.ndarray:
+    """NUMERIC as three base-10000 digits (weight 1, 0, -1) and the column's scale.
+
+    PostgreSQL strips the leading and trailing zero digits itself, so every value can take the
+    same width; that covers scales up to 4 and absolute values below 10^8 (NUMERIC(12, 4)).
+    """
+    if scale > 4:
+        raise TypeError(f"binary COPY encodes NUMERIC with up to 4 decimals, {series.name} has {scale}")
+    units = series.to_physical().cast(pl.Int64).fill_null(0).to_numpy() * 10 ** (4 - scale)
+    magnitude = np.abs(units)
+    if magnitude.size and magnitude.max() >= 10 ** 12:
+        raise ValueError(f"{series.name}: a value of 10^8 or more does not fit NUMERIC(12, 4)")
+    fields = np.empty((len(units), 7), dtype=">i2")
+    fields[:, 0] = 3  # digits
+    fields[:, 1] = 1  # weight of the first digit
+    fields[:, 2] = np.where(units < 0, _NUMERIC_NEGATIVE, 0)
+    fields[:, 3] = scale
+    fields[:, 4] = magnitude // _NUMERIC_BASE ** 2
+    fields[:, 5] = (magnitude // _NUMERIC_BASE) % _NUMERIC_BASE
+    fields[:, 6] = magnitude % _NUMERIC_BASE
+    return fields.view(np.uint8).reshape(len(units), 14)

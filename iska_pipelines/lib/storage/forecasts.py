@@ -1,4 +1,18 @@
-"""Set-based upsert of a forecasts file (SPEC §4): staging load, then UPDATE and INSERT."""
+"""Set-based upsert of a forecasts file (SPEC §4): staging load, then UPDATE and INSERT.
+
+On PostgreSQL the rows travel in binary COPY (the server parses no text), and two cases that
+cover a whole grid skip the row-by-row path:
+- the first grid goes straight into the empty table;
+- a file that covers most of the stored grid (the daily case) rewrites the table: the stored
+  rows are read once, merged with the file's rows here, and the table is truncated and refilled
+  with one COPY. Updating a million rows in place writes a new version of every tuple and index
+  entry, one WAL record per row; INSERT ... SELECT is likewise per row, where COPY writes pages.
+Both load with COPY FREEZE into a table emptied in the same transaction, so the rows need no
+hint-bit pass on first read. The price: the table is locked against writers while it is read and
+against everyone from the TRUNCATE until the commit (a few seconds for a million rows), and a
+REPEATABLE READ transaction that began earlier and had not read `forecasts` yet would see the
+new rows (PostgreSQL's documented caveat for TRUNCATE and FREEZE; ISKA reads in READ COMMITTED).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +21,9 @@ from dataclasses import dataclass
 import polars as pl
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.bulk import create_staging, load_staging, read_frame
+from iska_pipelines.lib.storage.bulk import (
+    copy_binary, create_staging, load_staging, read_binary, read_frame,
+)
 from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -21,6 +37,17 @@ STAGE_COLUMNS = {
     "is_active": "BOOLEAN",
 }
 GRID_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
+FCAT = pl.Decimal(12, 4)
+# what the rewrite reads of every stored row (fixed width: binary COPY, no text)
+STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "is_active": pl.Boolean,
+                 "created_at": pl.Datetime("us", "UTC")}
+ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
+              "is_active": pl.Boolean, "created_at": pl.Datetime("us", "UTC"),
+              "updated_at": pl.Datetime("us", "UTC")}
+KEPT = "stage_forecasts_kept"
+# a file with at least this many rows per stored row rewrites the table (PostgreSQL)
+REWRITE_FRACTION = 0.5
+REWRITE_MIN_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -34,16 +61,24 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
     """Upsert by gid. Rows without an `is_active` value keep the stored one (new rows: active)."""
     if frame.height == 0:
         return ForecastUpsert(0, 0, False)
-    if connection.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM forecasts)")).scalar():
-        # first grid: nothing to merge with, so the rows go straight in (one COPY on PostgreSQL)
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        connection.exec_driver_sql("LOCK TABLE forecasts IN EXCLUSIVE MODE")  # readers only
+    stored = int(connection.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one())
+    rows = frame.select(list(STAGE_COLUMNS))
+    if stored == 0:  # first grid: nothing to merge with, so the rows go straight in
         now = utcnow()
-        load_staging(connection, "forecasts", frame.select(list(STAGE_COLUMNS)).with_columns(
-            pl.col("is_active").fill_null(True),
-            pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"),
-        ))
+        rows = rows.with_columns(pl.col("is_active").fill_null(True),
+                                 pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"))
+        if postgres:
+            _refill(connection, rows)
+        else:
+            load_staging(connection, "forecasts", rows)
         return ForecastUpsert(frame.height, 0, True)
+    if postgres and frame.height >= REWRITE_MIN_ROWS and frame.height >= REWRITE_FRACTION * stored:
+        return _rewrite(connection, rows)
     create_staging(connection, STAGE, STAGE_COLUMNS)
-    load_staging(connection, STAGE, frame.select(list(STAGE_COLUMNS)))
+    load_staging(connection, STAGE, rows)
     existing, changed = connection.execute(sa.text(f"""
         SELECT count(f.gid),
                coalesce(sum(CASE WHEN f.gid IS NULL OR f.lat <> s.lat OR f.lon <> s.lon
@@ -66,6 +101,49 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
             FROM {STAGE} s {only_new}
         """).bindparams(now))
     return ForecastUpsert(frame.height - existing, existing, changed > 0)
+
+
+def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
+    """Merge the stored grid with the file's rows here, then truncate and refill (PostgreSQL)."""
+    now = utcnow()
+    stored = read_binary(connection, f"SELECT {', '.join(STORED_SCHEMA)} FROM forecasts", STORED_SCHEMA)
+    joined = rows.join(stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid",
+                       how="left", maintain_order="left")
+    is_active = pl.coalesce("is_active", "is_active_was")
+    existed = pl.col("created_at_was").is_not_null()
+    existing, changed = joined.select(
+        existed.sum().alias("existing"),
+        (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
+         | (is_active != pl.col("is_active_was"))).sum().alias("changed"),
+    ).row(0)
+    merged = joined.select(
+        "gid", "lat", "lon", "fcat24", "fcat48", is_active.fill_null(True).alias("is_active"),
+        pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
+        pl.lit(now).alias("updated_at"),
+    )
+    del joined
+    absent = stored.select("gid").join(rows.select("gid"), on="gid", how="anti")
+    del stored
+    if absent.height:  # gids the file does not mention keep every value they have
+        merged = pl.concat([merged, _stored_rows(connection, absent)], how="vertical_relaxed")
+    _refill(connection, merged.sort("gid"))
+    return ForecastUpsert(rows.height - existing, existing, changed > 0)
+
+
+def _stored_rows(connection: sa.Connection, gids: pl.DataFrame) -> pl.DataFrame:
+    create_staging(connection, KEPT, {"gid": "BIGINT"})
+    copy_binary(connection, KEPT, gids)
+    return read_frame(connection, f"""
+        SELECT f.gid, f.lat, f.lon, f.fcat24, f.fcat48, f.is_active, f.created_at, f.updated_at
+        FROM forecasts f JOIN {KEPT} k ON k.gid = f.gid
+    """, ROW_SCHEMA)
+
+
+def _refill(connection: sa.Connection, rows: pl.DataFrame) -> None:
+    """Empty the table and COPY the rows in, frozen (FREEZE needs the TRUNCATE in this
+    transaction, even when the table is empty already)."""
+    connection.exec_driver_sql("TRUNCATE forecasts")
+    copy_binary(connection, "forecasts", rows, freeze=True)
 
 
 def active_grid(connection: sa.Connection) -> pl.DataFrame:
