@@ -36,3 +36,13 @@ test: install
 
 test-quick: install
 	$(PY) -m pytest -x -q
+
+# Speed and memory against SPEC §12, each beside its reference measured in the same run; writes
+# docs/benchmarks.md. PostgreSQL from ISKA_BENCH_DATABASE_URL (an admin URL: the harness creates
+# and drops its own databases). bench-quick (sizes /10, one repetition) keeps the harness working.
+bench: install
+	$(PY) -m bench
+
+bench-quick: install
+	$(PY) -m bench --quick --out $(or $(BENCH_OUT),/tmp/iska-benchmarks-quick.md)
+.PHONY: bench bench-quick

@@ -1,0 +1,54 @@
+"""The benchmark harness still runs end to end (`make bench-quick`'s code at a tiny size).
+
+Nothing here is about speed: the run only has to complete and write a table with a row for
+every measurement. It needs PostgreSQL (the harness creates and drops its own databases).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iska_pipelines_tests.conftest import POSTGRES_URL
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = [
+    "Forecasts file, first load: asset step (PostgreSQL)",
+    "Forecasts file, daily update of every gid: asset step (PostgreSQL)",
+    "Forecasts file, first load: peak RSS",
+    "Forecasts file, daily update: peak RSS",
+    "Old method, first load",
+    "Old method, daily update",
+    "Forecasts file, first load: asset step (SQLite)",
+    "Forecasts file, daily update: asset step (SQLite)",
+    "Additions file: asset step incl. nearest-grid assignment",
+    "Nearest-point search alone",
+    "Old method: per-row `ORDER BY great-circle distance LIMIT 1`",
+    "Additions file: asset step (SQLite)",
+    "Billing: due subscribers charged per second",
+    "SMS: sms_job messages per second, whole run (multiprocess executor",
+    "SMS: sms_job messages per second, whole run (in-process executor",
+    "Inbox sensor tick",
+]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="the benchmark harness needs ISKA_TEST_DATABASE_URL")
+def test_the_quick_benchmark_writes_a_table_with_every_measurement(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    env = {**os.environ, "ISKA_BENCH_DATABASE_URL": POSTGRES_URL,
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scale", "0.001", "--repeats", "1", "--inline",
+         "--out", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    assert "| Measurement |" in report
+    assert "PostgreSQL 1" in report and "dagster" in report
+    missing = [row for row in ROWS if row not in report]
+    assert not missing, f"rows missing from the table: {missing}"
