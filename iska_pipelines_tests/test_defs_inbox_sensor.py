@@ -102,3 +102,32 @@ def test_definitions_load_and_validate():
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_a_file_whose_run_is_still_in_progress_is_neither_new_nor_a_duplicate(iska):
+    """The run commits, then moves its file: a tick in between must leave the file alone."""
+    from iska_pipelines.lib.storage.files import FileRecord, record_file
+    from iska_pipelines.lib.inbox import sha256_of
+
+    path = iska.drop(fixture_path("2021-02-05_additions.csv"))
+    [request] = iska.tick().run_requests
+    run = iska.instance.create_run_for_job(
+        job_def=ingest_subscriptions.resolve(asset_graph=_asset_graph()),
+        tags={"dagster/partition": request.partition_key})
+    assert run.status == dg.DagsterRunStatus.NOT_STARTED  # queued for launch, not finished
+    with iska.engine.begin() as connection:  # the run's transaction has committed
+        record_file(connection, FileRecord(request.partition_key, "additions", path.name,
+                                           sha256_of(path)))
+    result = iska.tick()
+    assert result.run_requests == [] and "1 in progress" in result.skip_reason.skip_message
+    assert path.exists()
+    iska.instance.report_run_canceled(run)  # finished: a file still here is a duplicate now
+    iska.tick()
+    assert not path.exists()
+    assert (iska.folders.archive / "additions" / "duplicates" / path.name).exists()
+
+
+def _asset_graph():
+    from iska_pipelines.definitions import defs
+
+    return defs().resolve_asset_graph()

@@ -27,8 +27,9 @@ def test_names_at_the_inbox_root_route_to_their_kind(name, kind):
     assert route_by_name(name) == kind
 
 
-@pytest.mark.parametrize("name", [".hidden.csv", "big.csv.part", "big.csv.tmp", "big.csv~"])
-def test_hidden_and_temporary_names_are_never_taken(name):
+@pytest.mark.parametrize("name", [".hidden.csv", "big.csv.part", "big.csv.tmp", "big.csv~",
+                                  "x_additions.csv.rejected.csv", "x_forecast.csv.error.txt"])
+def test_hidden_temporary_and_report_names_are_never_taken(name):
     assert not is_candidate(name)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from iska_pipelines.lib.vocabulary import FileKind
 
 TEMPORARY_SUFFIXES = (".part", ".tmp", "~")
+# ISKA's own reports beside archived and rejected files; never data to apply
+REPORT_SUFFIXES = (".rejected.csv", ".error.txt")
 KEY_NAME_MAX = 180
 HASH_CHARS = 10
 
@@ -40,8 +42,9 @@ def route_by_name(name: str) -> FileKind | None:
 
 
 def is_candidate(name: str) -> bool:
-    """Hidden files and files still being written under a temporary name are never taken."""
-    return not name.startswith(".") and not name.endswith(TEMPORARY_SUFFIXES)
+    """Hidden files, files still being written under a temporary name and ISKA's own reports
+    are never taken."""
+    return not name.startswith(".") and not name.endswith(TEMPORARY_SUFFIXES + REPORT_SUFFIXES)
 
 
 def is_settled(mtime: float, now: float, settle_seconds: float) -> bool:

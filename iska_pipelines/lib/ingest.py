@@ -85,7 +85,10 @@ def ingest_file(
             rows_applied=applied.rows_applied, rows_refused=refused.height,
             outcome=FileOutcome.APPLIED, run_id=run_id,
         ))
-    archived = folders.archive_applied(source, kind, sha)
+    try:
+        archived = folders.archive_applied(source, kind, sha)
+    except FileNotFoundError:  # moved away by hand after the commit: the data is in all the same
+        archived = folders.archive / kind / source.name
     rejected_rows = rejected_rows_path(archived)
     if refused.height:
         refused.sort(ROW).drop(ROW).write_csv(rejected_rows)

@@ -53,7 +53,10 @@ def look_at_inbox(
     now: float,
     settle_seconds: float,
     partition_exists: Callable[[FileKind, str], bool],
+    run_in_progress: Callable[[str], bool],
 ) -> InboxLook:
+    """`run_in_progress(key)`: a run of that partition is queued or running. Its file stays in the
+    inbox until the run has committed and moved it, so it is neither new nor a duplicate."""
     look = InboxLook()
     seen_this_tick: dict[tuple[FileKind, str], str] = {}
     with engine.connect() as connection:
@@ -68,7 +71,8 @@ def look_at_inbox(
             key = partition_key(dropped.kind, dropped.path.name, sha)
             if partition_exists(dropped.kind, key):
                 outcome = file_outcome(connection, key)
-                if outcome is None:  # its run is queued or running (or failed and awaits a re-run)
+                if outcome is None or run_in_progress(key):
+                    # queued, running, committing, or failed and awaiting a re-run from the UI
                     look.in_flight.append(key)
                 elif outcome == FileOutcome.REJECTED:  # dropped again after a refusal: try again
                     look.new.append(NewFile(key, dropped.kind, dropped.path, sha,

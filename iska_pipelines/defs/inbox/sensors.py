@@ -2,6 +2,8 @@
 
 import json
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,6 +12,18 @@ from iska_pipelines.defs.inbox.partitions import partitions_for
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
 from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
 from iska_pipelines.lib.vocabulary import FileKind
+
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@contextmanager
+def _file_may_vanish(context: dg.SensorEvaluationContext, path: Path):
+    """A file moved or deleted by someone else meanwhile is not this tick's failure."""
+    try:
+        yield
+    except FileNotFoundError:
+        context.log.info(f"{path.name} left the inbox while it was being looked at")
 
 
 @dg.sensor(
@@ -26,14 +40,19 @@ def inbox_sensor(
     look = look_at_inbox(
         folders, database.engine(), previous.get("hashes", {}), time.time(), inbox.settle_seconds,
         lambda kind, key: context.instance.has_dynamic_partition(partitions_for(kind).name, key),
+        lambda key: bool(context.instance.get_run_records(
+            dg.RunsFilter(tags={"dagster/partition": key}, statuses=IN_PROGRESS), limit=1)),
     )
     for dropped in look.unknown:
-        target = folders.reject(dropped.path, None, None, unknown_file_error(dropped.path.name))
-        context.log.warning(f"{dropped.path.name}: no kind in its name; moved to {target}")
+        with _file_may_vanish(context, dropped.path):
+            target = folders.reject(dropped.path, None, None, unknown_file_error(dropped.path.name))
+            context.log.warning(f"{dropped.path.name}: no kind in its name; moved to {target}")
     for dropped, sha, key in look.duplicates:
-        target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
         look.hashes.pop(str(dropped.path), None)
-        context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; moved to {target}")
+        with _file_may_vanish(context, dropped.path):
+            target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
+            context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; "
+                             f"moved to {target}")
 
     new_keys: dict[str, list[str]] = {}
     requests = []
