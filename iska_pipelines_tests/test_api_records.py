@@ -300,3 +300,10 @@ def test_every_write_is_kept_in_the_database_as_the_event_it_was(http, engine):
     with engine.connect() as connection:
         row = connection.execute(sa.text("SELECT status, cancel_reason FROM subscriptions")).one()
     assert tuple(row) == ("cancelled", "api")
+
+
+def test_without_a_dagster_webserver_the_sms_trigger_is_a_clear_503(database_url, data_dir, start_api):
+    api = start_api(api_settings(database_url, data_dir, ISKA_DAGSTER_URL="http://127.0.0.1:9"))
+    for method in ("get", "post"):
+        answer = requests.request(method, api.base_url + SUBSCRIPTIONS + "trigger_send_sms/", timeout=30)
+        assert answer.status_code == 503 and "ISKA_DAGSTER_URL" in answer.json()["detail"]
