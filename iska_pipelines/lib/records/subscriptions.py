@@ -88,11 +88,13 @@ def history(connection: sa.Connection, table: sa.Table, order: sa.Column, subscr
     return count, [_row_dict(row) for row in rows]
 
 
-def list_billing_attempts(connection, subscription_id, limit, offset):
+def list_billing_attempts(connection: sa.Connection, subscription_id: int, limit: int,
+                          offset: int) -> tuple[int, list[dict]]:
     return history(connection, billing_attempts, billing_attempts.c.id, subscription_id, limit, offset)
 
 
-def list_sms_messages(connection, subscription_id, limit, offset):
+def list_sms_messages(connection: sa.Connection, subscription_id: int, limit: int,
+                      offset: int) -> tuple[int, list[dict]]:
     return history(connection, sms_messages, sms_messages.c.send_date, subscription_id, limit, offset)
 
 
