@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines += sensor.measure(sizes, work)
             print(f"[bench] {section} done in {time.monotonic() - section_clock:.0f} s",
                   file=sys.stderr, flush=True)
+            print(report.table(lines), file=sys.stderr, flush=True)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
