@@ -7,8 +7,9 @@ cover a whole grid skip the row-by-row path:
   rows are read once, merged with the file's rows here, and the table is truncated and refilled
   with one COPY. Updating a million rows in place writes a new version of every tuple and index
   entry, one WAL record per row; INSERT ... SELECT is likewise per row, where COPY writes pages.
-Both load with COPY FREEZE into a table emptied in the same transaction, so the rows need no
-hint-bit pass on first read. The price: the table is locked against writers while it is read and
+Files of REWRITE_MIN_ROWS rows or more load with COPY FREEZE into a table emptied in the same
+transaction, so the rows need no hint-bit pass on first read. The price: the table is locked
+against writers from the start of such a file's transaction, and
 against everyone from the TRUNCATE until the commit (a few seconds for a million rows), and a
 REPEATABLE READ transaction that began earlier and had not read `forecasts` yet would see the
 new rows (PostgreSQL's documented caveat for TRUNCATE and FREEZE; ISKA reads in READ COMMITTED).
@@ -62,21 +63,26 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
     if frame.height == 0:
         return ForecastUpsert(0, 0, False)
     postgres = connection.dialect.name == "postgresql"
-    if postgres:
+    whole_grid = postgres and frame.height >= REWRITE_MIN_ROWS  # may truncate: writers wait
+    if whole_grid:
         connection.exec_driver_sql("LOCK TABLE forecasts IN EXCLUSIVE MODE")  # readers only
-    stored = int(connection.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one())
     rows = frame.select(list(STAGE_COLUMNS))
-    if stored == 0:  # first grid: nothing to merge with, so the rows go straight in
+    if not connection.execute(sa.text("SELECT EXISTS (SELECT 1 FROM forecasts)")).scalar():
+        # first grid: nothing to merge with, so the rows go straight in
         now = utcnow()
         rows = rows.with_columns(pl.col("is_active").fill_null(True),
                                  pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"))
-        if postgres:
+        if whole_grid:
             _refill(connection, rows)
+        elif postgres:
+            copy_binary(connection, "forecasts", rows)
         else:
             load_staging(connection, "forecasts", rows)
         return ForecastUpsert(frame.height, 0, True)
-    if postgres and frame.height >= REWRITE_MIN_ROWS and frame.height >= REWRITE_FRACTION * stored:
-        return _rewrite(connection, rows)
+    if whole_grid:
+        stored = int(connection.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one())
+        if frame.height >= REWRITE_FRACTION * stored:
+            return _rewrite(connection, rows)
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, rows)
     existing, changed = connection.execute(sa.text(f"""
