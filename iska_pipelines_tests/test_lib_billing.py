@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from iska_pipelines.lib.billing.due import DueCharge, select_due
 from iska_pipelines.lib.billing.keys import idempotency_key
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
-from iska_pipelines.lib.gateways.billing import BillingClient, ChargeOutcome, ChargeResult, classify
+from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult, classify
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.gateways.http import Backoff, Reply, parse_retry_after
 from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.storage.schema import subscriptions

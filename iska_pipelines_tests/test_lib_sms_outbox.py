@@ -10,7 +10,7 @@ from iska_pipelines.lib.sms.delivery import (
     ReportOutcome, apply_report, expire_unreported, messages_to_send, record_outcomes,
 )
 from iska_pipelines.lib.sms.outbox import pending_batches, plan_outbox
-from iska_pipelines.lib.sms.vocabulary import MessageStatus, SkipReason
+from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines_tests.sms_world import (
     add_forecast, add_subscriber, last_successful_sms_date, message, messages, today,

@@ -1,4 +1,4 @@
-"""The words ISKA stores and reports: file kinds, refusal reasons, statuses.
+"""The words ISKA stores and reports: file kinds, refusal reasons, charge outcomes, statuses.
 
 Kept in one place so the CSV readers, the SQL and the metadata never disagree on a spelling.
 """
@@ -64,3 +64,44 @@ class CancelReason(StrEnum):
     USER = "user"
     BILLING = "billing"
     API = "api"
+
+
+class ChargeOutcome(StrEnum):
+    """`billing_attempts.outcome`: what one charge came to (SPEC §6)."""
+
+    SUCCESS = "success"
+    DECLINED = "declined"
+    ERROR = "error"
+    AUTH_ERROR = "auth_error"
+
+
+class MessageStatus(StrEnum):
+    """`sms_messages.status`: pending -> accepted -> one final state, never backwards."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in OPEN_STATUSES
+
+
+OPEN_STATUSES = (MessageStatus.PENDING, MessageStatus.ACCEPTED)
+FINAL_STATUSES = tuple(s for s in MessageStatus if s.is_final)
+# what a gateway may report for a message (SPEC §7); `accepted` is the send answer, not a report
+REPORT_STATUSES = FINAL_STATUSES
+
+
+class SkipReason(StrEnum):
+    """Why a subscription gets no message on a day; run metadata says `skipped_<reason>`."""
+
+    ALREADY_SENT = "already_sent"
+    CANCELLED = "cancelled"
+    UNPAID = "unpaid"
+    NO_GRID_POINT = "no_grid_point"
+    STALE_FORECAST = "stale_forecast"

@@ -19,7 +19,7 @@ from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.delivery import ReportOutcome, apply_report
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, signature_matches
-from iska_pipelines.lib.sms.vocabulary import REPORT_STATUSES, MessageStatus
+from iska_pipelines.lib.vocabulary import REPORT_STATUSES, MessageStatus
 
 log = logging.getLogger("iska.api.callback")
 router = APIRouter(tags=["subscriptions"])

@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
-from iska_pipelines.lib.gateways.billing import ChargeOutcome, ChargeResult
+from iska_pipelines.lib.gateways.billing import ChargeResult
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
 from iska_pipelines.lib.vocabulary import CancelReason, Plan, SubscriptionStatus
 

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
-from iska_pipelines.lib.gateways.billing import BillingClient, ChargeOutcome
+from iska_pipelines.lib.gateways.billing import BillingClient
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.timestamps import utcnow
 
 BILLING_LOCK_ID = 0x15CA_0003

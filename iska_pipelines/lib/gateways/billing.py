@@ -9,17 +9,10 @@ gateway that honours it charges at most once however many times we ask.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
 from iska_pipelines.lib.settings import ConfigurationError
-
-
-class ChargeOutcome(StrEnum):
-    SUCCESS = "success"
-    DECLINED = "declined"
-    ERROR = "error"
-    AUTH_ERROR = "auth_error"
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 
 @dataclass(frozen=True)

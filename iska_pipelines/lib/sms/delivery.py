@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsOutcome
 from iska_pipelines.lib.sms.outbox import Batch
 from iska_pipelines.lib.sms.signing import callback_url
-from iska_pipelines.lib.sms.vocabulary import MessageStatus
+from iska_pipelines.lib.vocabulary import MessageStatus
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging
 from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.storage.timestamps import utcnow

@@ -17,11 +17,10 @@ import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.sms.text import render
-from iska_pipelines.lib.sms.vocabulary import MessageStatus, SkipReason
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging
 from iska_pipelines.lib.storage.schema import FCAT, TIMESTAMP
 from iska_pipelines.lib.storage.timestamps import utcnow
-from iska_pipelines.lib.vocabulary import SubscriptionStatus
+from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
 
 STAGE = "stage_sms_outbox"
 STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "subscription_id": "INTEGER", "msisdn": "VARCHAR(15)",
