@@ -7,23 +7,19 @@ tests never depend on the environment. Readiness is polled on `/health`.
 from __future__ import annotations
 
 import dataclasses
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 import requests
-import uvicorn
 
 from iska_pipelines.api.app import create_app
+from iska_pipelines_tests.loopback import serve_on_loopback
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign
 
 CALLBACK_SECRET = "test-callback-secret"
-STARTUP_SECONDS = 15.0
 
 
 @dataclass
@@ -44,38 +40,14 @@ class RunningApi:
 
 @contextmanager
 def api_on_loopback(settings: Settings) -> Iterator[RunningApi]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
-    settings = dataclasses.replace(settings, public_url=base_url)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), log_level="warning", timeout_graceful_shutdown=1, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    running = RunningApi(base_url, settings)
-    try:
-        _wait_until_healthy(running, thread)
-        yield running
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
+    served: list[Settings] = []
 
+    def make_app(base_url: str):
+        served.append(dataclasses.replace(settings, public_url=base_url))
+        return create_app(served[0])
 
-def _wait_until_healthy(running: RunningApi, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the API stopped while starting")
-        try:
-            if requests.get(f"{running.base_url}/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.02)  # polling interval, not a synchronisation delay
-    raise RuntimeError(f"the API did not answer /health within {STARTUP_SECONDS} s")
+    with serve_on_loopback(make_app, "API") as base_url:
+        yield RunningApi(base_url, served[0])
 
 
 @pytest.fixture
