@@ -11,9 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from iska_pipelines_tests.conftest import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -36,10 +34,11 @@ ROWS = [
 ]
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="the benchmark harness needs ISKA_TEST_DATABASE_URL")
-def test_the_quick_benchmark_writes_a_table_with_every_measurement(tmp_path):
+def test_the_quick_benchmark_writes_a_table_with_every_measurement(tmp_path, postgres_databases):
+    # the harness creates and drops its own databases through this connection
+    admin_url = postgres_databases("iska_bench_admin").render_as_string(hide_password=False)
     out = tmp_path / "benchmarks.md"
-    env = {**os.environ, "ISKA_BENCH_DATABASE_URL": POSTGRES_URL,
+    env = {**os.environ, "ISKA_BENCH_DATABASE_URL": admin_url,
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "0.001", "--repeats", "1", "--inline",
