@@ -46,13 +46,18 @@ class IskaRules(dg.ConfigurableResource):
         return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, self.timezone)
 
 
+def from_env(names: tuple[str, ...], default: str) -> str | dg.EnvVar:
+    """The first of `names` that is set, as an EnvVar (secrets and passwords stay out of the UI
+    and run config), else the settings' default as a plain value."""
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return dg.EnvVar(name)
+    return default
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    # an EnvVar keeps a PostgreSQL password out of the UI; the default is a plain path
-    from_env = os.environ.get("ISKA_DATABASE_URL", "").strip() == settings.database_url
     return {
-        "database": IskaDatabase(
-            url=dg.EnvVar("ISKA_DATABASE_URL") if from_env else settings.database_url
-        ),
+        "database": IskaDatabase(url=from_env(("ISKA_DATABASE_URL",), settings.database_url)),
         "inbox": IskaInbox(data_dir=str(settings.data_dir), settle_seconds=settings.file_settle_seconds),
         "rules": IskaRules(
             max_reject_fraction=settings.max_reject_fraction,

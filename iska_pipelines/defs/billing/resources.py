@@ -5,11 +5,10 @@ in the UI; unset, the URL falls back to the simulator's default and an empty tok
 with a message naming BILLING_TOKEN.
 """
 
-import os
 
 import dagster as dg
 
-from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.billing.run import BillingRules
 from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.gateways.http import Backoff
@@ -43,15 +42,11 @@ class BillingPolicy(dg.ConfigurableResource):
         return BillingRules(self.max_tries, self.retry_minutes, self.timezone, concurrency)
 
 
-def _from_env(name: str, fallback: str) -> str | dg.EnvVar:
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else fallback
-
-
 def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "billing_gateway": BillingGateway(
-            url=_from_env("BILLING_URL", settings.billing_url),
-            token=_from_env("BILLING_TOKEN", settings.billing_token),
+            url=from_env(("BILLING_URL",), settings.billing_url),
+            token=from_env(("BILLING_TOKEN",), settings.billing_token),
             concurrency=settings.http_concurrency,
             timeout_seconds=settings.http_timeout_seconds,
             tries=settings.http_tries,

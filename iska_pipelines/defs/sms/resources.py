@@ -3,11 +3,10 @@ callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them
 
 from __future__ import annotations
 
-import os
 
 import dagster as dg
 
-from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
 from iska_pipelines.lib.settings import DEV_CALLBACK_SECRET, Settings
 
@@ -39,18 +38,11 @@ class SmsOutbox(dg.ConfigurableResource):
     callback_secret: str = DEV_CALLBACK_SECRET
 
 
-def _secret(names: tuple[str, ...], default: str) -> str | dg.EnvVar:
-    for name in names:
-        if os.environ.get(name, "").strip():
-            return dg.EnvVar(name)
-    return default
-
-
 def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "sms_gateway": SmsGateway(
             urls=",".join(settings.sms_urls),
-            token=_secret(("SMS_TOKEN", "BILLING_TOKEN"), settings.sms_token),
+            token=from_env(("SMS_TOKEN", "BILLING_TOKEN"), settings.sms_token),
             max_tries=settings.max_sms_try_limit,
             concurrency=settings.http_concurrency,
             timeout_seconds=settings.http_timeout_seconds,
@@ -61,7 +53,7 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             batch_size=settings.sms_batch_size,
             forecast_max_age_hours=settings.forecast_max_age_hours,
             public_url=settings.public_url,
-            callback_secret=_secret(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
+            callback_secret=from_env(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
         ),
     }
 
