@@ -17,18 +17,17 @@ from iska_pipelines.lib.storage.database import dispose_engine, engine_for, norm
 
 pytest_plugins = ["iska_pipelines_tests.simulator_server", "iska_pipelines_tests.api_server"]
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # a checkout beside shared/ (CI) or inside it
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 POSTGRES_URL = os.environ.get("ISKA_TEST_DATABASE_URL", "").strip()
 REQUIRE_POSTGRES = os.environ.get("ISKA_REQUIRE_POSTGRES", "") in {"1", "true", "yes"}
 _skipped_postgres: list[str] = []
 
 
-def fixture_path(name: str) -> Path:
-    path = FIXTURES / name
+def sample_path(name: str) -> Path:
+    """One of the repository's sample files (samples/)."""
+    path = SAMPLES / name
     if not path.exists():
-        pytest.fail(f"sample file {path} is missing: the tests read ../shared/fixtures/")
+        pytest.fail(f"sample file {path} is missing from the repository's samples/ folder")
     return path
 
 

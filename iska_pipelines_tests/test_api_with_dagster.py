@@ -22,7 +22,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from iska_pipelines.lib.dagster_client import DagsterGraphQL
 from iska_pipelines_tests.api_server import api_on_loopback
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.dagster_stack import dagster_stack  # noqa: F401 (module fixture)
 
 FORECASTS = "/forecasts/api/v1/forecasts/"
@@ -86,7 +86,7 @@ def run_readme_flow(api, dagster_stack, folder):  # noqa: F811
     polled until final."""
     tasks = {}
     for resource, endpoint, name in README_UPLOADS:
-        tasks[upload(api, endpoint, fixture_path(name))] = resource
+        tasks[upload(api, endpoint, sample_path(name))] = resource
     broken = folder / "forecasts_without_fcat.csv"
     broken.write_text("gid,lat,lon\n1,5.6,-0.2\n")
     refused = upload(api, FORECASTS + "upload_csv/", broken)
@@ -141,7 +141,7 @@ def a_file_refused_as_a_whole_is_failure(flow, dagster_stack):
 
 
 def the_same_content_uploaded_again_is_success_without_applying_twice(api, flow, dagster_stack):
-    task_id = upload(api, SUBSCRIPTIONS + "upload_cancellations_csv/", fixture_path("2021-02-06_deletions.csv"))
+    task_id = upload(api, SUBSCRIPTIONS + "upload_cancellations_csv/", sample_path("2021-02-06_deletions.csv"))
     assert wait_for(api, {task_id: "subscriptions"}, dagster_stack)[task_id][-1] == "SUCCESS"
     assert DagsterGraphQL(dagster_stack.url).runs_for_partition(task_id) == []
     assert len(list((dagster_stack.data_dir / "archive" / "cancellations" / "duplicates").iterdir())) == 1

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.schema import forecasts as forecasts_table
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
 
 HEADER = "gid,lat,lon,fcat24,fcat48\n"
@@ -55,7 +55,7 @@ def assert_refused_whole(iska, result, name: str, says: str, kind: str = "foreca
 
 
 def test_the_ghana_grid_lands_whole_with_every_field_right(iska):
-    result = iska.ingest(fixture_path("forecasts_ghana.csv"), folder="forecasts")
+    result = iska.ingest(sample_path("forecasts_ghana.csv"), folder="forecasts")
     assert result.success
     metadata = materialization_metadata(result)
     assert metadata["dagster/row_count"] == 3128
@@ -64,7 +64,7 @@ def test_the_ghana_grid_lands_whole_with_every_field_right(iska):
     assert metadata["archive_path"].endswith("archive/forecasts/forecasts_ghana.csv")
     assert checks_of(result) == {"no_refused_rows": (True, "WARN"), "gid_unique": (True, "ERROR"),
                                  "coordinates_in_range": (True, "ERROR")}
-    with fixture_path("forecasts_ghana.csv").open() as handle:
+    with sample_path("forecasts_ghana.csv").open() as handle:
         expected = {int(r["gid"]): r for r in csv.DictReader(handle)}
     stored = iska.rows("SELECT gid, lat, lon, fcat24, fcat48, is_active FROM forecasts")
     assert len(stored) == 3128
@@ -79,9 +79,9 @@ def test_the_ghana_grid_lands_whole_with_every_field_right(iska):
 
 
 def test_the_same_file_dropped_again_is_not_applied_twice(iska):
-    iska.ingest(fixture_path("forecasts_ghana.csv"), folder="forecasts")
+    iska.ingest(sample_path("forecasts_ghana.csv"), folder="forecasts")
     before = iska.scalar("SELECT max(updated_at) FROM forecasts")
-    iska.drop(fixture_path("forecasts_ghana.csv"), folder="forecasts")
+    iska.drop(sample_path("forecasts_ghana.csv"), folder="forecasts")
     assert iska.process() == []
     assert (iska.folders.archive / "forecasts" / "duplicates" / "forecasts_ghana.csv").exists()
     assert iska.scalar("SELECT max(updated_at) FROM forecasts") == before
@@ -236,7 +236,7 @@ def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once
 
     sa.event.listen(engine, "before_cursor_execute", lose_connection)
     try:
-        result = iska.ingest(fixture_path("forecasts_ghana.csv"), folder="forecasts")
+        result = iska.ingest(sample_path("forecasts_ghana.csv"), folder="forecasts")
     finally:
         sa.event.remove(engine, "before_cursor_execute", lose_connection)
     assert len(kills) == 1

@@ -11,7 +11,7 @@ import yaml
 
 from iska_pipelines.defs.inbox.jobs import ingest_subscriptions
 from iska_pipelines.defs.inbox.sensors import inbox_sensor
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.opened_paths import paths_touched_during
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_files_are_routed_by_folder_and_by_name(iska):
     iska.drop("msisdn,ts\n", name="monday.csv", folder="cancellations")
-    iska.drop(fixture_path("2021-02-06_locupdates.csv"))
-    iska.drop(fixture_path("forecasts_ghana.csv"), name="grid_forecast_today.csv")
+    iska.drop(sample_path("2021-02-06_locupdates.csv"))
+    iska.drop(sample_path("forecasts_ghana.csv"), name="grid_forecast_today.csv")
     result = iska.tick()
     kinds = sorted(r.tags["iska/kind"] for r in result.run_requests)
     assert kinds == ["cancellations", "forecasts", "updates"]
@@ -41,7 +41,7 @@ def test_a_name_that_routes_nowhere_goes_to_rejected_unknown_with_a_reason(iska)
 
 
 def test_only_settled_files_are_taken_and_a_settled_file_is_taken_on_the_next_tick(iska):
-    path = iska.drop(fixture_path("2021-02-05_additions.csv"), settled=False)
+    path = iska.drop(sample_path("2021-02-05_additions.csv"), settled=False)
     assert iska.tick().run_requests == []
     import os, time
     os.utime(path, (time.time() - 60, time.time() - 60))
@@ -49,7 +49,7 @@ def test_only_settled_files_are_taken_and_a_settled_file_is_taken_on_the_next_ti
 
 
 def test_a_file_whose_run_is_pending_is_not_requested_twice(iska):
-    iska.drop(fixture_path("2021-02-05_additions.csv"))
+    iska.drop(sample_path("2021-02-05_additions.csv"))
     assert len(iska.tick().run_requests) == 1
     second = iska.tick()
     assert second.run_requests == []
@@ -59,9 +59,9 @@ def test_a_file_whose_run_is_pending_is_not_requested_twice(iska):
 def test_subscription_files_dropped_together_are_requested_in_arrival_order_on_one_serial_queue(iska):
     import time
     now = time.time()
-    iska.drop(fixture_path("2021-02-06_deletions.csv"), mtime=now - 30)
-    iska.drop(fixture_path("2021-02-05_additions.csv"), mtime=now - 90)
-    iska.drop(fixture_path("2021-02-06_additions.csv"), mtime=now - 60)
+    iska.drop(sample_path("2021-02-06_deletions.csv"), mtime=now - 30)
+    iska.drop(sample_path("2021-02-05_additions.csv"), mtime=now - 90)
+    iska.drop(sample_path("2021-02-06_additions.csv"), mtime=now - 60)
     result = iska.tick()
     assert [r.tags["iska/file"] for r in result.run_requests] == [
         "2021-02-05_additions.csv", "2021-02-06_additions.csv", "2021-02-06_deletions.csv"]
@@ -77,7 +77,7 @@ def test_a_tick_with_many_archived_files_does_not_read_them(iska):
     archive.mkdir(parents=True, exist_ok=True)
     for i in range(1000):
         (archive / f"old_{i}.csv").write_text("gid,lat,lon,fcat24,fcat48\n")
-    iska.drop(fixture_path("2021-02-05_additions.csv"))
+    iska.drop(sample_path("2021-02-05_additions.csv"))
     with paths_touched_during() as touched:
         result = iska.tick()
     assert len(result.run_requests) == 1
@@ -109,7 +109,7 @@ def test_a_file_whose_run_is_still_in_progress_is_neither_new_nor_a_duplicate(is
     from iska_pipelines.lib.storage.files import FileRecord, record_file
     from iska_pipelines.lib.inbox import sha256_of
 
-    path = iska.drop(fixture_path("2021-02-05_additions.csv"))
+    path = iska.drop(sample_path("2021-02-05_additions.csv"))
     [request] = iska.tick().run_requests
     run = iska.instance.create_run_for_job(
         job_def=ingest_subscriptions.resolve(asset_graph=_asset_graph()),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from iska_pipelines.defs.sms.schedules import sms_schedule
 from iska_pipelines.lib.storage.schema import forecasts, subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.sms_runs import day_report, refused_url, run_sms_day
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, message, messages, today
 
@@ -34,7 +34,7 @@ def sms_counts(simulator) -> dict[str, int]:
 def ghana_with_five_subscribers(iska):
     """The sample grid and five subscribers through the real ingest; billing's and time's
     effects (paid, a forecast gone stale, a grid point lost) written as billing would."""
-    iska.ingest(fixture_path("forecasts_ghana.csv"))
+    iska.ingest(sample_path("forecasts_ghana.csv"))
     iska.ingest(ADDITIONS, name="2026-01-05_additions.csv")
     iska.ingest(CANCELLATIONS, name="2026-01-06_cancellations.csv")
     day = today()

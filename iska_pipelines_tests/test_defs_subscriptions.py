@@ -19,7 +19,7 @@ from iska_pipelines.lib.csv.subscriptions import read_subscription_file
 from iska_pipelines.lib.subscription_ingest import apply_subscriptions
 from iska_pipelines.lib.storage.subscriptions import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.vocabulary import FileKind
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
 
 DATE_ORDER = ["2021-02-05_additions.csv", "2021-02-06_additions.csv",
@@ -29,7 +29,7 @@ FINAL_COLUMNS = ("msisdn, plan, status, cancel_reason, lat, lon, lid, sub_date, 
 
 
 def read_fixture(name: str) -> list[dict]:
-    with fixture_path(name).open(newline="") as handle:
+    with sample_path(name).open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -46,8 +46,8 @@ def nearest_by_brute_force(lat: float, lon: float) -> int:
 
 
 def apply_in_order(iska, names: list[str]) -> list:
-    iska.ingest(fixture_path("forecasts_ghana.csv"))
-    return [iska.ingest(fixture_path(name)) for name in names]
+    iska.ingest(sample_path("forecasts_ghana.csv"))
+    return [iska.ingest(sample_path(name)) for name in names]
 
 
 def refused(iska, name: str, kind: str) -> list[dict]:
@@ -186,7 +186,7 @@ def test_msisdns_keep_their_digits_and_lose_plus_00_and_spaces(iska):
 
 
 def test_a_subscriber_far_from_every_grid_point_is_refused_when_a_grid_exists(iska):
-    iska.ingest(fixture_path("forecasts_ghana.csv"))
+    iska.ingest(sample_path("forecasts_ghana.csv"))
     result = iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2),
                                     ("233240000002", "2026-01-01 08:00:00", 11, 0.0, 30.0)]),
                          name="far_additions.csv")
@@ -195,9 +195,9 @@ def test_a_subscriber_far_from_every_grid_point_is_refused_when_a_grid_exists(is
 
 
 def test_additions_before_any_forecast_get_a_lid_when_the_grid_arrives(iska):
-    iska.ingest(fixture_path("2021-02-05_additions.csv"))
+    iska.ingest(sample_path("2021-02-05_additions.csv"))
     assert iska.scalar("SELECT count(lid) FROM subscriptions") == 0
-    result = iska.ingest(fixture_path("forecasts_ghana.csv"))
+    result = iska.ingest(sample_path("forecasts_ghana.csv"))
     assert materialization_metadata(result)["subscriptions_reassigned"] == 100
     for msisdn, lat, lon, lid in iska.rows("SELECT msisdn, lat, lon, lid FROM subscriptions"):
         assert lid == nearest_by_brute_force(lat, lon)
@@ -228,7 +228,7 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
                 other.execute("BEGIN IMMEDIATE")
             other.close()
         return
-    path = iska.drop(fixture_path("2021-02-05_additions.csv"), folder="additions")
+    path = iska.drop(sample_path("2021-02-05_additions.csv"), folder="additions")
     key = partition_key(FileKind.ADDITIONS, path.name, sha256_of(path))
     holder = engine.connect()
     transaction = holder.begin()

@@ -17,7 +17,7 @@ import requests
 import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.database import create_iska_engine
-from iska_pipelines_tests.conftest import fixture_path
+from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.stack import start_stack
 
 TOKEN = "full-stack-token"
@@ -59,7 +59,7 @@ def test_files_to_delivered_forecasts_through_every_process(tmp_path, postgres_d
         api = stack.url("api")
         tasks = []
         for path, name in UPLOADS:
-            with fixture_path(name).open("rb") as handle:
+            with sample_path(name).open("rb") as handle:
                 answer = requests.post(api + path, files={"file": (name, handle, "text/csv")},
                                        headers=auth, timeout=30)
             assert answer.status_code in (200, 201), answer.text
@@ -75,7 +75,7 @@ def test_files_to_delivered_forecasts_through_every_process(tmp_path, postgres_d
             "SELECT count(*) FROM ingested_files WHERE outcome = 'applied'") == 3, deadline, stack)
         inbox = tmp_path / "data" / "inbox"
         for name in DROPPED:
-            shutil.copy(fixture_path(name), inbox / f".{name}.part")
+            shutil.copy(sample_path(name), inbox / f".{name}.part")
             os.replace(inbox / f".{name}.part", inbox / name)
         wait_until("five applied files", lambda: scalar(
             "SELECT count(*) FROM ingested_files WHERE outcome = 'applied'") == 5, deadline, stack)
