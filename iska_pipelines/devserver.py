@@ -1,5 +1,6 @@
 """`make run`: Dagster (UI :3000), the ISKA API (:8000) and the gateway simulator (:8010)
-started together and stopped together (Ctrl-C, or when any one of them exits)."""
+started together and stopped together: on SIGINT or SIGTERM to this process or to `make`
+(whose death this process notices), or when any one of the three exits."""
 
 from __future__ import annotations
 
@@ -12,20 +13,97 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+# Dagster's own instance (runs, events, schedules) under make run; Makefile copies the root
+# dagster.yaml here.
+DAGSTER_HOME = ".dagster"
 
-def commands(bin_dir: Path) -> dict[str, list[str]]:
+
+def commands(bin_dir: Path, root: Path) -> dict[str, list[str]]:
     return {
-        "dagster": [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                    "-p", os.environ.get("ISKA_DAGSTER_PORT", "3000")],
+        "dagster": [str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"),
+                    "-h", "127.0.0.1", "-p", os.environ.get("ISKA_DAGSTER_PORT", "3000")],
         "api": [str(bin_dir / "iska"), "api", "--port", os.environ.get("ISKA_API_PORT", "8000")],
         "simulator": [str(bin_dir / "iska"), "simulator", "--port",
                       os.environ.get("ISKA_SIMULATOR_PORT", "8010")],
     }
 
 
+def absolute_paths(env: dict[str, str], root: Path) -> dict[str, str]:
+    """Relative folders, files and SQLite URLs made absolute against the repository root.
+
+    Dagster runs with its instance folder as working directory (so `dagster dev` reads the
+    instance's dagster.yaml from there and says nothing misleading about the root one); the
+    settings must still mean the paths the user wrote in .env.
+    """
+    fixed = dict(env)
+    fixed.setdefault("ISKA_DATA_DIR", "data")
+    for name, value in env.items():
+        if name.startswith("ISKA_") and name.endswith(("_DIR", "_FILE")) and value:
+            fixed[name] = str((root / value).resolve())
+    fixed["ISKA_DATA_DIR"] = str((root / fixed["ISKA_DATA_DIR"]).resolve())
+    url = env.get("ISKA_DATABASE_URL", "")
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        fixed["ISKA_DATABASE_URL"] = prefix + str((root / url[len(prefix):]).resolve())
+    return fixed
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def make_ancestor() -> int | None:
+    """The pid of the `make` this process runs under, if any (Linux /proc; None elsewhere)."""
+    pid = os.getppid()
+    while pid > 1:
+        status = _proc_status(pid)
+        if not status:
+            return None
+        if status.get("Name") in {"make", "gmake"}:
+            return pid
+        pid = int(status.get("PPid", "0"))
+    return None
+
+
+def caught_stop_signals(pid: int) -> set[int]:
+    """Which of SIGINT/SIGTERM/SIGHUP the process has a handler for (empty once it is gone)."""
+    mask = int(_proc_status(pid).get("SigCgt", "0"), 16)
+    return {sig for sig in STOP_SIGNALS if mask & (1 << (sig - 1))}
+
+
+class MakeWatch:
+    """Notices a signal sent to `make run`'s own pid.
+
+    A terminal's Ctrl-C reaches the whole process group, but a service manager or a script
+    signals make's pid alone, and make does not pass SIGINT on: it waits for its recipe to end.
+    GNU make resets a fatal signal to its default disposition the moment it receives it, so a
+    handler that disappears from make's caught-signal mask means make was told to stop.
+    """
+
+    def __init__(self) -> None:
+        self.pid = make_ancestor()
+        self.caught = caught_stop_signals(self.pid) if self.pid else set()
+
+    def signalled(self) -> bool:
+        return bool(self.pid) and caught_stop_signals(self.pid) != self.caught
+
+
 def main() -> int:
     load_dotenv(".env", override=False)
+    root = Path.cwd().resolve()
     bin_dir = Path(sys.executable).parent
+    env = absolute_paths(dict(os.environ), root)
+    dagster_home = Path(env.get("DAGSTER_HOME") or root / DAGSTER_HOME).resolve()
+    env["DAGSTER_HOME"] = str(dagster_home)
+    parent = os.getppid()
+    make = MakeWatch()
     processes: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -33,19 +111,23 @@ def main() -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for name, command in commands(bin_dir).items():
-        processes[name] = subprocess.Popen(command, start_new_session=True)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    for name, command in commands(bin_dir, root).items():
+        cwd = dagster_home if name == "dagster" else root
+        processes[name] = subprocess.Popen(command, start_new_session=True, env=env, cwd=cwd)
         print(f"started {name}: {' '.join(command)} (pid {processes[name].pid})", flush=True)
     exit_code = 0
     while not stopping:
+        if os.getppid() != parent or make.signalled():
+            print("make was stopped; stopping Dagster, the API and the simulator", flush=True)
+            stopping = True
         for name, process in processes.items():
             if process.poll() is not None:
                 print(f"{name} exited with {process.returncode}; stopping the others", flush=True)
                 exit_code = process.returncode or 1
                 stopping = True
-        time.sleep(0.5)
+        time.sleep(0.2)
     for process in processes.values():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -55,6 +137,7 @@ def main() -> int:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+    print("stopped", flush=True)
     return exit_code
 
 

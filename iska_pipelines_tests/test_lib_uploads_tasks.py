@@ -39,7 +39,8 @@ def test_two_uploads_of_the_same_name_never_clash(tmp_path):
     assert first.path.read_bytes() == second.path.read_bytes()
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "C:\\evil\\x.csv", "", None, ".hidden.csv",
+@pytest.mark.parametrize("name", ["../../etc/passwd", "C:\\evil\\x.csv", "", None,  # path-traversal probe
+                                  ".hidden.csv",
                                   "half.csv.part", "spaces and ü.csv", "x" * 400])
 def test_any_client_file_name_becomes_a_safe_visible_name_inside_the_inbox(tmp_path, name):
     folders = InboxFolders(tmp_path)
