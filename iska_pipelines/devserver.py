@@ -102,6 +102,10 @@ def main() -> int:
     env = absolute_paths(dict(os.environ), root)
     dagster_home = Path(env.get("DAGSTER_HOME") or root / DAGSTER_HOME).resolve()
     env["DAGSTER_HOME"] = str(dagster_home)
+    # `dagster dev` is the documented way to run a project locally; its notice that a newer
+    # `dg dev` exists is nothing a user of ISKA can act on
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [
+        env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"]))
     parent = os.getppid()
     make = MakeWatch()
     processes: dict[str, subprocess.Popen] = {}

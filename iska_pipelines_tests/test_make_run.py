@@ -85,3 +85,4 @@ def test_a_signal_to_make_runs_own_pid_stops_dagster_the_api_and_the_simulator(t
     # dagster.yaml that is used is not called unused
     assert "does not match the name" not in output
     assert "will not be used to configure Dagster" not in output
+    assert "is superseded" not in output
