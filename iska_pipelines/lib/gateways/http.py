@@ -50,6 +50,8 @@ def post_json(session: requests.Session, url: str, body: dict, headers: dict[str
               timeout_seconds: float) -> Reply:
     try:
         response = session.post(url, json=body, headers=headers, timeout=timeout_seconds)
+    except requests.ConnectTimeout:  # both a Timeout and a ConnectionError: nobody took the call
+        return Reply(None, error=f"connection failed: no connection within {timeout_seconds:g} s")
     except requests.Timeout:
         return Reply(None, error=f"timed out after {timeout_seconds:g} s")
     except requests.ConnectionError as failed:

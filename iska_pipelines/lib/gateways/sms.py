@@ -1,7 +1,8 @@
 """The SMS gateway client (SPEC §7): round robin over SMS_URLS, failover, retries, one msgid.
 
 A *try* of a message starts at the next URL in round-robin order and walks on to the next URL
-at once when one refuses the connection or answers 429, until some gateway answers. An answer
+at once when it cannot connect to one (refused, or no connection within the timeout) or
+it answers 429, until some gateway answers. An answer
 other than `{"status": "accepted"}` (or every URL unreachable) fails the try; the message is
 tried again after an exponential backoff with jitter (honouring `Retry-After`), up to
 `max_tries` tries, always with the same msgid so a gateway can recognise a repeat. A gateway
@@ -59,7 +60,8 @@ def settled(reply: Reply) -> bool:
 
 
 def unreachable_or_throttled(reply: Reply) -> bool:
-    """The answers that send a try on to the next URL at once."""
+    """The answers that send a try on to the next URL at once: no connection (refused or
+    connect timeout, see `post_json`) or 429."""
     return reply.status == 429 or (reply.status is None and (reply.error or "").startswith("connection failed"))
 
 
