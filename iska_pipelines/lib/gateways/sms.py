@@ -74,7 +74,7 @@ class SmsClient:
     def __init__(self, urls: Sequence[str], token: str, *, max_tries: int = 5,
                  concurrency: int = 32, timeout_seconds: float = 10.0,
                  backoff_base_seconds: float = 0.5, backoff_cap_seconds: float = 30.0,
-                 self_callback: bool = False) -> None:
+                 max_retry_after_seconds: float = 300.0, self_callback: bool = False) -> None:
         if not urls:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
         self.urls = list(urls)
@@ -82,7 +82,7 @@ class SmsClient:
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
         self.backoff = Backoff(tries=max_tries, base_seconds=backoff_base_seconds,
-                               cap_seconds=backoff_cap_seconds)
+                               cap_seconds=backoff_cap_seconds, max_retry_after_seconds=max_retry_after_seconds)
         self.self_callback = self_callback
         self.session = pooled_session(concurrency)
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
