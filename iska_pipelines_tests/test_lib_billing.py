@@ -34,12 +34,14 @@ def client_for(url: str, **kwargs) -> BillingClient:
 
 # --- the key --------------------------------------------------------------------------------
 
-def test_the_key_names_the_intent_and_changes_only_with_period_or_declines():
-    key = idempotency_key(7, "233020000001", TODAY, 0)
-    assert key == idempotency_key(7, "233020000001", TODAY, 0)
-    assert key != idempotency_key(7, "233020000001", TODAY, 1)
-    assert key != idempotency_key(7, "233020000001", TODAY + timedelta(days=1), 0)
-    assert len(idempotency_key(2**31, "1" * 15, TODAY, 99)) <= 80  # fits billing_attempts
+def test_the_key_names_the_intent_and_changes_only_with_subscription_period_billing_period_or_declines():
+    key = idempotency_key(7, NOW, TODAY, 0)
+    assert key == idempotency_key(7, NOW.replace(tzinfo=None), TODAY, 0)  # SQLite's naive UTC
+    assert key != idempotency_key(7, NOW, TODAY, 1)
+    assert key != idempotency_key(7, NOW, TODAY + timedelta(days=1), 0)
+    assert key != idempotency_key(7, NOW + timedelta(seconds=1), TODAY, 0)  # rejoined: a new period
+    assert key != idempotency_key(8, NOW, TODAY, 0)
+    assert key.isascii() and len(idempotency_key(2**31, NOW, TODAY, 99)) <= 80  # fits billing_attempts
 
 
 # --- what an answer means -------------------------------------------------------------------

@@ -21,7 +21,11 @@ class ChargeResult:
     outcome: ChargeOutcome
     http_status: int | None
     excerpt: str
-    tries: int
+    tries: int  # 0: never sent (the charge could not even be asked for)
+
+    @property
+    def sent(self) -> bool:
+        return self.tries > 0
 
 
 def classify(reply: Reply) -> ChargeOutcome | None:
