@@ -175,7 +175,7 @@ def _charge_one(client: BillingClient, charge: DueCharge) -> ChargeResult:
     if problem is None:
         try:
             return client.charge(charge.msisdn, charge.plan_code, charge.key)
-        except Exception as failure:  # noqa: BLE001 - one row's data must not stop the others
+        except Exception as failure:  # one row's data must not stop the others
             problem = f"{type(failure).__name__}: {failure}"
     return ChargeResult(ChargeOutcome.ERROR, None, f"not sent: {problem}", tries=0)
 
