@@ -29,15 +29,21 @@ from iska_pipelines.lib.storage.database import engine_for
 from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import PLAN_CODES
+from iska_pipelines_tests.driver import materialization_metadata
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 
 DAILY, WEEKLY = 11, 21
 TIMEZONE = "Africa/Accra"
 
 
-def additions_csv(plans: dict[str, int]) -> str:
-    rows = "".join(f"{msisdn},2024-01-05 08:00:00,{code},5.6,-0.2\n" for msisdn, code in plans.items())
+def additions_csv(plans: dict[str, int], ts: str = "2024-01-05 08:00:00") -> str:
+    rows = "".join(f"{msisdn},{ts},{code},5.6,-0.2\n" for msisdn, code in plans.items())
     return "msisdn,ts,service_id,lat,lon\n" + rows
+
+
+def just_now() -> str:
+    """A `ts` for an event happening now (after everything the test did so far)."""
+    return utcnow().strftime("%Y-%m-%d %H:%M:%S.%fZ")
 
 
 def msisdns(count: int, start: int = 1) -> list[str]:
@@ -66,17 +72,28 @@ class Billing:
     def engine(self) -> sa.Engine:
         return engine_for(self.database_url)
 
-    def subscribe(self, plans: dict[str, int]) -> None:
+    def subscribe(self, plans: dict[str, int], ts: str = "2024-01-05 08:00:00") -> str | None:
+        """Returns the partition key of the additions file when they came through the inbox."""
         if self.iska is not None:
             self.files += 1
-            assert self.iska.ingest(additions_csv(plans), name=f"batch{self.files}_additions.csv").success
-            return
+            added = self.iska.ingest(additions_csv(plans, ts), name=f"batch{self.files}_additions.csv")
+            assert added.success
+            return added.dagster_run.tags["dagster/partition"]
         now = utcnow()
         with self.engine.begin() as connection:
             connection.execute(sa.insert(subscriptions), [{
                 "msisdn": msisdn, "plan": PLAN_CODES[str(code)].value, "status": "active", "lat": 5.6,
                 "lon": -0.2, "sub_date": now, "next_billing_date": today(), "failed_billing_count": 0,
                 "last_event_at": now, "created_at": now, "updated_at": now} for msisdn, code in plans.items()])
+
+    def insert_subscription(self, **columns) -> None:
+        """A row written straight into the database, bypassing every check of the file path."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            connection.execute(sa.insert(subscriptions), {
+                "plan": "daily", "status": "active", "lat": 5.6, "lon": -0.2, "sub_date": now,
+                "next_billing_date": today(), "failed_billing_count": 0, "last_event_at": now,
+                "created_at": now, "updated_at": now} | columns)
 
     def resources(self, **gateway) -> dict:
         settings = {"url": self.simulator.billing_url, "token": SIMULATOR_TOKEN} | self.gateway | gateway
@@ -145,7 +162,7 @@ def test_new_daily_and_weekly_subscribers_are_charged_once_and_billed_again_a_da
     assert first.success
     assert metadata(first) | {"duration_seconds": 0, "charges_per_second": 0} == {
         "due": 2, "charged": 2, "declined": 0, "transport_errors": 0, "cancelled": 0, "auth_errors": 0,
-        "not_sent": 0, "duration_seconds": 0, "charges_per_second": 0}
+        "not_sendable": 0, "not_sent": 0, "duration_seconds": 0, "charges_per_second": 0}
     for msisdn, days in ((daily, 1), (weekly, 7)):
         row = billing.subscription(msisdn)
         assert (row.last_billing_date, row.next_billing_date) == (today(), today() + timedelta(days=days))
@@ -199,6 +216,69 @@ def test_a_subscriber_who_pays_on_the_third_try_stays_active_with_the_count_rese
     assert row.next_billing_date == today() + timedelta(days=7)
     assert [a.outcome for a in billing.attempts()] == ["declined", "declined", "success"]
     assert len({a.idempotency_key for a in billing.attempts()}) == 3  # each try a new intent
+
+
+def decline_until_cancelled(billing: Billing, msisdn: str) -> None:
+    """MAX_BILLING_TRY_LIMIT declines, an interval apart; the last one cancels (just now)."""
+    billing.simulator.configure(decline_rate=1.0)
+    for declines in range(1, billing.policy["max_tries"] + 1):
+        assert billing.run().success
+        if declines < billing.policy["max_tries"]:
+            billing.an_interval_passes()
+    row = billing.subscription(msisdn)
+    assert (row.status, row.cancel_reason) == ("cancelled", "billing")
+
+
+def test_a_subscriber_cancelled_for_billing_and_re_added_the_same_day_is_really_charged(billing_via_inbox):
+    billing = billing_via_inbox
+    (msisdn,) = msisdns(1)
+    billing.policy["max_tries"] = 2
+    billing.subscribe({msisdn: DAILY})
+    decline_until_cancelled(billing, msisdn)
+
+    billing.simulator.configure(decline_rate=0.0)
+    billing.subscribe({msisdn: DAILY}, ts=just_now())  # a new subscription period: no key reused
+    row = billing.subscription(msisdn)
+    assert (row.status, row.failed_billing_count, row.next_billing_date) == ("active", 0, today())
+    rejoined = billing.run()
+
+    assert rejoined.success and metadata(rejoined)["charged"] == 1
+    assert billing.simulator.charges() == {msisdn: 1}
+    assert billing.simulator.billing_counts().get("replays", 0) == 0
+    row = billing.subscription(msisdn)
+    assert (row.status, row.failed_billing_count, row.last_billing_date) == ("active", 0, today())
+
+
+def test_a_billing_cancellation_is_not_undone_by_re_running_the_older_additions_file(billing_via_inbox):
+    billing = billing_via_inbox
+    (msisdn,) = msisdns(1)
+    billing.policy["max_tries"] = 1
+    added = billing.subscribe({msisdn: DAILY})
+    decline_until_cancelled(billing, msisdn)
+
+    again = billing.iska.run(added)  # its addition (2024-01-05) is older than the cancellation
+    assert again.success
+    assert materialization_metadata(again).get("refused_stale_event", 0) == 1
+    row = billing.subscription(msisdn)
+    assert (row.status, row.cancel_reason) == ("cancelled", "billing")
+
+
+@pytest.mark.parametrize("bad", [{"msisdn": "23302000099\u0663"}, {"plan": "monthly"}],
+                         ids=["msisdn_not_latin1", "unknown_plan"])
+def test_a_subscriber_whose_charge_cannot_be_sent_is_an_error_and_everyone_else_is_charged(billing, bad):
+    billing.insert_subscription(**{"msisdn": "233020000099"} | bad)  # first in line
+    others = msisdns(3)
+    billing.subscribe({m: DAILY for m in others})
+
+    result = billing.run()
+
+    assert billing.simulator.charges() == {m: 1 for m in others}
+    assert metadata(result)["charged"] == 3 and metadata(result)["not_sendable"] == 1
+    assert "1 of 4 charges could not be sent" in failure_message(result)
+    (error,) = [a for a in billing.attempts() if a.outcome == "error"]
+    assert error.http_status is None and error.response_excerpt.startswith("not sent: ")
+    assert next(iter(bad.values())) in error.response_excerpt
+    assert billing.subscription(error.msisdn).failed_billing_count == 0
 
 
 # --- the gateway misbehaves -----------------------------------------------------------------

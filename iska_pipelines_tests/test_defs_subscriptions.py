@@ -113,8 +113,10 @@ def test_another_arrival_order_gives_the_same_subscription_table(iska, database_
     assert len(actual) == 150
 
 
-def test_cancellation_then_re_addition_reactivates(iska):
+def test_cancellation_then_re_addition_reactivates_with_the_declines_behind_it_forgotten(iska):
     iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a1_additions.csv")
+    with iska.engine.begin() as connection:  # declined three times before cancelling
+        connection.execute(sa.text("UPDATE subscriptions SET failed_billing_count = 3"))
     iska.ingest("msisdn,ts\n233240000001,2026-01-02 08:00:00\n", name="c_cancel.csv")
     assert iska.rows("SELECT status, cancel_reason FROM subscriptions") == [("cancelled", "user")]
     result = iska.ingest(additions([("233240000001", "2026-01-03 08:00:00", 21, 6.0, -0.5)]),

@@ -20,6 +20,7 @@ from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.storage.schema import subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc
 from iska_pipelines.lib.vocabulary import Plan
+from iska_pipelines_tests.scripted_gateway import Gateway, serving
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 
 TODAY = date(2024, 3, 10)
@@ -28,17 +29,19 @@ QUICK = Backoff(tries=3, base_seconds=0.02, cap_seconds=1.0)
 
 
 def client_for(url: str, **kwargs) -> BillingClient:
-    return BillingClient(url, SIMULATOR_TOKEN, pool_size=4, timeout_seconds=0.5, backoff=QUICK, **kwargs)
+    return BillingClient(url, SIMULATOR_TOKEN, **{"pool_size": 4, "timeout_seconds": 0.5, "backoff": QUICK} | kwargs)
 
 
 # --- the key --------------------------------------------------------------------------------
 
-def test_the_key_names_the_intent_and_changes_only_with_period_or_declines():
-    key = idempotency_key(7, "233020000001", TODAY, 0)
-    assert key == idempotency_key(7, "233020000001", TODAY, 0)
-    assert key != idempotency_key(7, "233020000001", TODAY, 1)
-    assert key != idempotency_key(7, "233020000001", TODAY + timedelta(days=1), 0)
-    assert len(idempotency_key(2**31, "1" * 15, TODAY, 99)) <= 80  # fits billing_attempts
+def test_the_key_names_the_intent_and_changes_only_with_subscription_period_billing_period_or_declines():
+    key = idempotency_key(7, NOW, TODAY, 0)
+    assert key == idempotency_key(7, NOW.replace(tzinfo=None), TODAY, 0)  # SQLite's naive UTC
+    assert key != idempotency_key(7, NOW, TODAY, 1)
+    assert key != idempotency_key(7, NOW, TODAY + timedelta(days=1), 0)
+    assert key != idempotency_key(7, NOW + timedelta(seconds=1), TODAY, 0)  # rejoined: a new period
+    assert key != idempotency_key(8, NOW, TODAY, 0)
+    assert key.isascii() and len(idempotency_key(2**31, NOW, TODAY, 99)) <= 80  # fits billing_attempts
 
 
 # --- what an answer means -------------------------------------------------------------------
@@ -54,6 +57,12 @@ def test_the_key_names_the_intent_and_changes_only_with_period_or_declines():
     (Reply(429, retry_after=2.0), None),
     (Reply(200, text='{"status": "succ'), None),
     (Reply(200, payload={"status": "maybe"}), None),
+    (Reply(402, payload={"status": "failure"}), ChargeOutcome.DECLINED),
+    (Reply(400, payload={"status": "failure"}), ChargeOutcome.DECLINED),
+    (Reply(402, payload={"status": "error"}), ChargeOutcome.ERROR),
+    (Reply(401, payload={"status": "failure"}), ChargeOutcome.AUTH_ERROR),
+    (Reply(429, payload={"status": "failure"}), None),
+    (Reply(503, payload={"status": "failure"}), None),
 ])
 def test_answers_are_classified_as_the_spec_says(reply, outcome):
     assert classify(reply) == outcome
@@ -64,7 +73,7 @@ def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
     for failed, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (6, 8.0)):
         assert ceiling / 2 <= backoff.delay(failed) <= ceiling
     assert backoff.delay(1, retry_after=5.0) == 5.0
-    assert backoff.delay(1, retry_after=60.0) == 8.0  # a gateway cannot park us forever
+    assert backoff.delay(1, retry_after=60.0) == 60.0  # Retry-After is honoured beyond the cap
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date():
@@ -116,6 +125,38 @@ def test_a_refused_connection_is_a_transport_error():
         result = client.charge("233020000001", 11, "key-1")
     assert (result.outcome, result.http_status, result.tries) == (ChargeOutcome.ERROR, None, 3)
     assert "connection" in result.excerpt.lower()
+
+
+def test_a_decline_answered_with_http_402_is_a_decline_and_not_asked_again():
+    with serving(Gateway(lambda _n: (402, {"status": "failure", "detail": "insufficient balance"}, {}))) as gateway:
+        with client_for(gateway.url) as client:
+            result = client.charge("233020000001", 11, "key-1")
+    assert (result.outcome, result.http_status, result.tries) == (ChargeOutcome.DECLINED, 402, 1)
+    assert gateway.tries["233020000001"] == 1
+
+
+def throttled_once(retry_after: str) -> Gateway:
+    return Gateway(lambda n: (429, {"status": "error"}, {"Retry-After": retry_after}) if n == 1
+                   else (200, {"status": "success"}, {}))
+
+
+def test_a_retry_after_longer_than_the_backoff_cap_is_waited_for_in_full():
+    patient = Backoff(tries=3, base_seconds=0.02, cap_seconds=0.05, max_retry_after_seconds=2.0)
+    with serving(throttled_once("0.4")) as gateway, client_for(gateway.url, backoff=patient) as client:
+        started = time.monotonic()
+        result = client.charge("233020000001", 11, "key-1")
+    assert (result.outcome, result.tries) == (ChargeOutcome.SUCCESS, 2)
+    assert time.monotonic() - started >= 0.4
+
+
+def test_a_retry_after_beyond_the_maximum_ends_the_tries_as_a_transport_error():
+    impatient = Backoff(tries=3, base_seconds=0.02, cap_seconds=1.0, max_retry_after_seconds=0.5)
+    with serving(throttled_once("3")) as gateway, client_for(gateway.url, backoff=impatient) as client:
+        started = time.monotonic()
+        result = client.charge("233020000001", 11, "key-1")
+    assert (result.outcome, result.http_status, result.tries) == (ChargeOutcome.ERROR, 429, 1)
+    assert "Retry-After" in result.excerpt
+    assert time.monotonic() - started < 1.0  # it did not wait 3 s, nor 0.5
 
 
 def test_a_wrong_token_is_an_auth_error_at_once(simulator):

@@ -3,76 +3,10 @@ fault knobs are random; these answer exactly as told)."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsAuthError, SmsClient
-
-Answer = tuple[int, dict, dict]  # status, body, headers
-ACCEPTED: Answer = (200, {"status": "accepted"}, {})
-
-
-class Gateway:
-    """Answers each request with `answer(tries_of_this_msgid_here)`; remembers what it saw."""
-
-    def __init__(self, answer: Callable[[int], Answer] = lambda _n: ACCEPTED) -> None:
-        self.answer = answer
-        self.tries: Counter = Counter()
-        self.tokens: list[str] = []
-        self.lock = threading.Lock()
-        self.url = ""
-
-    def handle(self, body: dict, token: str) -> Answer:
-        with self.lock:
-            self.tries[body["msgid"]] += 1
-            self.tokens.append(token)
-            n = self.tries[body["msgid"]]
-        return self.answer(n)
-
-
-@contextmanager
-def serving(gateway: Gateway) -> Iterator[Gateway]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, answer, headers = gateway.handle(body, self.headers.get("Auth-Key", ""))
-            raw = json.dumps(answer).encode()
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *_args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    gateway.url = f"http://127.0.0.1:{server.server_address[1]}/sms/x"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield gateway
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def refused_url() -> str:
-    """A loopback port nobody listens on: connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/sms/down"
+from iska_pipelines_tests.scripted_gateway import ACCEPTED, Gateway, connect_timeout_url, refused_url, serving
 
 
 def messages(n: int) -> list[OutgoingSms]:
@@ -100,6 +34,13 @@ def test_a_url_that_refuses_connections_is_skipped_for_the_next_one():
     assert all(o.accepted and o.tries == 1 for o in outcomes)
     assert sum(a.tries.values()) + sum(b.tries.values()) == 30
     assert sum(a.tries.values()) > 10 or sum(b.tries.values()) > 10  # the dead one's share moved
+
+
+def test_a_url_whose_connect_times_out_is_skipped_for_the_next_one_within_the_same_try():
+    with connect_timeout_url() as stuck, serving(Gateway()) as good:
+        with SmsClient([stuck, good.url], "tok", backoff_base_seconds=0.01, timeout_seconds=0.3) as sms:
+            outcomes = [sms.send(message) for message in messages(2)]  # one starts at each URL
+    assert all(o.accepted and o.tries == 1 and o.gateway == good.url for o in outcomes)
 
 
 def test_a_throttling_url_is_skipped_for_the_next_one_within_the_same_try():

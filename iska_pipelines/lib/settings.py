@@ -146,6 +146,7 @@ class Settings:
     http_concurrency: int = 32
     http_timeout_seconds: float = 10.0
     http_tries: int = 4
+    max_retry_after_seconds: float = 300.0
     # daily SMS and the HTTP API (SPEC §7, §8)
     sms_urls: tuple[str, ...] = DEFAULT_SMS_URLS
     sms_token: str = ""
@@ -185,6 +186,7 @@ class Settings:
             http_concurrency=env_int(env, "ISKA_HTTP_CONCURRENCY", 32, minimum=1),
             http_timeout_seconds=env_float(env, "ISKA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.01),
             http_tries=env_int(env, "ISKA_HTTP_TRIES", 4, minimum=1),
+            max_retry_after_seconds=env_float(env, "ISKA_MAX_RETRY_AFTER_SECONDS", 300.0, minimum=0.0),
             sms_urls=env_urls(env, "SMS_URLS", DEFAULT_SMS_URLS),
             sms_token=_raw(env, "SMS_TOKEN") or _raw(env, "BILLING_TOKEN") or "",
             max_sms_try_limit=env_int(env, "MAX_SMS_TRY_LIMIT", 5, minimum=1),

@@ -39,11 +39,17 @@ def charge_due_subscriptions(
     if summary.auth_error:
         raise dg.Failure(description=_auth_failure(summary, billing_gateway.url), metadata=metadata,
                          allow_retries=False)
-    if summary.errors:
+    if summary.transport_errors:
         raise dg.Failure(
-            description=(f"{summary.errors} of {summary.due} charges got no answer from the billing "
-                         f"gateway after {billing_gateway.tries} tries each; nobody was cancelled for "
-                         "it and they stay due for the next run. " + summary.summary()),
+            description=(f"{summary.transport_errors} of {summary.due} charges got no answer from the "
+                         f"billing gateway after {billing_gateway.tries} tries each; nobody was cancelled "
+                         "for it and they stay due for the next run. " + summary.summary()),
+            metadata=metadata, allow_retries=False)
+    if summary.not_sendable:
+        raise dg.Failure(
+            description=(f"{summary.not_sendable} of {summary.due} charges could not be sent because of "
+                         "the subscriber's data (billing_attempts.response_excerpt says why); everyone "
+                         "else was charged. Fix or cancel those subscriptions. " + summary.summary()),
             metadata=metadata, allow_retries=False)
     yield dg.Output(None, metadata=metadata)
 

@@ -24,11 +24,13 @@ class BillingGateway(dg.ConfigurableResource):
     timeout_seconds: float = 10.0
     tries: int = 4
     backoff_seconds: float = 0.5
+    max_retry_after_seconds: float = 300.0
 
     def client(self) -> BillingClient:
         return BillingClient(self.url, self.token, pool_size=self.concurrency,
                              timeout_seconds=self.timeout_seconds,
-                             backoff=Backoff(tries=self.tries, base_seconds=self.backoff_seconds))
+                             backoff=Backoff(tries=self.tries, base_seconds=self.backoff_seconds,
+                                             max_retry_after_seconds=self.max_retry_after_seconds))
 
 
 class BillingPolicy(dg.ConfigurableResource):
@@ -50,6 +52,7 @@ def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableReso
             concurrency=settings.http_concurrency,
             timeout_seconds=settings.http_timeout_seconds,
             tries=settings.http_tries,
+            max_retry_after_seconds=settings.max_retry_after_seconds,
         ),
         "billing_policy": BillingPolicy(
             max_tries=settings.max_billing_try_limit,

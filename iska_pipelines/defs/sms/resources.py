@@ -20,12 +20,14 @@ class SmsGateway(dg.ConfigurableResource):
     concurrency: int = 32
     timeout_seconds: float = 10.0
     backoff_seconds: float = 0.5
+    max_retry_after_seconds: float = 300.0
     self_callback: bool = False
 
     def client(self) -> SmsClient:
         return SmsClient(split_urls(self.urls), self.token, max_tries=self.max_tries,
                          concurrency=self.concurrency, timeout_seconds=self.timeout_seconds,
-                         backoff_base_seconds=self.backoff_seconds, self_callback=self.self_callback)
+                         backoff_base_seconds=self.backoff_seconds,
+                         max_retry_after_seconds=self.max_retry_after_seconds, self_callback=self.self_callback)
 
 
 class SmsOutbox(dg.ConfigurableResource):
@@ -46,6 +48,7 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             max_tries=settings.max_sms_try_limit,
             concurrency=settings.http_concurrency,
             timeout_seconds=settings.http_timeout_seconds,
+            max_retry_after_seconds=settings.max_retry_after_seconds,
             self_callback=settings.self_callback,
         ),
         "sms_outbox": SmsOutbox(

@@ -1,11 +1,14 @@
 """Who is due for a charge, and the charge that is asked for them.
 
 Due: active, `next_billing_date` on or before today in ISKA_TIMEZONE, and no declined attempt in
-the last ISKA_BILLING_RETRY_MINUTES (a prepaid balance rarely recovers within the hour).
+the last ISKA_BILLING_RETRY_MINUTES (a prepaid balance rarely recovers within the hour) in the
+current subscription period: a rejoin is due at once (SPEC §5), whatever the earlier period's
+declines.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,12 +20,15 @@ from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.vocabulary import PLAN_TO_CODE, Plan, SubscriptionStatus
 
+SENDABLE_MSISDN = re.compile(r"[0-9]{1,15}")
+
 
 @dataclass(frozen=True)
 class DueCharge:
     subscription_id: int
     msisdn: str
-    plan: Plan
+    plan: Plan | str  # a str only when the row holds something that is not a plan
+    sub_date: datetime  # the start of the subscription period (a rejoin starts a new one)
     period_start: date  # the next_billing_date this charge pays for
     failed_billing_count: int
 
@@ -32,8 +38,16 @@ class DueCharge:
 
     @property
     def key(self) -> str:
-        return idempotency_key(self.subscription_id, self.msisdn, self.period_start,
+        return idempotency_key(self.subscription_id, self.sub_date, self.period_start,
                                self.failed_billing_count)
+
+    def unsendable(self) -> str | None:
+        """Why this charge cannot be asked for at all (bad data in the row), or None."""
+        if not SENDABLE_MSISDN.fullmatch(self.msisdn):
+            return f"msisdn {self.msisdn!r} of subscription {self.subscription_id} is not 1-15 digits 0-9"
+        if self.plan not in PLAN_TO_CODE:
+            return f"plan {self.plan!r} of subscription {self.subscription_id} is not daily or weekly"
+        return None
 
 
 def billing_day(now: datetime, timezone: str) -> date:
@@ -41,24 +55,33 @@ def billing_day(now: datetime, timezone: str) -> date:
 
 
 DUE_SQL = sa.text("""
-    SELECT s.id, s.msisdn, s.plan, s.next_billing_date, s.failed_billing_count
+    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count
     FROM subscriptions s
     WHERE s.status = :active
       AND s.next_billing_date <= :today
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
           WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
+            AND a.attempted_at >= s.sub_date
       )
     ORDER BY s.id
 """).bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
-                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED))
+                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED)
+                 ).columns(sub_date=TIMESTAMP)
 
 
 def select_due(connection: sa.Connection, today: date, now: datetime, retry_minutes: int) -> list[DueCharge]:
     rows = connection.execute(DUE_SQL, {
         "today": today, "declined_since": now - timedelta(minutes=retry_minutes)})
-    return [DueCharge(row.id, row.msisdn, Plan(row.plan), _as_date(row.next_billing_date),
+    return [DueCharge(row.id, row.msisdn, _plan(row.plan), row.sub_date, _as_date(row.next_billing_date),
                       int(row.failed_billing_count)) for row in rows]
+
+
+def _plan(value: str) -> Plan | str:
+    try:
+        return Plan(value)
+    except ValueError:
+        return value  # refused when sent (DueCharge.unsendable), not here: others are still due
 
 
 def _as_date(value: date | str) -> date:

@@ -4,7 +4,9 @@ A batch of answers is written in the caller's transaction, so after a crash each
 and its subscription change either both exist or neither does. Rows are written with
 executemany (one round trip per kind of change, not per subscriber) so recording keeps up with
 the gateway. A subscription only changes if it is still in the state its charge was asked for
-(same period, same decline count): a change made meanwhile (a reactivation, another run) wins.
+(same subscription period, same billing period, same decline count): a change made meanwhile (a
+rejoin, another run) wins. A billing cancellation moves `last_event_at` to its own time (SPEC §5),
+so re-running an older subscription file cannot reactivate the subscriber.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.gateways.billing import ChargeResult
 from iska_pipelines.lib.vocabulary import ChargeOutcome
-from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
+from iska_pipelines.lib.storage.schema import TIMESTAMP, billing_attempts, subscriptions
 from iska_pipelines.lib.vocabulary import CancelReason, Plan, SubscriptionStatus
 
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
@@ -31,12 +33,15 @@ class Answered:
     attempted_at: datetime
 
     def unchanged_since(self) -> dict:
-        return {"b_id": self.charge.subscription_id, "b_period": self.charge.period_start,
-                "b_count": self.charge.failed_billing_count, "b_now": self.attempted_at}
+        return {"b_id": self.charge.subscription_id, "b_sub": self.charge.sub_date,
+                "b_period": self.charge.period_start, "b_count": self.charge.failed_billing_count,
+                "b_now": self.attempted_at}
 
 
+_NOW = sa.bindparam("b_now", type_=TIMESTAMP)
 _SAME_INTENT = sa.and_(
     subscriptions.c.id == sa.bindparam("b_id"),
+    subscriptions.c.sub_date == sa.bindparam("b_sub"),
     subscriptions.c.next_billing_date == sa.bindparam("b_period"),
     subscriptions.c.failed_billing_count == sa.bindparam("b_count"),
 )
@@ -47,7 +52,8 @@ DECLINED = sa.update(subscriptions).where(_SAME_INTENT, subscriptions.c.status =
     failed_billing_count=subscriptions.c.failed_billing_count + 1, updated_at=sa.bindparam("b_now"))
 CANCELLED = DECLINED.values(
     status=str(SubscriptionStatus.CANCELLED), cancel_reason=str(CancelReason.BILLING),
-    unsub_date=sa.bindparam("b_now"))
+    unsub_date=sa.bindparam("b_now"),
+    last_event_at=sa.case((subscriptions.c.last_event_at < _NOW, _NOW), else_=subscriptions.c.last_event_at))
 
 
 def record_answers(connection: sa.Connection, batch: list[Answered], today: date, max_tries: int,

@@ -4,6 +4,8 @@ Worker threads only talk HTTP (a pooled session sized to the concurrency); the c
 writes the answers as they arrive, a batch per transaction, each attempt row beside its
 subscription update. A crash therefore loses at most the answers not yet written, and those
 charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
+One subscriber's bad data (an msisdn no gateway can take, an unknown plan) never stops the run:
+that charge is recorded as an `error` saying why it was not sent, and the others go on.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
-from iska_pipelines.lib.gateways.billing import BillingClient
+from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -46,6 +48,7 @@ class BillingSummary:
     due: int = 0
     outcomes: Counter = field(default_factory=Counter)
     cancelled: int = 0
+    not_sendable: int = 0  # errors of the subscriber's data: never sent to the gateway
     not_sent: int = 0
     duration_seconds: float = 0.0
     auth_error: str | None = None
@@ -63,19 +66,25 @@ class BillingSummary:
         return self.outcomes[ChargeOutcome.ERROR]
 
     @property
+    def transport_errors(self) -> int:
+        return self.errors - self.not_sendable
+
+    @property
     def answered(self) -> int:
         return sum(self.outcomes.values())
 
     def metadata(self) -> dict[str, int | float]:
         rate = self.answered / self.duration_seconds if self.duration_seconds > 0 else 0.0
         return {"due": self.due, "charged": self.charged, "declined": self.declined,
-                "transport_errors": self.errors, "cancelled": self.cancelled,
-                "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR], "not_sent": self.not_sent,
+                "transport_errors": self.transport_errors, "cancelled": self.cancelled,
+                "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR], "not_sendable": self.not_sendable,
+                "not_sent": self.not_sent,
                 "duration_seconds": round(self.duration_seconds, 3), "charges_per_second": round(rate, 1)}
 
     def summary(self) -> str:
         return (f"{self.due} due: {self.charged} charged, {self.declined} declined "
-                f"({self.cancelled} cancelled at the limit), {self.errors} transport errors"
+                f"({self.cancelled} cancelled at the limit), {self.transport_errors} transport errors"
+                + (f", {self.not_sendable} not sendable (bad subscriber data)" if self.not_sendable else "")
                 + (f", {self.not_sent} not sent" if self.not_sent else "")
                 + f" in {self.duration_seconds:.1f} s")
 
@@ -93,6 +102,7 @@ def bill_due(engine: sa.Engine, client: BillingClient, rules: BillingRules, run_
                 summary.cancelled += record_answers(connection, batch, today, rules.max_tries, run_id)
             for answered in batch:
                 summary.outcomes[answered.result.outcome] += 1
+                summary.not_sendable += not answered.result.sent
                 if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
                     summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
     summary.not_sent = summary.due - summary.answered
@@ -119,7 +129,7 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
                     charge = todo.get_nowait()
                 except queue.Empty:
                     return
-                result = client.charge(charge.msisdn, charge.plan_code, charge.key)
+                result = _charge_one(client, charge)
                 if result.outcome is ChargeOutcome.AUTH_ERROR:
                     stop.set()
                 done.put(Answered(charge, result, now()))
@@ -157,6 +167,17 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
         stop.set()
         for worker in workers:
             worker.join()
+
+
+def _charge_one(client: BillingClient, charge: DueCharge) -> ChargeResult:
+    """One charge; a subscriber whose data cannot be sent gets an `error` saying why."""
+    problem = charge.unsendable()
+    if problem is None:
+        try:
+            return client.charge(charge.msisdn, charge.plan_code, charge.key)
+        except Exception as failure:  # one row's data must not stop the others
+            problem = f"{type(failure).__name__}: {failure}"
+    return ChargeResult(ChargeOutcome.ERROR, None, f"not sent: {problem}", tries=0)
 
 
 @contextmanager

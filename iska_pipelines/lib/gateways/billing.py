@@ -1,6 +1,7 @@
 """The billing gateway client: one charge, classified as SPEC §6 says.
 
-success / declined are the gateway's answers; `auth_error` (401/403) means our token is wrong
+success / declined are the gateway's answers (a `{"status": "failure"}` body is a decline with
+200, 402 or any other 4xx but 401/403/429); `auth_error` (401/403) means our token is wrong
 and nothing else will work either; everything else is a transport `error`: connection failures,
 timeouts, 5xx, 429 and unparseable bodies are retried here with the same Idempotency-Key, so a
 gateway that honours it charges at most once however many times we ask.
@@ -20,21 +21,29 @@ class ChargeResult:
     outcome: ChargeOutcome
     http_status: int | None
     excerpt: str
-    tries: int
+    tries: int  # 0: never sent (the charge could not even be asked for)
+
+    @property
+    def sent(self) -> bool:
+        return self.tries > 0
 
 
 def classify(reply: Reply) -> ChargeOutcome | None:
-    """The outcome an answer settles, or None for a transient failure worth another try."""
+    """The outcome an answer settles, or None for a transient failure worth another try.
+
+    `{"status": "failure"}` is a decline whatever the HTTP status (gateways answer declines with
+    200 or 402), except 401/403 (our token), 429 and 5xx (the gateway's trouble, not a verdict).
+    """
     if reply.status is None or reply.status == 429 or reply.status >= 500:
         return None
     if reply.status in (401, 403):
         return ChargeOutcome.AUTH_ERROR
+    status = reply.payload.get("status") if isinstance(reply.payload, dict) else None
+    if status == "failure":
+        return ChargeOutcome.DECLINED
     if 200 <= reply.status < 300:
-        status = reply.payload.get("status") if isinstance(reply.payload, dict) else None
         if status == "success":
             return ChargeOutcome.SUCCESS
-        if status == "failure":
-            return ChargeOutcome.DECLINED
         return None  # a 2xx we cannot read: the charge may or may not have happened
     return ChargeOutcome.ERROR  # other 4xx: asking again would get the same answer
 

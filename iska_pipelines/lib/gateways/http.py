@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -50,6 +50,8 @@ def post_json(session: requests.Session, url: str, body: dict, headers: dict[str
               timeout_seconds: float) -> Reply:
     try:
         response = session.post(url, json=body, headers=headers, timeout=timeout_seconds)
+    except requests.ConnectTimeout:  # both a Timeout and a ConnectionError: nobody took the call
+        return Reply(None, error=f"connection failed: no connection within {timeout_seconds:g} s")
     except requests.Timeout:
         return Reply(None, error=f"timed out after {timeout_seconds:g} s")
     except requests.ConnectionError as failed:
@@ -84,30 +86,46 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 @dataclass(frozen=True)
 class Backoff:
-    """How often and how patiently a transient failure is retried within one call."""
+    """How often and how patiently a transient failure is retried within one call.
+
+    Our own waits grow exponentially up to `cap_seconds`; a gateway's `Retry-After` is honoured
+    in full up to `max_retry_after_seconds` (ISKA_MAX_RETRY_AFTER_SECONDS), and one beyond that
+    ends the tries: waiting that long inside a run would hold everyone else up.
+    """
 
     tries: int = 4
     base_seconds: float = 0.5
     cap_seconds: float = 30.0
+    max_retry_after_seconds: float = 300.0
 
     def delay(self, failed_tries: int, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (failed_tries - 1))
         jittered = (rng or random).uniform(ceiling / 2, ceiling)  # spreads a burst of retries
         if retry_after is not None:
-            return min(self.cap_seconds, max(retry_after, jittered))
+            return max(min(retry_after, self.max_retry_after_seconds), jittered)
         return jittered
+
+    def waits_too_long(self, retry_after: float | None) -> bool:
+        return retry_after is not None and retry_after > self.max_retry_after_seconds
 
 
 def with_retries(call: Callable[[], Reply], transient: Callable[[Reply], bool], backoff: Backoff,
                  sleep: Callable[[float], None] = time.sleep) -> tuple[Reply, int]:
-    """Call until the reply is not transient or the tries are used up; returns (reply, tries)."""
+    """Call until the reply is not transient or the tries are used up; returns (reply, tries).
+
+    A transient reply whose `Retry-After` is beyond the backoff's maximum ends the tries at once,
+    its excerpt saying so."""
     tries = 0
     while True:
         tries += 1
         reply = call()
         if tries >= backoff.tries or not transient(reply):
             return reply, tries
+        if backoff.waits_too_long(reply.retry_after):
+            return replace(reply, error=(
+                f"Retry-After {reply.retry_after:g} s is beyond ISKA_MAX_RETRY_AFTER_SECONDS "
+                f"({backoff.max_retry_after_seconds:g} s): not tried again now; {reply.text}")), tries
         sleep(backoff.delay(tries, reply.retry_after))
 
 

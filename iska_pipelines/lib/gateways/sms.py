@@ -1,7 +1,8 @@
 """The SMS gateway client (SPEC §7): round robin over SMS_URLS, failover, retries, one msgid.
 
 A *try* of a message starts at the next URL in round-robin order and walks on to the next URL
-at once when one refuses the connection or answers 429, until some gateway answers. An answer
+at once when it cannot connect to one (refused, or no connection within the timeout) or
+it answers 429, until some gateway answers. An answer
 other than `{"status": "accepted"}` (or every URL unreachable) fails the try; the message is
 tried again after an exponential backoff with jitter (honouring `Retry-After`), up to
 `max_tries` tries, always with the same msgid so a gateway can recognise a repeat. A gateway
@@ -59,7 +60,8 @@ def settled(reply: Reply) -> bool:
 
 
 def unreachable_or_throttled(reply: Reply) -> bool:
-    """The answers that send a try on to the next URL at once."""
+    """The answers that send a try on to the next URL at once: no connection (refused or
+    connect timeout, see `post_json`) or 429."""
     return reply.status == 429 or (reply.status is None and (reply.error or "").startswith("connection failed"))
 
 
@@ -72,7 +74,7 @@ class SmsClient:
     def __init__(self, urls: Sequence[str], token: str, *, max_tries: int = 5,
                  concurrency: int = 32, timeout_seconds: float = 10.0,
                  backoff_base_seconds: float = 0.5, backoff_cap_seconds: float = 30.0,
-                 self_callback: bool = False) -> None:
+                 max_retry_after_seconds: float = 300.0, self_callback: bool = False) -> None:
         if not urls:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
         self.urls = list(urls)
@@ -80,7 +82,7 @@ class SmsClient:
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
         self.backoff = Backoff(tries=max_tries, base_seconds=backoff_base_seconds,
-                               cap_seconds=backoff_cap_seconds)
+                               cap_seconds=backoff_cap_seconds, max_retry_after_seconds=max_retry_after_seconds)
         self.self_callback = self_callback
         self.session = pooled_session(concurrency)
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
