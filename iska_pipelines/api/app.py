@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
 from iska_pipelines.api.routes import callback, health
@@ -15,6 +16,8 @@ from iska_pipelines.lib.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """Raises ConfigurationError for a database URL that can never work."""
+    check_database_url(settings.database_url)
     app = FastAPI(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).")
     app.state.settings = settings
     app.include_router(health.router)
