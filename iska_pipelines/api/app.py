@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from iska_pipelines.api.access import Access
 from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
@@ -36,5 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     # the handler above) and a generic 500 without a trace
     install_error_handlers(app)
     document_errors(app)
-    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb, token=settings.api_token)
+    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb)
+    # added last, so outermost: the token is checked before any route, page or body is looked at
+    app.add_middleware(Access, token=settings.api_token)
     return app
