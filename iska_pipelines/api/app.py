@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from iska_pipelines.api.access import Access
 from iska_pipelines.api.dependencies import check_database_url
@@ -19,7 +20,10 @@ from iska_pipelines.lib.settings import Settings
 def create_app(settings: Settings) -> FastAPI:
     """Raises ConfigurationError for a database URL that can never work."""
     check_database_url(settings.database_url)
-    app = FastAPI(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).")
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own copies, never a CDN
+    # (and never shows Swagger's online validator badge, which is fetched from swagger.io)
+    app = FastAPIOffline(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).",
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(callback.router)
