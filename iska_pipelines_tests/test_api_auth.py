@@ -94,3 +94,19 @@ def test_the_callback_path_is_outside_the_token_check(guarded):
     answer = requests.post(guarded.base_url + CALLBACK_PATH, json={"msgid": "x", "status": "delivered"},
                            params={"sig": "0"}, timeout=10)
     assert answer.status_code == 403 and "sig" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_the_docs_and_the_openapi_document_need_the_token_too(guarded, path):
+    refused = requests.get(guarded.base_url + path, timeout=10)
+    assert refused.status_code == 401 and "token" in refused.json()["detail"]
+    assert requests.get(guarded.base_url + path, headers={"Auth-Key": TOKEN}, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"{", b"not json", b"\xff\xfe", b'{"msisdn": 1}'])
+def test_without_a_token_a_request_is_401_whatever_its_body(guarded, body):
+    for method in ("post", "put", "patch"):
+        path = "/subscriptions/api/v1/subscriptions/" + ("" if method == "post" else "1/")
+        answer = requests.request(method, guarded.base_url + path, data=body, timeout=10,
+                                  headers={"Content-Type": "application/json"})
+        assert answer.status_code == 401, (method, body)

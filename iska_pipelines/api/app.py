@@ -5,7 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
+from iska_pipelines.api.access import Access
+from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
 from iska_pipelines.api.routes import callback, health
@@ -15,7 +18,12 @@ from iska_pipelines.lib.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).")
+    """Raises ConfigurationError for a database URL that can never work."""
+    check_database_url(settings.database_url)
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own copies, never a CDN
+    # (and never shows Swagger's online validator badge, which is fetched from swagger.io)
+    app = FastAPIOffline(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).",
+                         swagger_ui_parameters={"validatorUrl": None})
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(callback.router)
@@ -33,5 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     # the handler above) and a generic 500 without a trace
     install_error_handlers(app)
     document_errors(app)
-    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb, token=settings.api_token)
+    app.add_middleware(UploadLimit, max_upload_mb=settings.max_upload_mb)
+    # added last, so outermost: the token is checked before any route, page or body is looked at
+    app.add_middleware(Access, token=settings.api_token)
     return app

@@ -1,19 +1,21 @@
 """Errors as JSON with a message, never a stack trace (SPEC §8).
 
 Bad input is 422 with one entry per field in the reason words of the CSV files; a valid
-change the stored state refuses (a stale event) is 409; Dagster out of reach is 503 saying
-where it was looked for. Anything else is a fault of ours: logged with its trace, answered with
-a generic 500.
+change the stored state refuses (a stale event) is 409; Dagster or the database out of reach
+is 503 saying where it was looked for. Anything else is a fault of ours: logged with its trace,
+answered with a generic 500.
 """
 
 from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from iska_pipelines.api.dependencies import UNREACHABLE, unreachable
 from iska_pipelines.lib.dagster_client import DagsterUnavailable
 from iska_pipelines.lib.records.errors import InvalidRecord, RecordConflict, RecordNotFound
 from iska_pipelines.lib.uploads import UploadTooLarge
@@ -60,6 +62,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def dagster_unavailable(_request: Request, error: DagsterUnavailable) -> JSONResponse:
         log.warning("%s", error)
         return JSONResponse({"detail": str(error)}, status_code=503)
+
+    async def database_unavailable(request: Request, error: sa.exc.DBAPIError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, unreachable(error))
+        return JSONResponse({"detail": unreachable(error)}, status_code=503)
+
+    for error_class in UNREACHABLE:
+        app.add_exception_handler(error_class, database_unavailable)
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, error: Exception) -> JSONResponse:

@@ -37,8 +37,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
     try:
         settings = Settings.from_env()
         check_bind(host, settings)
+        app = create_app(settings)
     except ConfigurationError as error:
         print(f"iska api: {error}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info")
     return 0

@@ -1,22 +1,26 @@
-"""`GET /health`: the process answers and ISKA's database is reachable."""
+"""`GET /health`: the process answers and ISKA's database is reachable (200), or 503 with the
+reason when it is not (also when the database was already out of reach at start-up)."""
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from iska_pipelines.api.dependencies import database
+from iska_pipelines.api.dependencies import database, unreachable
 
+log = logging.getLogger("iska.api.health")
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(engine: sa.Engine = Depends(database)) -> JSONResponse:
+def health(request: Request) -> JSONResponse:
     try:
-        with engine.connect() as connection:
+        with database(request).connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
-        return JSONResponse({"status": "error", "detail": f"database unreachable: {type(error).__name__}"},
-                            status_code=503)
+        log.warning("health: %s", unreachable(error))
+        return JSONResponse({"status": "error", "detail": unreachable(error)}, status_code=503)
     return JSONResponse({"status": "ok"})

@@ -4,7 +4,9 @@ A create is an addition, a move an update, a delete a cancellation (reason `api`
 the same code as a CSV file's rows (lib/events.py through apply_file_events), with the nearest
 grid point found the same way. So the API can never disagree with the files: a create for a
 cancelled msisdn reactivates it, an event older than the last one is `stale_event`, a point
-beyond ISKA_MAX_GRID_DISTANCE_KM is `no_grid_point_nearby`.
+beyond ISKA_MAX_GRID_DISTANCE_KM is `no_grid_point_nearby`. Every write, even one that changes
+nothing else (a DELETE of a cancelled subscription), moves `last_event_at` to its own time, so a
+re-run or late file with older events cannot undo it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from iska_pipelines.lib.events import OUTCOME, Outcome
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
 from iska_pipelines.lib.records.rules import SubscriptionValues
 from iska_pipelines.lib.storage.schema import billing_attempts, sms_messages, subscriptions
-from iska_pipelines.lib.storage.subscriptions import apply_file_events
+from iska_pipelines.lib.storage.subscriptions import apply_file_events, lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.subscription_ingest import with_nearest_lids
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
@@ -132,8 +134,10 @@ def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: date
 def add_subscription(connection: sa.Connection, values: SubscriptionValues,
                      rules: EventRules) -> tuple[dict, str]:
     """An addition: new, reactivated or renewed (plan and location) as SPEC §5 says."""
-    outcome = apply_event(connection, FileKind.ADDITIONS, values.msisdn, values.ts or utcnow(), rules,
+    ts = values.ts or utcnow()
+    outcome = apply_event(connection, FileKind.ADDITIONS, values.msisdn, ts, rules,
                           plan=values.plan, lat=values.lat, lon=values.lon)
+    _written_at(connection, values.msisdn, ts)
     return _by_msisdn(connection, values.msisdn), outcome
 
 
@@ -162,14 +166,17 @@ def change_subscription(connection: sa.Connection, subscription_id: int, values:
         apply_event(connection, FileKind.UPDATES, current["msisdn"], ts, rules, lat=lat, lon=lon)
     if status == SubscriptionStatus.CANCELLED and active:
         _cancel(connection, current["msisdn"], ts, rules)
+    _written_at(connection, current["msisdn"], ts)
     return get_subscription(connection, subscription_id)
 
 
 def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: EventRules) -> dict:
     """DELETE: cancelled with reason `api`; the row and its history stay."""
     current = get_subscription(connection, subscription_id)
+    ts = utcnow()
     if current["status"] == SubscriptionStatus.ACTIVE:
-        _cancel(connection, current["msisdn"], utcnow(), rules)
+        _cancel(connection, current["msisdn"], ts, rules)
+    _written_at(connection, current["msisdn"], ts)
     return get_subscription(connection, subscription_id)
 
 
@@ -178,3 +185,13 @@ def _cancel(connection: sa.Connection, msisdn: str, ts: datetime, rules: EventRu
     if outcome == Outcome.CANCELLED:
         connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
                            .values(cancel_reason=str(CancelReason.API)))
+
+
+def _written_at(connection: sa.Connection, msisdn: str, ts: datetime) -> None:
+    """Move `last_event_at` forward to the write's time (SPEC §5), under the files' lock so a
+    file applied meanwhile cannot be moved backwards."""
+    lock_subscriptions(connection)
+    stored = _by_msisdn(connection, msisdn)
+    if stored is not None and stored["last_event_at"] < as_utc(ts):
+        connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
+                           .values(last_event_at=as_utc(ts), updated_at=utcnow()))
