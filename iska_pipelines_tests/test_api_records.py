@@ -165,10 +165,19 @@ def test_status_active_through_patch_reactivates_and_cancelled_cancels(http):
 
 
 def test_an_event_older_than_the_last_one_is_409_stale_event(http):
-    created = subscribe(http, ts="2030-01-01 00:00:00").json()
-    answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={**KUMASI, "ts": "2029-12-31 23:59:59"})
+    created = subscribe(http, ts="2026-01-01 00:00:00").json()
+    answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={**KUMASI, "ts": "2025-12-31 23:59:59"})
     assert answer.status_code == 409 and answer.json()["errors"][0]["reason"] == "stale_event"
     assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json()["lat"] == ACCRA["lat"]
+
+
+def test_a_ts_years_ahead_is_422_future_ts_and_later_events_still_apply(http):
+    created = subscribe(http, ts="2026-01-01 00:00:00").json()
+    typo = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={**KUMASI, "ts": "2062-01-02 00:00:00"})
+    assert typo.status_code == 422
+    assert [(e["field"], e["reason"]) for e in typo.json()["errors"]] == [("ts", "future_ts")]
+    assert http.delete(f"{SUBSCRIPTIONS}{created['id']}/").status_code == 204
+    assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json()["status"] == "cancelled"
 
 
 def test_invalid_subscription_values_are_422_and_nothing_changes(http):

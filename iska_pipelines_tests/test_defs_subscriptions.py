@@ -252,3 +252,27 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
     holder.close()
     worker.join(timeout=60)
     assert outcome and outcome[0].rows_applied == 100
+
+
+def test_a_typo_year_in_ts_is_refused_and_never_locks_the_subscriber_out(iska):
+    msisdns = [f"23324000000{i}" for i in range(1, 6)]
+    iska.ingest(additions([(m, "2026-01-01 08:00:00", 11, 5.6, -0.2) for m in msisdns]), name="a_additions.csv")
+    years = ["2062"] + ["2026"] * 4  # the first row's year is a typo
+    typo = iska.ingest("msisdn,ts,lat,lon\n" + "".join(
+        f"{m},{y}-01-02 08:00:00,7.0,-1.0\n" for m, y in zip(msisdns, years)), name="typo_update.csv")
+    assert typo.success and materialization_metadata(typo)["refused_future_ts"] == 1
+    assert [r["reason"] for r in refused(iska, "typo_update.csv", "updates")] == ["future_ts"]
+    cancel = iska.ingest(f"msisdn,ts\n{msisdns[0]},2026-01-03 08:00:00\n", name="c_cancel.csv")
+    assert materialization_metadata(cancel)["cancelled"] == 1
+    assert iska.rows("SELECT status, lat FROM subscriptions WHERE msisdn = :m", m=msisdns[0]) == [
+        ("cancelled", 5.6)]
+
+
+def test_a_small_file_ending_in_blank_lines_is_applied_not_refused(iska):
+    content = additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2),
+                         ("233240000002", "2026-01-01 08:00:00", 21, 5.7, -0.3)]) + "\n ,,,,\n,,,,\n\n"
+    result = iska.ingest(content, name="blank_tail_additions.csv")
+    assert result.success
+    metadata = materialization_metadata(result)
+    assert (metadata["rows_in"], metadata["rows_applied"], metadata["rows_refused"]) == (2, 2, 0)
+    assert iska.scalar("SELECT count(*) FROM subscriptions") == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,9 +69,11 @@ def test_a_forecast_is_refused_for_the_reason_a_file_row_would_be(gid, lat, lon,
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(msisdn=cells("233020000023", "+233 24 000 0001", "0023324", "1234567", "1234567890123456", "23a4567890"),
+@given(msisdn=cells("233020000023", "+233 24 000 0001", "0023324", "1234567", "1234567890123456", "23a4567890",
+                    "٢٣٣٠٢٠٠٠٠٠٢٣", "２３３０２００００２３"),
        ts=cells("2021-02-04 06:09:06", "2021-02-04T06:09:06Z", "2021-02-04 06:09:06+01:00", "2021-02-30 00:00:00",
-                "2021-02-04", "yesterday"),
+                "2021-02-04", "yesterday", "2062-02-04 06:09:06", "2021-02-04t06:09:06+0100",
+                "2021-02-04 06:09:06+15:00"),
        lat=cells("7.062351", "-91", "nan"),
        lon=cells("-1.404598", "181", ""),
        plan=cells("11", "21", "daily", "WEEKLY", "31", "monthly"))
@@ -121,3 +124,24 @@ def test_a_forecast_point_may_be_given_as_geom():
 def test_lists_and_objects_are_never_valid_values(value):
     with pytest.raises(InvalidRecord):
         check_subscription({"msisdn": value}, TZ)
+
+
+@pytest.mark.parametrize("msisdn", ["٢٣٣٠٢٠٠٠٠٠٢٣", "２３３０２００００２３", "+٢٣٣ ٢٤ ٠٠٠ ٠٠٠١"])
+def test_the_api_refuses_msisdns_in_digits_of_other_scripts(msisdn):
+    with pytest.raises(InvalidRecord) as refused:
+        check_subscription({"msisdn": msisdn}, TZ)
+    assert [(e.field, e.reason) for e in refused.value.errors] == [("msisdn", "invalid_msisdn")]
+
+
+def test_the_api_refuses_a_ts_years_ahead_as_future_ts():
+    with pytest.raises(InvalidRecord) as refused:
+        check_subscription({"msisdn": "233020000023", "ts": "2062-02-04 06:09:06"}, TZ)
+    assert [(e.field, e.reason) for e in refused.value.errors] == [("ts", "future_ts")]
+
+
+def test_the_api_accepts_a_ts_ahead_within_max_future_minutes():
+    soon = (datetime.now(UTC) + timedelta(minutes=20)).replace(microsecond=0)
+    checked = check_subscription({"ts": soon.isoformat()}, TZ, max_future_minutes=30)
+    assert checked.ts == soon
+    with pytest.raises(InvalidRecord):
+        check_subscription({"ts": soon.isoformat()}, TZ, max_future_minutes=10)

@@ -41,9 +41,11 @@ class IskaRules(dg.ConfigurableResource):
     max_reject_fraction: float = 0.2
     max_grid_distance_km: float = 50.0
     timezone: str = "Africa/Accra"
+    max_future_minutes: int = 60
 
     def ingest_rules(self) -> IngestRules:
-        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, self.timezone)
+        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, self.timezone,
+                           max_future_minutes=self.max_future_minutes)
 
 
 def from_env(names: tuple[str, ...], default: str) -> str | dg.EnvVar:
@@ -63,6 +65,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_reject_fraction=settings.max_reject_fraction,
             max_grid_distance_km=settings.max_grid_distance_km,
             timezone=settings.timezone,
+            max_future_minutes=settings.max_future_minutes,
         ),
     }
 

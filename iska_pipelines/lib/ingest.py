@@ -24,6 +24,7 @@ class IngestRules:
     max_reject_fraction: float = 0.2
     max_grid_distance_km: float = 50.0
     timezone: str = "Africa/Accra"
+    max_future_minutes: int = 60
 
 
 @dataclass

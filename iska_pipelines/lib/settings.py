@@ -134,6 +134,7 @@ class Settings:
     sensor_interval_seconds: int = 15
     file_settle_seconds: float = 5.0
     max_reject_fraction: float = 0.2
+    max_future_minutes: int = 60
     max_grid_distance_km: float = 50.0
     forecast_max_age_hours: float = 30.0
     max_task_retry: int = 3
@@ -175,6 +176,7 @@ class Settings:
             sensor_interval_seconds=env_int(env, "ISKA_SENSOR_INTERVAL_SECONDS", 15, minimum=1),
             file_settle_seconds=env_float(env, "ISKA_FILE_SETTLE_SECONDS", 5.0),
             max_reject_fraction=env_float(env, "ISKA_MAX_REJECT_FRACTION", 0.2, 0.0, 1.0),
+            max_future_minutes=env_int(env, "ISKA_MAX_FUTURE_MINUTES", 60),
             max_grid_distance_km=env_float(env, "ISKA_MAX_GRID_DISTANCE_KM", 50.0, minimum=0.001),
             forecast_max_age_hours=env_float(env, "ISKA_FORECAST_MAX_AGE_HOURS", 30.0, minimum=0.0),
             max_task_retry=env_int(env, "MAX_TASK_RETRY", 3),

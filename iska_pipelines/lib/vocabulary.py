@@ -32,6 +32,7 @@ class Reason(StrEnum):
     INVALID_MSISDN = "invalid_msisdn"
     INVALID_TS = "invalid_ts"
     INVALID_PLAN = "invalid_plan"
+    FUTURE_TS = "future_ts"  # more than ISKA_MAX_FUTURE_MINUTES ahead: a typo must not lock anyone out
     DUPLICATE_IN_FILE = "duplicate_in_file"
     UNKNOWN_MSISDN = "unknown_msisdn"
     STALE_EVENT = "stale_event"

@@ -66,7 +66,8 @@ def subscriptions(request: Request, limit: Limit = DEFAULT_LIMIT, offset: Offset
 def create_subscription(body: SubscriptionIn, response: Response, engine: sa.Engine = Depends(database),
                         config: Settings = Depends(settings)) -> dict:
     values = check_subscription(body.model_dump(exclude_unset=True), config.timezone,
-                                required=["msisdn", "plan", "lat", "lon"])
+                                required=["msisdn", "plan", "lat", "lon"],
+                                max_future_minutes=config.max_future_minutes)
     with engine.begin() as connection:
         row, outcome = add_subscription(connection, values, _rules(config))
     response.status_code = 201 if outcome == Outcome.NEW else 200
@@ -82,7 +83,8 @@ def subscription(subscription_id: IdPath, engine: sa.Engine = Depends(database))
 def _change(subscription_id: int, body: SubscriptionIn, engine: sa.Engine, config: Settings,
             required: list[str]) -> dict:
     status = _status(body)
-    values = check_subscription(body.model_dump(exclude_unset=True), config.timezone, required=required)
+    values = check_subscription(body.model_dump(exclude_unset=True), config.timezone, required=required,
+                                max_future_minutes=config.max_future_minutes)
     with engine.begin() as connection:
         return change_subscription(connection, subscription_id, values, status, _rules(config))
 

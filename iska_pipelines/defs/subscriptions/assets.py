@@ -31,7 +31,8 @@ def subscriptions(
     with refusals_fail_without_retry():
         applied = ingest_file(
             database.engine(), inbox.folders(), context.partition_key,
-            lambda path: read_subscription_file(path, kind, ingest_rules.timezone),
+            lambda path: read_subscription_file(path, kind, ingest_rules.timezone,
+                                                ingest_rules.max_future_minutes),
             lambda connection, parsed: apply_subscriptions(connection, parsed, kind, ingest_rules),
             ingest_rules, run_id=context.run_id,
         )

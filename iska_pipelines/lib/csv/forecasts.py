@@ -17,6 +17,7 @@ TRUE_WORDS = ["true", "t", "1", "yes", "y"]
 FALSE_WORDS = ["false", "f", "0", "no", "n"]
 FCAT_TYPE = pl.Decimal(12, 4)
 COLUMNS = ["gid", "lat", "lon", "fcat24", "fcat48", "is_active"]
+GID_PATTERN = r"^[+]?[0-9]{1,18}$"  # a positive whole number of at most 18 ASCII digits
 
 
 def read_forecasts(path: Path) -> ParsedFile:
@@ -29,7 +30,7 @@ def read_forecasts(path: Path) -> ParsedFile:
     require_columns(frame, ["gid", "fcat24", "fcat48"], path.name, "forecasts")
 
     typed = frame.with_columns(
-        gid=pl.when(pl.col("gid").str.contains(r"^[+]?\d{1,18}$")).then(
+        gid=pl.when(pl.col("gid").str.contains(GID_PATTERN)).then(
             pl.col("gid").cast(pl.Int64, strict=False)
         ),
         fcat24=_decimal("fcat24"),

@@ -1,4 +1,9 @@
-"""Points given as `geom`: WKT/EWKT `POINT(lon lat)` or hex (E)WKB, in WGS 84."""
+"""Points given as `geom`: WKT/EWKT `POINT(lon lat)` or hex (E)WKB, in WGS 84.
+
+Both may carry Z and/or M after lon and lat (ignored). WKB type codes come in two dialects:
+ISO (1 = 2D, 1001 = Z, 2001 = M, 3001 = ZM) and EWKB (1 with the flags 0x80000000 = Z,
+0x40000000 = M, 0x20000000 = an SRID follows); both byte orders.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,19 @@ import re
 import struct
 
 WKT_POINT = re.compile(
-    r"^\s*(?:SRID=(?P<srid>\d+)\s*;\s*)?POINT\s*Z?\s*\(\s*(?P<x>[-+0-9.eE]+)\s+(?P<y>[-+0-9.eE]+)"
-    r"(?:\s+[-+0-9.eE]+)?\s*\)\s*$",
+    r"^\s*(?:SRID=(?P<srid>[0-9]+)\s*;\s*)?POINT\s*(?P<dims>ZM|Z|M)?\s*"
+    r"\(\s*(?P<x>[-+0-9.eE]+)\s+(?P<y>[-+0-9.eE]+)(?P<extra>(?:\s+[-+0-9.eE]+){0,2})\s*\)\s*$",
     re.IGNORECASE,
 )
 HEX = re.compile(r"^[0-9A-Fa-f]+$")
 WGS84 = 4326
 _WKB_POINT = 1
-_EWKB_SRID_FLAG = 0x20000000
 _EWKB_Z_FLAG = 0x80000000
+_EWKB_M_FLAG = 0x40000000
+_EWKB_SRID_FLAG = 0x20000000
+_EWKB_FLAGS = _EWKB_Z_FLAG | _EWKB_M_FLAG | _EWKB_SRID_FLAG
+# ISO thousands: how many coordinates beyond x and y (Z, M, ZM)
+_ISO_EXTRA = {0: 0, 1: 1, 2: 1, 3: 2}
 
 
 def parse_point(text: str | None) -> tuple[float, float] | None:
@@ -24,15 +33,25 @@ def parse_point(text: str | None) -> tuple[float, float] | None:
     text = text.strip()
     match = WKT_POINT.match(text)
     if match:
-        if match["srid"] and int(match["srid"]) != WGS84:
-            return None
-        try:
-            return float(match["y"]), float(match["x"])
-        except ValueError:
-            return None
+        return _wkt_point(match)
     if HEX.match(text) and len(text) % 2 == 0:
         return _parse_wkb(bytes.fromhex(text))
     return None
+
+
+def _wkt_point(match: re.Match[str]) -> tuple[float, float] | None:
+    if match["srid"] and int(match["srid"]) != WGS84:
+        return None
+    extra = len(match["extra"].split())
+    dims = (match["dims"] or "").upper()
+    if dims and extra != len(dims):  # POINT Z/M carries one more number, POINT ZM two
+        return None
+    if not dims and extra > 1:  # bare POINT(x y z) is the common 3D spelling; four is not
+        return None
+    try:
+        return float(match["y"]), float(match["x"])
+    except ValueError:
+        return None
 
 
 def _parse_wkb(data: bytes) -> tuple[float, float] | None:
@@ -48,12 +67,12 @@ def _parse_wkb(data: bytes) -> tuple[float, float] | None:
         offset += 4
         if srid != WGS84:
             return None
-    has_z = bool(geometry_type & _EWKB_Z_FLAG) or (geometry_type % 1000) // 1000 == 1
-    base_type = (geometry_type & 0x0FFFFFFF) % 1000
-    if base_type != _WKB_POINT:
+    code = geometry_type & ~_EWKB_FLAGS
+    iso_dims, base_type = divmod(code, 1000)
+    if base_type != _WKB_POINT or iso_dims not in _ISO_EXTRA:
         return None
-    expected = offset + (24 if has_z else 16)
-    if len(data) != expected:
+    extra = _ISO_EXTRA[iso_dims] + bool(geometry_type & _EWKB_Z_FLAG) + bool(geometry_type & _EWKB_M_FLAG)
+    if extra > 2 or len(data) != offset + 8 * (2 + extra):
         return None
     x, y = struct.unpack_from(order + "dd", data, offset)
     return y, x

@@ -51,6 +51,7 @@ def normalise_header(name: str) -> str:
 def read_text_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
     """All columns as strings with normalised header names, plus the original names.
 
+    Blank lines (empty, or only spaces and commas) are dropped here: they are not rows.
     Raises FileRefused for a file that is empty or cannot be read as UTF-8 CSV.
     """
     if path.stat().st_size == 0:
@@ -66,6 +67,7 @@ def read_text_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
         raise FileRefused(f"{path.name} is empty: no header row") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, UnicodeDecodeError) as error:
         raise FileRefused(f"{path.name} is not a readable UTF-8 CSV file: {error}") from None
+    frame = _without_blank_lines(frame.with_columns(pl.all().str.strip_chars()))
     originals: dict[str, str] = {}
     renamed: dict[str, str] = {}
     for column in frame.columns:
@@ -74,9 +76,17 @@ def read_text_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
             continue  # blank or repeated header: the first column of that name counts
         originals[normal] = column.replace("\ufeff", "")
         renamed[column] = normal
-    frame = frame.select([pl.col(old).alias(new) for old, new in renamed.items()])
-    frame = frame.with_columns(pl.all().str.strip_chars()).with_row_index(ROW)
+    frame = frame.select([pl.col(old).alias(new) for old, new in renamed.items()]).with_row_index(ROW)
     return frame, originals
+
+
+def _without_blank_lines(frame: pl.DataFrame) -> pl.DataFrame:
+    """Drops the rows whose every cell (ignored columns included) is missing or empty."""
+    if frame.width == 0 or frame.height == 0:
+        return frame
+    has_text = pl.any_horizontal([pl.col(c).is_not_null() & (pl.col(c) != "") for c in frame.columns])
+    kept = frame.select(has_text.alias("_kept")).to_series()
+    return frame if kept.all() else frame.filter(kept)
 
 
 def require_columns(frame: pl.DataFrame, required: list[str], name: str, kind: str) -> None:
@@ -131,8 +141,10 @@ def enforce_reject_limit(parsed: ParsedFile, max_fraction: float, name: str) -> 
 
 # --- value parsing shared by the file kinds -------------------------------------------------
 
-DECIMAL_4 = r"^[+-]?(\d+(\.\d{0,4})?|\.\d{1,4})$"
-NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+# ASCII digits only: the regex engine's \d would also take Arabic-Indic or full-width digits.
+# Up to 4 decimal places; trailing zeros past them do not count (`0.10500` is `0.105`).
+DECIMAL_4 = r"^[+-]?([0-9]+(\.[0-9]{0,4}0*)?|\.[0-9]{1,4}0*)$"
+NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def as_float(column: str) -> pl.Expr:

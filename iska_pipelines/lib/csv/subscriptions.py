@@ -6,6 +6,7 @@ The original service's files are supported as they are: quoted header and fields
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -18,6 +19,10 @@ from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason
 
 PLAN_COLUMNS = ("service_id", "original_sub_plan", "sub_plan", "plan")
 TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+# after the time: `Z`/`z`, or a sign with hours and optional minutes (`+01`, `+0100`, `+01:00`)
+TS_OFFSET = r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+MAX_OFFSET_MINUTES = 14 * 60
+MAX_FUTURE_MINUTES = 60  # ISKA_MAX_FUTURE_MINUTES's default
 EVENT = pl.Datetime("us", "UTC")
 
 
@@ -27,8 +32,14 @@ def required_columns(kind: FileKind) -> list[str]:
     return ["msisdn", "ts", "lat", "lon"]
 
 
-def read_subscription_file(path: Path, kind: FileKind, timezone: str) -> ParsedFile:
-    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan for additions)."""
+def read_subscription_file(path: Path, kind: FileKind, timezone: str,
+                           max_future_minutes: float = MAX_FUTURE_MINUTES,
+                           now: datetime | None = None) -> ParsedFile:
+    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan for additions).
+
+    A ts more than `max_future_minutes` ahead of `now` (default: the time of reading) is
+    refused as `future_ts`.
+    """
     frame, originals = read_text_table(path)
     require_columns(frame, required_columns(kind), path.name, str(kind))
     columns = ["msisdn", "ts"]
@@ -36,6 +47,7 @@ def read_subscription_file(path: Path, kind: FileKind, timezone: str) -> ParsedF
     checks: list[tuple[pl.Expr, str]] = [
         (pl.col("msisdn").is_null(), Reason.INVALID_MSISDN),
         (pl.col("ts").is_null(), Reason.INVALID_TS),
+        (too_far_ahead(pl.col("ts"), max_future_minutes, now), Reason.FUTURE_TS),
     ]
     if kind is not FileKind.CANCELLATIONS:
         typed = typed.with_columns(lat=as_float("lat"), lon=as_float("lon"))
@@ -84,27 +96,56 @@ def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:
 
 
 def normalised_msisdn(column: str) -> pl.Expr:
-    """Digits as received, without spaces, a leading + or 00; 8-15 digits, else null."""
+    """Digits as received, without spaces, a leading + or 00; 8-15 ASCII digits, else null
+    (the regex engine's \\d would also take Arabic-Indic or full-width digits)."""
     digits = (
         pl.col(column).str.replace_all(r"\s+", "").str.replace(r"^\+", "").str.replace(r"^00", "")
     )
-    return pl.when(digits.str.contains(r"^\d{8,15}$")).then(digits)
+    return pl.when(digits.str.contains(r"^[0-9]{8,15}$")).then(digits)
+
+
+def too_far_ahead(ts: pl.Expr, max_future_minutes: float, now: datetime | None = None) -> pl.Expr:
+    """A ts more than `max_future_minutes` after `now` (default: this moment)."""
+    limit = (now or datetime.now(UTC)).astimezone(UTC) + timedelta(minutes=max_future_minutes)
+    return ts > pl.lit(limit, dtype=EVENT)
 
 
 def parse_timestamp(column: str, timezone: str) -> pl.Expr:
-    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 -> UTC; without an offset the time is local to `timezone`."""
-    text = pl.col(column).str.strip_chars().str.replace("T", " ")
-    offset = text.str.slice(10).str.extract(r"(Z|z|[+-]\d{2}:?\d{2})$")
-    body = pl.when(offset.is_not_null()).then(
-        text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars()
-    ).otherwise(text)
-    naive = pl.coalesce([body.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TS_FORMATS])
-    sign = pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
+    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 (`T`, `t` or space; offsets `Z`/`z`, `+01`, `+0100`,
+    `+01:00`, at most ±14:00) -> UTC; without an offset the time is local to `timezone`."""
+    return pl.col(column).map_batches(lambda texts: timestamps(texts, timezone), return_dtype=EVENT)
+
+
+def timestamps(texts: pl.Series, timezone: str) -> pl.Series:
+    """The column at once, in stages: each intermediate (the text, its offset) is computed
+    once, where one nested expression would recompute it at every use."""
+    stripped = pl.col("text").str.strip_chars()
+    frame = texts.to_frame("text").select(
+        text=pl.when(stripped.str.slice(10, 1).is_in(["T", "t"]))  # where YYYY-MM-DD ends
+        .then(stripped.str.slice(0, 10) + " " + stripped.str.slice(11)).otherwise(stripped))
+    frame = frame.with_columns(offset=pl.col("text").str.slice(10).str.extract(TS_OFFSET))
+    text, offset = pl.col("text"), pl.col("offset")
     digits = offset.str.replace_all(r"[^0-9]", "")
-    minutes = sign * (digits.str.slice(0, 2).cast(pl.Int64, strict=False) * 60
-                      + digits.str.slice(2, 2).cast(pl.Int64, strict=False))
-    with_offset = (naive - pl.duration(minutes=pl.when(offset.str.to_lowercase() == "z").then(0)
-                                       .otherwise(minutes))).dt.replace_time_zone("UTC")
+    frame = frame.with_columns(
+        body=pl.when(offset.is_not_null()).then(
+            text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars()
+        ).otherwise(text),
+        hours=digits.str.slice(0, 2).cast(pl.Int64, strict=False),
+        minutes=digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0),
+    )
+    body, minutes, east = pl.col("body"), pl.col("minutes"), pl.col("hours") * 60 + pl.col("minutes")
+    frame = frame.select(
+        "offset",
+        naive=pl.coalesce([body.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TS_FORMATS]),
+        offset_minutes=pl.when(offset.str.to_lowercase() == "z").then(0)
+        .when((minutes < 60) & (east <= MAX_OFFSET_MINUTES))
+        .then(pl.when(offset.str.starts_with("-")).then(-east).otherwise(east)),
+    )  # offset_minutes: null (invalid_ts) beyond ±14:00 or with 60 minutes or more
+    naive = pl.col("naive")
+    with_offset = (naive - pl.duration(minutes=pl.col("offset_minutes"))).dt.replace_time_zone("UTC")
     local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null") \
         .dt.convert_time_zone("UTC")
-    return pl.when(offset.is_not_null()).then(with_offset).otherwise(local).cast(EVENT)
+    return frame.select(
+        pl.when(pl.col("offset").is_not_null()).then(with_offset).otherwise(local).cast(EVENT)
+        .alias(texts.name)
+    ).to_series()

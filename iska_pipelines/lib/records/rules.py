@@ -13,16 +13,15 @@ from decimal import Decimal
 
 import polars as pl
 
-from iska_pipelines.lib.csv.forecasts import FALSE_WORDS, FCAT_TYPE, TRUE_WORDS
+from iska_pipelines.lib.csv.forecasts import FALSE_WORDS, FCAT_TYPE, GID_PATTERN, TRUE_WORDS
 from iska_pipelines.lib.csv.geometry import parse_point
 from iska_pipelines.lib.csv.reading import DECIMAL_4, as_float, latitude_invalid, longitude_invalid
-from iska_pipelines.lib.csv.subscriptions import normalised_msisdn, parse_timestamp
+from iska_pipelines.lib.csv.subscriptions import (
+    MAX_FUTURE_MINUTES, normalised_msisdn, parse_timestamp, too_far_ahead,
+)
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.vocabulary import PLAN_CODES, Plan, Reason
 
-# the gid rule of lib/csv/forecasts.py (a positive whole number of at most 18 digits);
-# test_lib_records_rules.py checks both agree on every value it tries
-GID_PATTERN = r"^[+]?\d{1,18}$"
 MESSAGES = {
     Reason.INVALID_GID: "must be a positive whole number of at most 18 digits",
     Reason.INVALID_FCAT: "must be a decimal number with at most 4 decimal places",
@@ -31,7 +30,8 @@ MESSAGES = {
     Reason.INVALID_GEOM: "must be a WKT/EWKT POINT(lon lat) or hex (E)WKB point in WGS 84",
     Reason.INVALID_IS_ACTIVE: "must be true or false",
     Reason.INVALID_MSISDN: "must be 8 to 15 digits (spaces, a leading + or 00 are removed)",
-    Reason.INVALID_TS: "must be YYYY-MM-DD HH:MM:SS or ISO 8601",
+    Reason.INVALID_TS: "must be YYYY-MM-DD HH:MM:SS or ISO 8601 (offset at most ±14:00)",
+    Reason.FUTURE_TS: "must not be further ahead of now than ISKA_MAX_FUTURE_MINUTES",
     Reason.INVALID_PLAN: "must be 11 or daily, 21 or weekly",
 }
 
@@ -76,9 +76,13 @@ class SubscriptionValues:
     ts: datetime | None = None
 
 
-def check_subscription(values: dict[str, object], timezone: str,
-                       required: list[str] = ()) -> SubscriptionValues:
-    """Check the given fields of a subscription; raises InvalidRecord listing every bad one."""
+def check_subscription(values: dict[str, object], timezone: str, required: list[str] = (),
+                       max_future_minutes: float = MAX_FUTURE_MINUTES,
+                       now: datetime | None = None) -> SubscriptionValues:
+    """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
+
+    A ts more than `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
+    """
     errors = _required(values, list(required))
     missing = {e.field for e in errors}
     given = {name for name in ("msisdn", "plan", "lat", "lon", "ts")
@@ -87,7 +91,8 @@ def check_subscription(values: dict[str, object], timezone: str,
     typed = row.select(
         msisdn=normalised_msisdn("msisdn"), ts=parse_timestamp("ts", timezone),
         lat=as_float("lat"), lon=as_float("lon"),
-    ).with_columns(lat_bad=latitude_invalid(pl.col("lat")), lon_bad=longitude_invalid(pl.col("lon")))
+    ).with_columns(lat_bad=latitude_invalid(pl.col("lat")), lon_bad=longitude_invalid(pl.col("lon")),
+                   ts_ahead=too_far_ahead(pl.col("ts"), max_future_minutes, now))
     parsed = typed.row(0, named=True)
     plan = PLAN_CODES.get((cell(values.get("plan")) or "").lower())
     failures = {
@@ -97,6 +102,8 @@ def check_subscription(values: dict[str, object], timezone: str,
         "lon": (parsed["lon_bad"], Reason.INVALID_LON),
         "ts": (parsed["ts"] is None, Reason.INVALID_TS),
     }
+    if parsed["ts_ahead"]:
+        failures["ts"] = (True, Reason.FUTURE_TS)
     errors += [_error(name, reason) for name, (failed, reason) in failures.items()
                if name in given and failed]
     if errors:
