@@ -13,6 +13,9 @@ against writers from the start of such a file's transaction, and
 against everyone from the TRUNCATE until the commit (a few seconds for a million rows), and a
 REPEATABLE READ transaction that began earlier and had not read `forecasts` yet would see the
 new rows (PostgreSQL's documented caveat for TRUNCATE and FREEZE; ISKA reads in READ COMMITTED).
+
+A row the file leaves as it is keeps its `updated_at`: re-running a file rewrites nothing. Every
+write takes the subscriptions lock first, so nearest-point assignment never interleaves with it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from iska_pipelines.lib.storage.bulk import (
     copy_binary, create_staging, load_staging, read_binary, read_frame,
 )
 from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.subscriptions import lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
 
 STAGE = "stage_forecasts"
@@ -41,7 +45,10 @@ GRID_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
 FCAT = pl.Decimal(12, 4)
 # what the rewrite reads of every stored row (fixed width: binary COPY, no text)
 STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "is_active": pl.Boolean,
-                 "created_at": pl.Datetime("us", "UTC")}
+                 "created_at": pl.Datetime("us", "UTC"), "updated_at": pl.Datetime("us", "UTC"),
+                 "fcat24": pl.Int64, "fcat48": pl.Int64}  # fcats in 1/10,000 units
+STORED_SQL = ("SELECT gid, lat, lon, is_active, created_at, updated_at, (fcat24 * 10000)::bigint, "
+              "(fcat48 * 10000)::bigint FROM forecasts")
 ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
               "is_active": pl.Boolean, "created_at": pl.Datetime("us", "UTC"),
               "updated_at": pl.Datetime("us", "UTC")}
@@ -62,6 +69,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
     """Upsert by gid. Rows without an `is_active` value keep the stored one (new rows: active)."""
     if frame.height == 0:
         return ForecastUpsert(0, 0, False)
+    lock_subscriptions(connection)  # before any other lock: subscription writers take it first too
     postgres = connection.dialect.name == "postgresql"
     whole_grid = postgres and frame.height >= REWRITE_MIN_ROWS  # may truncate: writers wait
     if whole_grid:
@@ -97,7 +105,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
         connection.execute(sa.text(f"""
             UPDATE forecasts SET lat = s.lat, lon = s.lon, fcat24 = s.fcat24, fcat48 = s.fcat48,
                    is_active = coalesce(s.is_active, forecasts.is_active), updated_at = :now
-            FROM {STAGE} s WHERE forecasts.gid = s.gid
+            FROM {STAGE} s WHERE forecasts.gid = s.gid AND ({_differs(postgres)})
         """).bindparams(now))
     if existing < frame.height:
         only_new = "WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)" if existing else ""
@@ -112,20 +120,20 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
 def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
     """Merge the stored grid with the file's rows here, then truncate and refill (PostgreSQL)."""
     now = utcnow()
-    stored = read_binary(connection, f"SELECT {', '.join(STORED_SCHEMA)} FROM forecasts", STORED_SCHEMA)
+    stored = read_binary(connection, STORED_SQL, STORED_SCHEMA)
     joined = rows.join(stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid",
                        how="left", maintain_order="left")
     is_active = pl.coalesce("is_active", "is_active_was")
     existed = pl.col("created_at_was").is_not_null()
-    existing, changed = joined.select(
-        existed.sum().alias("existing"),
-        (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
-         | (is_active != pl.col("is_active_was"))).sum().alias("changed"),
-    ).row(0)
+    moved = (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
+             | (is_active != pl.col("is_active_was")))
+    existing, changed = joined.select(existed.sum().alias("existing"), moved.sum().alias("changed")).row(0)
+    units = [(pl.col(c).cast(FCAT) * 10_000).cast(pl.Int64) != pl.col(f"{c}_was") for c in ("fcat24", "fcat48")]
+    rewritten = moved | units[0] | units[1]
     merged = joined.select(
         "gid", "lat", "lon", "fcat24", "fcat48", is_active.fill_null(True).alias("is_active"),
         pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
-        pl.lit(now).alias("updated_at"),
+        pl.when(rewritten).then(pl.lit(now)).otherwise(pl.col("updated_at_was")).alias("updated_at"),
     )
     del joined
     absent = stored.select("gid").join(rows.select("gid"), on="gid", how="anti")
@@ -134,6 +142,14 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
         merged = pl.concat([merged, _stored_rows(connection, absent)], how="vertical_relaxed")
     _refill(connection, merged.sort("gid"))
     return ForecastUpsert(rows.height - existing, existing, changed > 0)
+
+
+def _differs(postgres: bool) -> str:
+    """SQL: the staged row `s` would change the stored one (nulls compare as values)."""
+    distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
+    return " OR ".join(
+        [f"forecasts.{c} {distinct} s.{c}" for c in STAGE_COLUMNS if c not in ("gid", "is_active")]
+        + [f"forecasts.is_active {distinct} coalesce(s.is_active, forecasts.is_active)"])
 
 
 def _stored_rows(connection: sa.Connection, gids: pl.DataFrame) -> pl.DataFrame:
