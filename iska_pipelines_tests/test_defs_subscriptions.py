@@ -217,6 +217,14 @@ def test_an_addition_older_than_the_cancellation_is_a_stale_event(iska):
     assert iska.rows("SELECT status FROM subscriptions") == [("cancelled",)]
 
 
+def test_an_event_at_the_instant_of_the_last_one_applied_is_stale_when_it_would_change_something(iska):
+    iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a_additions.csv")
+    result = iska.ingest("msisdn,ts,lat,lon\n233240000001,2026-01-01 08:00:00,7.0,-1.0\n", name="same_update.csv")
+    assert [r["reason"] for r in refused(iska, "same_update.csv", "updates")] == ["stale_event"]
+    assert materialization_metadata(result)["updated"] == 0
+    assert iska.rows("SELECT lat, lon FROM subscriptions") == [(5.6, -0.2)]
+
+
 def test_bad_subscription_rows_are_refused_with_their_reasons(iska):
     good = [(f"2332400{i:05d}", "2026-01-01 08:00:00", 11, 5.6, -0.2) for i in range(40)]
     bad = [
