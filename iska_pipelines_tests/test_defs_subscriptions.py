@@ -326,7 +326,7 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
     outcome = []
     worker = threading.Thread(target=lambda: outcome.append(ingest_file(
         engine, iska.folders, key, lambda p: read_subscription_file(p, FileKind.ADDITIONS, rules.timezone),
-        lambda c, parsed: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
+        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
     worker.start()
     deadline = time.monotonic() + 30
     waiting = 0
@@ -343,8 +343,8 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
 
 def pause_after(apply, reached: threading.Event, release: threading.Event):
     """`apply` inside the file's transaction, then wait there (before the commit) until released."""
-    def paused(connection, parsed):
-        applied = apply(connection, parsed)
+    def paused(connection, parsed, rerun):
+        applied = apply(connection, parsed, rerun)
         reached.set()
         assert release.wait(60), "never released"
         return applied
@@ -391,10 +391,10 @@ def test_additions_that_read_the_grid_before_a_grid_change_commits_end_on_the_ne
     rules = IngestRules()
     grid_read, release = threading.Event(), threading.Event()
     adding = ingest_in_thread(iska, "a_additions.csv", NEAR_POINT_2, "additions", pause_after(
-        lambda c, parsed: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), grid_read, release))
+        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), grid_read, release))
     assert grid_read.wait(60)
     moving = ingest_in_thread(iska, "grid2_forecast.csv", MOVED, "forecasts",
-                              lambda c, parsed: apply_forecasts(c, parsed, rules))
+                              lambda c, parsed, _rerun: apply_forecasts(c, parsed, rules))
     try:
         assert blocked_or_done(iska.engine, moving) == "blocked", "the grid change must wait"
     finally:
@@ -411,10 +411,10 @@ def test_additions_arriving_while_a_grid_change_is_uncommitted_end_on_the_new_gr
     rules = IngestRules()
     grid_written, release = threading.Event(), threading.Event()
     moving = ingest_in_thread(iska, "grid2_forecast.csv", MOVED, "forecasts", pause_after(
-        lambda c, parsed: apply_forecasts(c, parsed, rules), grid_written, release))
+        lambda c, parsed, _rerun: apply_forecasts(c, parsed, rules), grid_written, release))
     assert grid_written.wait(60)
     adding = ingest_in_thread(iska, "a_additions.csv", NEAR_POINT_2, "additions",
-                              lambda c, parsed: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules))
+                              lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules))
     try:
         assert blocked_or_done(iska.engine, adding) == "blocked", "the additions must wait for the grid"
     finally:

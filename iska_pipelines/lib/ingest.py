@@ -63,7 +63,7 @@ class FileApplied:
 
 
 Parser = Callable[[Path], ParsedFile]
-Applier = Callable[[sa.Connection, ParsedFile], Applied]
+Applier = Callable[[sa.Connection, ParsedFile, bool], Applied]  # bool: the file was applied before
 
 
 def ingest_file(
@@ -85,9 +85,9 @@ def ingest_file(
         refuse_file(engine, folders, key, kind, source, sha, str(refusal), run_id)
         raise
     with engine.begin() as connection:
-        applied = apply(connection, parsed)
-        refused = _all_refused(parsed, applied)
         rerun = file_outcome(connection, key) == FileOutcome.APPLIED
+        applied = apply(connection, parsed, rerun)
+        refused = _all_refused(parsed, applied)
         if not rerun:
             record_file(connection, FileRecord(
                 partition_key=key, kind=kind, name=source.name, sha256=sha, rows_in=parsed.rows_in,
