@@ -196,6 +196,18 @@ def test_re_running_an_additions_file_does_not_reactivate_a_subscriber_cancelled
     assert (row.status, row.cancel_reason, row.failed_billing_count) == ("cancelled", "billing", 2)
 
 
+def test_a_late_additions_file_older_than_a_billing_cancellation_is_a_stale_event(iska, simulator):
+    """Needs billing to move last_event_at when it cancels (SPEC §5), as a file event would."""
+    iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a1_additions.csv")
+    before_the_cancellation = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    cancel_for_billing(iska.engine, simulator, "233240000001", declines=2)
+    result = iska.ingest(additions([("233240000001", before_the_cancellation.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                     11, 5.6, -0.2)]), name="late_additions.csv")
+    assert [r["reason"] for r in refused(iska, "late_additions.csv", "additions")] == ["stale_event"]
+    assert materialization_metadata(result)["reactivated"] == 0
+    assert subscription(iska, "233240000001").status == "cancelled"
+
+
 @pytest.mark.parametrize("kind", ["forecasts", "additions", "updates", "cancellations"])
 def test_re_running_an_applied_partition_leaves_every_table_as_it_was(iska, simulator, kind):
     """ingested_files included: a re-run is recorded in its Dagster run; the file's row keeps
