@@ -257,3 +257,14 @@ def test_re_running_an_applied_partition_gives_the_same_result(iska):
     assert again.success
     assert materialization_metadata(again)["rows_updated"] == 5
     assert iska.rows("SELECT gid, lat, lon, fcat24, fcat48, is_active FROM forecasts ORDER BY gid") == before
+
+
+def test_re_running_a_whole_grid_file_leaves_every_row_as_it_was(iska):
+    """10,000 rows: on PostgreSQL the file rewrites the table, and still keeps every row as it was."""
+    from iska_pipelines.lib.storage.forecasts import REWRITE_MIN_ROWS
+    from iska_pipelines_tests.test_defs_subscriptions import every_table
+
+    result = iska.ingest(grid_csv(good_rows(REWRITE_MIN_ROWS)), name="grid.csv", folder="forecasts")
+    before = every_table(iska.engine)
+    assert iska.run(result.dagster_run.tags["dagster/partition"]).success
+    assert every_table(iska.engine) == before

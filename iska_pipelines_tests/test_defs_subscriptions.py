@@ -6,21 +6,30 @@ import csv
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from iska_pipelines.lib.billing.due import billing_day
+from iska_pipelines.lib.billing.run import BillingRules, bill_due
+from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.forecast_ingest import apply_forecasts
+from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.grid import haversine_km
 from iska_pipelines.lib.inbox import partition_key, sha256_of
 from iska_pipelines.lib.ingest import IngestRules, ingest_file
 from iska_pipelines.lib.csv.subscriptions import read_subscription_file
 from iska_pipelines.lib.subscription_ingest import apply_subscriptions
+from iska_pipelines.lib.storage.schema import subscriptions as subscriptions_table
 from iska_pipelines.lib.storage.subscriptions import SUBSCRIPTIONS_LOCK_ID
+from iska_pipelines.lib.storage.timestamps import as_utc
 from iska_pipelines.lib.vocabulary import FileKind
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
+from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 
 DATE_ORDER = ["2021-02-05_additions.csv", "2021-02-06_additions.csv",
               "2021-02-06_deletions.csv", "2021-02-06_locupdates.csv"]
@@ -60,6 +69,36 @@ def refused(iska, name: str, kind: str) -> list[dict]:
 
 def additions(rows: list[tuple], header: str = "msisdn,ts,service_id,lat,lon") -> str:
     return header + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows)
+
+
+def subscription(iska, msisdn: str) -> sa.Row:
+    with iska.engine.connect() as connection:
+        return connection.execute(
+            sa.select(subscriptions_table).where(subscriptions_table.c.msisdn == msisdn)).one()
+
+
+def cancel_for_billing(engine: sa.Engine, simulator, msisdn: str, declines: int) -> None:
+    """Decline every charge of `msisdn` until billing cancels it, the way billing_job does it."""
+    simulator.configure(script={msisdn: ["failure"] * declines})
+    client = BillingClient(simulator.billing_url, SIMULATOR_TOKEN, pool_size=2, timeout_seconds=5)
+    for _ in range(declines):  # retry_minutes=0: the next try is due at once
+        bill_due(engine, client, BillingRules(max_tries=declines, retry_minutes=0))
+
+
+def every_table(engine: sa.Engine) -> dict[str, list[tuple]]:
+    """Every row of every ISKA table, as stored (timestamps to the microsecond)."""
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        dump = {}
+        for name in sorted(inspector.get_table_names()):
+            order = ", ".join(str(i + 1) for i in range(len(inspector.get_columns(name))))
+            dump[name] = [tuple(row) for row in connection.execute(sa.text(
+                f"SELECT * FROM {name} ORDER BY {order}"))]
+        return dump
+
+
+def partition_of(result: dg.ExecuteInProcessResult) -> str:
+    return result.dagster_run.tags["dagster/partition"]
 
 
 def test_the_four_sample_files_in_date_order_give_the_expected_subscribers(iska):
@@ -113,18 +152,70 @@ def test_another_arrival_order_gives_the_same_subscription_table(iska, database_
     assert len(actual) == 150
 
 
-def test_cancellation_then_re_addition_reactivates_with_the_declines_behind_it_forgotten(iska):
+def test_a_subscriber_cancelled_for_billing_and_added_again_starts_a_new_period_with_the_counters_reset(
+        iska, simulator):
     iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a1_additions.csv")
-    with iska.engine.begin() as connection:  # declined three times before cancelling
-        connection.execute(sa.text("UPDATE subscriptions SET failed_billing_count = 3"))
-    iska.ingest("msisdn,ts\n233240000001,2026-01-02 08:00:00\n", name="c_cancel.csv")
-    assert iska.rows("SELECT status, cancel_reason FROM subscriptions") == [("cancelled", "user")]
-    result = iska.ingest(additions([("233240000001", "2026-01-03 08:00:00", 21, 6.0, -0.5)]),
+    cancel_for_billing(iska.engine, simulator, "233240000001", declines=2)
+    assert iska.rows("SELECT status, cancel_reason, failed_billing_count FROM subscriptions") == [
+        ("cancelled", "billing", 2)]
+    again = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)  # after the cancellation
+    result = iska.ingest(additions([("233240000001", again.strftime("%Y-%m-%dT%H:%M:%SZ"), 21, 6.0, -0.5)]),
                          name="a2_additions.csv")
     assert materialization_metadata(result)["reactivated"] == 1
-    status, reason, plan, unsub, failed = iska.rows(
-        "SELECT status, cancel_reason, plan, unsub_date, failed_billing_count FROM subscriptions")[0]
-    assert (status, reason, plan, unsub, failed) == ("active", None, "weekly", None, 0)
+    row = subscription(iska, "233240000001")
+    assert (row.status, row.cancel_reason, row.plan, row.unsub_date) == ("active", None, "weekly", None)
+    assert (row.failed_billing_count, as_utc(row.sub_date)) == (0, again)
+    assert row.next_billing_date == billing_day(datetime.now(UTC), "Africa/Accra")  # due now
+
+
+def a_history_of_every_kind(iska, simulator) -> dict[str, str]:
+    """A grid; four subscribers added; one cancelled for billing, the others charged; one moved,
+    one cancelled by file. Returns each kind's partition key."""
+    keys = {"forecasts": partition_of(iska.ingest(
+        "gid,lat,lon,fcat24,fcat48\n1,5.0,0.0,0.1,0.2\n2,6.0,0.0,0.1,0.2\n", name="grid_forecast.csv"))}
+    keys["additions"] = partition_of(iska.ingest(additions([
+        (f"23324000000{i}", "2026-01-01 08:00:00", 11, 5.1, 0.0) for i in range(1, 5)]),
+        name="a_additions.csv"))
+    cancel_for_billing(iska.engine, simulator, "233240000001", declines=2)
+    keys["updates"] = partition_of(iska.ingest(
+        "msisdn,ts,lat,lon\n233240000002,2026-01-02 08:00:00,5.9,0.0\n", name="u_update.csv"))
+    keys["cancellations"] = partition_of(iska.ingest(
+        "msisdn,ts\n233240000003,2026-01-03 08:00:00\n", name="c_cancel.csv"))
+    assert iska.rows("SELECT msisdn, status, cancel_reason, lid, last_billing_date IS NOT NULL "
+                     "FROM subscriptions ORDER BY msisdn") == [
+        ("233240000001", "cancelled", "billing", 1, False), ("233240000002", "active", None, 2, True),
+        ("233240000003", "cancelled", "user", 1, True), ("233240000004", "active", None, 1, True)]
+    return keys
+
+
+def test_re_running_an_additions_file_does_not_reactivate_a_subscriber_cancelled_for_billing_since(
+        iska, simulator):
+    keys = a_history_of_every_kind(iska, simulator)
+    assert iska.run(keys["additions"]).success
+    row = subscription(iska, "233240000001")
+    assert (row.status, row.cancel_reason, row.failed_billing_count) == ("cancelled", "billing", 2)
+
+
+def test_a_late_additions_file_older_than_a_billing_cancellation_is_a_stale_event(iska, simulator):
+    """Needs billing to move last_event_at when it cancels (SPEC §5), as a file event would."""
+    iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a1_additions.csv")
+    before_the_cancellation = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    cancel_for_billing(iska.engine, simulator, "233240000001", declines=2)
+    result = iska.ingest(additions([("233240000001", before_the_cancellation.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                     11, 5.6, -0.2)]), name="late_additions.csv")
+    assert [r["reason"] for r in refused(iska, "late_additions.csv", "additions")] == ["stale_event"]
+    assert materialization_metadata(result)["reactivated"] == 0
+    assert subscription(iska, "233240000001").status == "cancelled"
+
+
+@pytest.mark.parametrize("kind", ["forecasts", "additions", "updates", "cancellations"])
+def test_re_running_an_applied_partition_leaves_every_table_as_it_was(iska, simulator, kind):
+    """ingested_files included: a re-run is recorded in its Dagster run; the file's row keeps
+    the account of when it was applied."""
+    keys = a_history_of_every_kind(iska, simulator)
+    before = every_table(iska.engine)
+    assert iska.run(keys[kind]).success
+    assert every_table(iska.engine) == before
 
 
 def test_an_addition_older_than_the_cancellation_is_a_stale_event(iska):
@@ -136,6 +227,14 @@ def test_an_addition_older_than_the_cancellation_is_a_stale_event(iska):
     assert materialization_metadata(result)["refused_stale_event"] == 1
     assert [r["reason"] for r in refused(iska, "late_additions.csv", "additions")] == ["stale_event"]
     assert iska.rows("SELECT status FROM subscriptions") == [("cancelled",)]
+
+
+def test_an_event_at_the_instant_of_the_last_one_applied_is_stale_when_it_would_change_something(iska):
+    iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a_additions.csv")
+    result = iska.ingest("msisdn,ts,lat,lon\n233240000001,2026-01-01 08:00:00,7.0,-1.0\n", name="same_update.csv")
+    assert [r["reason"] for r in refused(iska, "same_update.csv", "updates")] == ["stale_event"]
+    assert materialization_metadata(result)["updated"] == 0
+    assert iska.rows("SELECT lat, lon FROM subscriptions") == [(5.6, -0.2)]
 
 
 def test_bad_subscription_rows_are_refused_with_their_reasons(iska):
@@ -239,7 +338,7 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
     outcome = []
     worker = threading.Thread(target=lambda: outcome.append(ingest_file(
         engine, iska.folders, key, lambda p: read_subscription_file(p, FileKind.ADDITIONS, rules.timezone),
-        lambda c, parsed: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
+        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
     worker.start()
     deadline = time.monotonic() + 30
     waiting = 0
@@ -276,3 +375,86 @@ def test_a_small_file_ending_in_blank_lines_is_applied_not_refused(iska):
     metadata = materialization_metadata(result)
     assert (metadata["rows_in"], metadata["rows_applied"], metadata["rows_refused"]) == (2, 2, 0)
     assert iska.scalar("SELECT count(*) FROM subscriptions") == 2
+
+
+def pause_after(apply, reached: threading.Event, release: threading.Event):
+    """`apply` inside the file's transaction, then wait there (before the commit) until released."""
+    def paused(connection, parsed, rerun):
+        applied = apply(connection, parsed, rerun)
+        reached.set()
+        assert release.wait(60), "never released"
+        return applied
+    return paused
+
+
+def ingest_in_thread(iska, name: str, content: str, folder: str, apply) -> threading.Thread:
+    path = iska.drop(content, name=name, folder=folder)
+    kind = FileKind(folder)
+    key = partition_key(kind, path.name, sha256_of(path))
+    rules = IngestRules()
+    parse = read_forecasts if kind is FileKind.FORECASTS else (
+        lambda p: read_subscription_file(p, kind, rules.timezone))
+    worker = threading.Thread(target=ingest_file, args=(iska.engine, iska.folders, key, parse, apply, rules))
+    worker.start()
+    return worker
+
+
+def blocked_or_done(engine: sa.Engine, worker: threading.Thread) -> str:
+    """Watch the second writer until it finishes or queues behind an advisory lock."""
+    deadline = time.monotonic() + 60
+    with engine.connect() as observer:
+        while time.monotonic() < deadline:
+            if observer.execute(sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")).scalar():
+                return "blocked"
+            worker.join(timeout=0.01)
+            if not worker.is_alive():
+                return "done"
+    raise AssertionError("the second writer neither finished nor queued")
+
+
+ONE_POINT = "gid,lat,lon,fcat24,fcat48\n1,5.0,0.0,0.1,0.2\n"
+# point 2 appears beside the subscriber and point 1 is switched off
+MOVED = "gid,lat,lon,fcat24,fcat48,is_active\n2,5.3,0.0,0.1,0.2,true\n1,5.0,0.0,0.1,0.2,false\n"
+NEAR_POINT_2 = additions([("233240000001", "2026-01-01 08:00:00", 11, 5.3, 0.0)])
+INTERLEAVING = "SQLite's BEGIN IMMEDIATE serialises whole transactions; PostgreSQL needs the lock"
+
+
+def test_additions_that_read_the_grid_before_a_grid_change_commits_end_on_the_new_grid(iska):
+    if iska.engine.dialect.name == "sqlite":
+        pytest.skip(INTERLEAVING)
+    iska.ingest(ONE_POINT, name="grid_forecast.csv")
+    rules = IngestRules()
+    grid_read, release = threading.Event(), threading.Event()
+    adding = ingest_in_thread(iska, "a_additions.csv", NEAR_POINT_2, "additions", pause_after(
+        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), grid_read, release))
+    assert grid_read.wait(60)
+    moving = ingest_in_thread(iska, "grid2_forecast.csv", MOVED, "forecasts",
+                              lambda c, parsed, _rerun: apply_forecasts(c, parsed, rules))
+    try:
+        assert blocked_or_done(iska.engine, moving) == "blocked", "the grid change must wait"
+    finally:
+        release.set()
+        adding.join(60)
+        moving.join(60)
+    assert iska.rows("SELECT msisdn, lid FROM subscriptions") == [("233240000001", 2)]
+
+
+def test_additions_arriving_while_a_grid_change_is_uncommitted_end_on_the_new_grid(iska):
+    if iska.engine.dialect.name == "sqlite":
+        pytest.skip(INTERLEAVING)
+    iska.ingest(ONE_POINT, name="grid_forecast.csv")
+    rules = IngestRules()
+    grid_written, release = threading.Event(), threading.Event()
+    moving = ingest_in_thread(iska, "grid2_forecast.csv", MOVED, "forecasts", pause_after(
+        lambda c, parsed, _rerun: apply_forecasts(c, parsed, rules), grid_written, release))
+    assert grid_written.wait(60)
+    adding = ingest_in_thread(iska, "a_additions.csv", NEAR_POINT_2, "additions",
+                              lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules))
+    try:
+        assert blocked_or_done(iska.engine, adding) == "blocked", "the additions must wait for the grid"
+    finally:
+        release.set()
+        moving.join(60)
+        adding.join(60)
+    assert iska.rows("SELECT msisdn, lid FROM subscriptions") == [("233240000001", 2)]

@@ -4,6 +4,12 @@
 applies each msisdn's events in `ts` order (one vectorised round per position), and returns the
 new state plus the outcome of every event. No database here: storage/subscriptions.py loads the
 state and writes the result back with set-based SQL.
+
+An event older than the subscription's `last_event_at` is `stale_event`. An event at exactly
+`last_event_at` is that instant seen again: when it would change nothing it is the same event
+re-applied (a re-run of its file) and counts as `unchanged`, with nothing written, so the row and
+its `updated_at` stay as they are; when it would change something it is another event for an
+instant already taken, and the first one applied keeps it (`stale_event`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, Subscr
 ACTIVE = SubscriptionStatus.ACTIVE.value
 CANCELLED = SubscriptionStatus.CANCELLED.value
 OUTCOME = "outcome"
+NEXT = "_next"  # suffix of the state an applied event proposes, before it is kept or refused
 STATE_COLUMNS = {
     "id": pl.Int64, "msisdn": pl.String, "plan": pl.String, "status": pl.String,
     "cancel_reason": pl.String, "lat": pl.Float64, "lon": pl.Float64, "lid": pl.Int64,
@@ -37,6 +44,7 @@ class Outcome:
     CANCELLED = "cancelled"
     ALREADY_CANCELLED = "already_cancelled"
     LOCATION_UPDATED = "updated"
+    UNCHANGED = "unchanged"  # the event that set last_event_at, applied again
 
 
 @dataclass
@@ -66,9 +74,10 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
         batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan") if c in batch.columns})
         joined = batch.join(state, on="msisdn", how="left")
-        decided = joined.with_columns(_decide(kind))
+        decided = _settle_repeats(joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)))
         outcomes.append(decided.select(ROW, OUTCOME, REASON))
-        changed = _new_state(decided.filter(pl.col(OUTCOME).is_not_null()), kind, today)
+        changed = decided.filter(pl.col(OUTCOME).is_not_null() & (pl.col(OUTCOME) != Outcome.UNCHANGED)).select(
+            [pl.col(f"{name}{NEXT}").alias(name) for name in STATE_COLUMNS] + [pl.lit(True).alias("touched")])
         state = pl.concat([
             state.filter(~pl.col("msisdn").is_in(changed["msisdn"].implode())),
             changed.select(state.columns),
@@ -102,7 +111,8 @@ def _decide(kind: FileKind) -> list[pl.Expr]:
             pl.when(reason.is_null()).then(outcome).otherwise(pl.lit(None, pl.String)).alias(OUTCOME)]
 
 
-def _new_state(rows: pl.DataFrame, kind: FileKind, today: date) -> pl.DataFrame:
+def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
+    """The state each applied event proposes, as `<column>_next` beside the current state."""
     outcome = pl.col(OUTCOME)
     keep = {name: pl.col(name) for name in STATE_COLUMNS}
     if kind is FileKind.ADDITIONS:
@@ -128,4 +138,15 @@ def _new_state(rows: pl.DataFrame, kind: FileKind, today: date) -> pl.DataFrame:
     else:
         keep |= {"lat": pl.col("lat_new"), "lon": pl.col("lon_new"), "lid": pl.col("lid_new")}
     keep["last_event_at"] = pl.max_horizontal(pl.col("ts"), pl.col("last_event_at"))
-    return rows.select([expr.alias(name) for name, expr in keep.items()] + [pl.lit(True).alias("touched")])
+    return [expr.cast(STATE_COLUMNS[name]).alias(f"{name}{NEXT}") for name, expr in keep.items()]
+
+
+def _settle_repeats(decided: pl.DataFrame) -> pl.DataFrame:
+    """Events at exactly `last_event_at`: `unchanged` when they change nothing, else stale."""
+    again = pl.col(OUTCOME).is_not_null() & (pl.col("ts") == pl.col("last_event_at"))
+    same = pl.all_horizontal([pl.col(f"{name}{NEXT}").eq_missing(pl.col(name)) for name in STATE_COLUMNS])
+    return decided.with_columns(
+        pl.when(again & ~same).then(pl.lit(Reason.STALE_EVENT.value)).otherwise(pl.col(REASON)).alias(REASON),
+        pl.when(again & same).then(pl.lit(Outcome.UNCHANGED))
+        .when(again).then(pl.lit(None, pl.String)).otherwise(pl.col(OUTCOME)).alias(OUTCOME),
+    )

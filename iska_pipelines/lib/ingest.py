@@ -2,6 +2,11 @@
 
 The order matters for crash safety: nothing moves until the transaction has committed, so a
 crash leaves the file in the inbox and nothing of it in the database; re-running applies it once.
+
+Re-running an applied partition applies its rows again (after a database restore that brings
+them back) but changes nothing that is already there: its events are stale or unchanged
+(lib/events.py), and the file's `ingested_files` row and `.rejected.csv` keep the account of
+when the file was applied. What the re-run itself found is in its run's metadata.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.csv.reading import ROW, FileRefused, ParsedFile, enforce_reject_limit
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, rejected_rows_path, sha256_of
-from iska_pipelines.lib.storage.files import FileRecord, record_file
+from iska_pipelines.lib.storage.files import FileRecord, file_outcome, record_file
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
 
 
@@ -49,15 +54,17 @@ class FileApplied:
     refused_by_reason: dict[str, int]
     counts: dict[str, int]
     preview: pl.DataFrame
+    rerun: bool = False  # the file had been applied already: its record was left as it was
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {reason}" for reason, n in self.refused_by_reason.items())
-        return (f"applied {self.rows_applied} of {self.rows_in} rows from {self.name}"
+        return (f"{'re-applied' if self.rerun else 'applied'} {self.rows_applied} of {self.rows_in} "
+                f"rows from {self.name}"
                 + (f" ({reasons})" if reasons else ""))
 
 
 Parser = Callable[[Path], ParsedFile]
-Applier = Callable[[sa.Connection, ParsedFile], Applied]
+Applier = Callable[[sa.Connection, ParsedFile, bool], Applied]  # bool: the file was applied before
 
 
 def ingest_file(
@@ -79,19 +86,23 @@ def ingest_file(
         refuse_file(engine, folders, key, kind, source, sha, str(refusal), run_id)
         raise
     with engine.begin() as connection:
-        applied = apply(connection, parsed)
+        rerun = file_outcome(connection, key) == FileOutcome.APPLIED
+        applied = apply(connection, parsed, rerun)
         refused = _all_refused(parsed, applied)
-        record_file(connection, FileRecord(
-            partition_key=key, kind=kind, name=source.name, sha256=sha, rows_in=parsed.rows_in,
-            rows_applied=applied.rows_applied, rows_refused=refused.height,
-            outcome=FileOutcome.APPLIED, run_id=run_id,
-        ))
+        if not rerun:
+            record_file(connection, FileRecord(
+                partition_key=key, kind=kind, name=source.name, sha256=sha, rows_in=parsed.rows_in,
+                rows_applied=applied.rows_applied, rows_refused=refused.height,
+                outcome=FileOutcome.APPLIED, run_id=run_id,
+            ))
     try:
         archived = folders.archive_applied(source, kind, sha)
     except FileNotFoundError:  # moved away by hand after the commit: the data is in all the same
         archived = folders.archive / kind / source.name
     rejected_rows = rejected_rows_path(archived)
-    if refused.height:
+    if rerun and archived == source:  # an archived file run again keeps its first account
+        pass
+    elif refused.height:
         refused.sort(ROW).drop(ROW).write_csv(rejected_rows)
     else:
         rejected_rows.unlink(missing_ok=True)
@@ -101,7 +112,7 @@ def ingest_file(
         rejected_rows=rejected_rows if refused.height else None, rows_in=parsed.rows_in,
         rows_applied=applied.rows_applied, rows_refused=refused.height,
         refused_by_reason=by_reason, counts=applied.counts,
-        preview=parsed.good.drop(ROW, strict=False).head(10),
+        preview=parsed.good.drop(ROW, strict=False).head(10), rerun=rerun,
     )
 
 

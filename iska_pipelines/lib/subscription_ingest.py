@@ -10,7 +10,7 @@ from iska_pipelines.lib.csv.reading import REASON, ROW, ParsedFile
 from iska_pipelines.lib.events import OUTCOME
 from iska_pipelines.lib.ingest import Applied, IngestRules
 from iska_pipelines.lib.storage.assignment import load_grid, nearest_lids
-from iska_pipelines.lib.storage.subscriptions import apply_file_events
+from iska_pipelines.lib.storage.subscriptions import apply_file_events, lock_subscriptions
 from iska_pipelines.lib.vocabulary import FileKind
 
 
@@ -32,7 +32,12 @@ def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: Fil
 
 
 def with_nearest_lids(connection: sa.Connection, events: pl.DataFrame, max_km: float) -> pl.DataFrame:
-    """Adds `lid` and `no_grid` (a grid exists but no point is within max_km)."""
+    """Adds `lid` and `no_grid` (a grid exists but no point is within max_km).
+
+    The lock comes before the grid is read: a forecasts write takes it too, so a grid change
+    either commits before this read or waits for this transaction and then reassigns its rows.
+    """
+    lock_subscriptions(connection)
     grid = load_grid(connection)
     if len(grid) == 0 or events.height == 0:  # no grid yet: applied without a lid
         return events.with_columns(lid=pl.lit(None, pl.Int64), no_grid=pl.lit(False))
@@ -47,7 +52,7 @@ def _without_grid_point(connection: sa.Connection) -> int:
 
 
 _COUNTED = {
-    FileKind.ADDITIONS: ["new", "reactivated", "already_active"],
-    FileKind.CANCELLATIONS: ["cancelled", "already_cancelled"],
-    FileKind.UPDATES: ["updated"],
+    FileKind.ADDITIONS: ["new", "reactivated", "already_active", "unchanged"],
+    FileKind.CANCELLATIONS: ["cancelled", "already_cancelled", "unchanged"],
+    FileKind.UPDATES: ["updated", "unchanged"],
 }

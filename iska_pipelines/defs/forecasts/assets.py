@@ -38,7 +38,7 @@ def forecasts(
     with refusals_fail_without_retry():
         applied = ingest_file(
             engine, inbox.folders(), context.partition_key, read_forecasts,
-            lambda connection, parsed: apply_forecasts(connection, parsed, ingest_rules),
+            lambda connection, parsed, rerun: apply_forecasts(connection, parsed, ingest_rules, rerun),
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())

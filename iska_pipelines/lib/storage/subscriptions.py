@@ -33,7 +33,9 @@ STAGE_TYPES = {
 
 
 def lock_subscriptions(connection: sa.Connection) -> None:
-    """Serialise subscription writers even if the run queue is misconfigured."""
+    """Serialise subscription writers even if the run queue is misconfigured, and grid changes
+    with them (storage/forecasts.py takes it too): nearest-point assignment never interleaves
+    with a grid change. Held to the end of the transaction; taking it again is harmless."""
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SUBSCRIPTIONS_LOCK_ID})
     # SQLite: every ISKA transaction begins IMMEDIATE, which already holds the write lock
