@@ -229,12 +229,21 @@ def test_an_addition_older_than_the_cancellation_is_a_stale_event(iska):
     assert iska.rows("SELECT status FROM subscriptions") == [("cancelled",)]
 
 
-def test_an_event_at_the_instant_of_the_last_one_applied_is_stale_when_it_would_change_something(iska):
+def test_a_new_files_event_at_the_instant_of_the_last_one_applied_still_applies(iska):
+    """Only older events are stale (SPEC §5); a same-second update from a new file counts."""
     iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a_additions.csv")
     result = iska.ingest("msisdn,ts,lat,lon\n233240000001,2026-01-01 08:00:00,7.0,-1.0\n", name="same_update.csv")
-    assert [r["reason"] for r in refused(iska, "same_update.csv", "updates")] == ["stale_event"]
-    assert materialization_metadata(result)["updated"] == 0
-    assert iska.rows("SELECT lat, lon FROM subscriptions") == [(5.6, -0.2)]
+    assert materialization_metadata(result)["updated"] == 1
+    assert iska.rows("SELECT lat, lon FROM subscriptions") == [(7.0, -1.0)]
+
+
+def test_re_running_a_file_whose_instant_a_later_file_took_changes_nothing(iska):
+    added = iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]),
+                        name="a_additions.csv")
+    iska.ingest("msisdn,ts\n233240000001,2026-01-01 08:00:00\n", name="same_second_cancel.csv")
+    assert iska.rows("SELECT status FROM subscriptions") == [("cancelled",)]
+    assert iska.run(partition_of(added)).success
+    assert iska.rows("SELECT status, lat FROM subscriptions") == [("cancelled", 5.6)]
 
 
 def test_bad_subscription_rows_are_refused_with_their_reasons(iska):

@@ -6,10 +6,11 @@ new state plus the outcome of every event. No database here: storage/subscriptio
 state and writes the result back with set-based SQL.
 
 An event older than the subscription's `last_event_at` is `stale_event`. An event at exactly
-`last_event_at` is that instant seen again: when it would change nothing it is the same event
-re-applied (a re-run of its file) and counts as `unchanged`, with nothing written, so the row and
-its `updated_at` stay as they are; when it would change something it is another event for an
-instant already taken, and the first one applied keeps it (`stale_event`).
+`last_event_at` that would change nothing counts as `unchanged`, with nothing written, so the row
+and its `updated_at` stay as they are. One that would change something applies when its file is
+new (SPEC §5: only older events are stale), but not when an applied file is run again: the
+instant is then already taken by what came after, and the re-run must change nothing
+(`stale_event`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def empty_state() -> pl.DataFrame:
     return pl.DataFrame(schema=STATE_COLUMNS)
 
 
-def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date) -> EventsApplied:
+def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date,
+                 rerun: bool = False) -> EventsApplied:
     """`events`: `_row`, msisdn, ts (+ lat, lon, lid, no_grid for additions and updates,
     + plan for additions). Returns the new state and one outcome row per event."""
     state = state.with_columns(touched=pl.lit(False))
@@ -74,7 +76,8 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
         batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan") if c in batch.columns})
         joined = batch.join(state, on="msisdn", how="left")
-        decided = _settle_repeats(joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)))
+        decided = _settle_repeats(
+            joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)), rerun)
         outcomes.append(decided.select(ROW, OUTCOME, REASON))
         changed = decided.filter(pl.col(OUTCOME).is_not_null() & (pl.col(OUTCOME) != Outcome.UNCHANGED)).select(
             [pl.col(f"{name}{NEXT}").alias(name) for name in STATE_COLUMNS] + [pl.lit(True).alias("touched")])
@@ -141,12 +144,14 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
     return [expr.cast(STATE_COLUMNS[name]).alias(f"{name}{NEXT}") for name, expr in keep.items()]
 
 
-def _settle_repeats(decided: pl.DataFrame) -> pl.DataFrame:
-    """Events at exactly `last_event_at`: `unchanged` when they change nothing, else stale."""
+def _settle_repeats(decided: pl.DataFrame, rerun: bool) -> pl.DataFrame:
+    """Events at exactly `last_event_at`: `unchanged` when they change nothing; otherwise
+    applied from a new file, stale in a re-run."""
     again = pl.col(OUTCOME).is_not_null() & (pl.col("ts") == pl.col("last_event_at"))
     same = pl.all_horizontal([pl.col(f"{name}{NEXT}").eq_missing(pl.col(name)) for name in STATE_COLUMNS])
+    taken = again & ~same & pl.lit(rerun)
     return decided.with_columns(
-        pl.when(again & ~same).then(pl.lit(Reason.STALE_EVENT.value)).otherwise(pl.col(REASON)).alias(REASON),
+        pl.when(taken).then(pl.lit(Reason.STALE_EVENT.value)).otherwise(pl.col(REASON)).alias(REASON),
         pl.when(again & same).then(pl.lit(Outcome.UNCHANGED))
-        .when(again).then(pl.lit(None, pl.String)).otherwise(pl.col(OUTCOME)).alias(OUTCOME),
+        .when(taken).then(pl.lit(None, pl.String)).otherwise(pl.col(OUTCOME)).alias(OUTCOME),
     )

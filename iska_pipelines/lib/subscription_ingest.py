@@ -15,12 +15,13 @@ from iska_pipelines.lib.vocabulary import FileKind
 
 
 def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: FileKind,
-                        rules: IngestRules) -> Applied:
+                        rules: IngestRules, rerun: bool = False) -> Applied:
+    """`rerun`: the file was applied before (its partition is run again)."""
     events = parsed.good
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
-    result = apply_file_events(connection, events, kind, today)
+    result = apply_file_events(connection, events, kind, today, rerun)
     refused = result.outcomes.filter(pl.col(REASON).is_not_null())
     counts = {name: 0 for name in _COUNTED[kind]} | result.counts()
     counts["without_grid_point"] = _without_grid_point(connection)

@@ -33,7 +33,7 @@ def subscriptions(
             database.engine(), inbox.folders(), context.partition_key,
             lambda path: read_subscription_file(path, kind, ingest_rules.timezone,
                                                 ingest_rules.max_future_minutes),
-            lambda connection, parsed, _rerun: apply_subscriptions(connection, parsed, kind, ingest_rules),
+            lambda connection, parsed, rerun: apply_subscriptions(connection, parsed, kind, ingest_rules, rerun),
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())

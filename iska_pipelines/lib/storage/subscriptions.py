@@ -54,10 +54,10 @@ def current_state(connection: sa.Connection, msisdns: pl.Series) -> pl.DataFrame
 
 
 def apply_file_events(connection: sa.Connection, events: pl.DataFrame, kind: FileKind,
-                      today: date) -> EventsApplied:
+                      today: date, rerun: bool = False) -> EventsApplied:
     lock_subscriptions(connection)
     state = current_state(connection, events["msisdn"])
-    result = apply_events(state, events, kind, today)
+    result = apply_events(state, events, kind, today, rerun)
     write_state(connection, result.state.filter(pl.col("touched")).drop("touched"))
     return result
 
