@@ -73,7 +73,7 @@ def test_a_paid_subscriber_with_a_fresh_forecast_gets_exactly_one_sms_with_its_g
         "eligible": 1, "sent": 1, "accepted": 1, "failed": 0}
     assert {k: v for k, v in report.items() if k.startswith("skipped_")} == {
         "skipped_already_sent": 0, "skipped_cancelled": 1, "skipped_unpaid": 1,
-        "skipped_no_grid_point": 1, "skipped_stale_forecast": 1}
+        "skipped_no_grid_point": 1, "skipped_stale_forecast": 1, "skipped_too_late": 0}
     assert report["messages_per_second"] > 0
 
 
