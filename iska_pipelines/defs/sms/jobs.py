@@ -68,14 +68,13 @@ def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox:
     yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "pending": pending,
                                             "batches": senders})
     for number in range(senders):
-        yield dg.DynamicOutput(number, output_name="senders", mapping_key=f"batch_{number:05d}")
+        yield dg.DynamicOutput(day, output_name="senders", mapping_key=f"batch_{number:05d}")
 
 
 @dg.op(retry_policy=STEP_RETRY)
-def send_sms_batch(context: dg.OpExecutionContext, number: int, database: IskaDatabase,
+def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaDatabase,
                    sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
     """Claim and send the day's pending messages over pooled connections until none is left."""
-    day = date.fromisoformat(context.partition_key)
     me = sender(context, sms_outbox, day)
     try:
         with sms_gateway.client() as client:
