@@ -45,9 +45,9 @@ def ghana_with_five_subscribers(iska):
             sa.bindparam("day", day, type_=sa.Date),
             sa.bindparam("next", day + timedelta(days=1), type_=sa.Date), unpaid=UNPAID))
         connection.execute(sa.text(
-            "UPDATE forecasts SET updated_at = :old WHERE gid = "
+            "UPDATE forecasts SET issued_at = :old WHERE gid = "
             "(SELECT lid FROM subscriptions WHERE msisdn = :stale)").bindparams(
-            sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.updated_at.type),
+            sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.issued_at.type),
             stale=STALE))
         connection.execute(sa.text("UPDATE subscriptions SET lid = NULL WHERE msisdn = :m"),
                            {"m": NO_GRID})

@@ -119,6 +119,8 @@ def test_a_new_run_of_the_day_started_while_the_killed_runs_steps_still_send_sen
 
         assert caught_up.success
     assert_every_message_sent_exactly_once(engine, simulator, day)
+    # nothing was sent twice, not even with the same msgid: the live steps held their claims
+    assert simulator.stats()["sms"]["counts"].get("replays", 0) == 0
 
 
 def test_a_run_that_ends_with_messages_another_sender_holds_fails_and_says_how_many(

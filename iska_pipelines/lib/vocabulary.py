@@ -29,6 +29,7 @@ class Reason(StrEnum):
     INVALID_LON = "invalid_lon"
     INVALID_GEOM = "invalid_geom"
     INVALID_IS_ACTIVE = "invalid_is_active"
+    INVALID_ISSUED_AT = "invalid_issued_at"
     INVALID_MSISDN = "invalid_msisdn"
     INVALID_TS = "invalid_ts"
     INVALID_PLAN = "invalid_plan"

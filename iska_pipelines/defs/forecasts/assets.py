@@ -37,7 +37,8 @@ def forecasts(
     ingest_rules = rules.ingest_rules()
     with refusals_fail_without_retry():
         applied = ingest_file(
-            engine, inbox.folders(), context.partition_key, read_forecasts,
+            engine, inbox.folders(), context.partition_key,
+            lambda path: read_forecasts(path, ingest_rules.timezone),
             lambda connection, parsed: apply_forecasts(connection, parsed, ingest_rules),
             ingest_rules, run_id=context.run_id,
         )

@@ -35,7 +35,7 @@ CLASSIFIED = f"""
                 WHEN s.last_billing_date IS NULL OR s.next_billing_date IS NULL
                      OR s.next_billing_date <= :day THEN '{SkipReason.UNPAID}'
                 WHEN f.gid IS NULL THEN '{SkipReason.NO_GRID_POINT}'
-                WHEN f.updated_at <= :fresh_after THEN '{SkipReason.STALE_FORECAST}'
+                WHEN coalesce(f.issued_at, f.updated_at) <= :fresh_after THEN '{SkipReason.STALE_FORECAST}'
                 ELSE '{ELIGIBLE}' END AS reason
     FROM subscriptions s
     LEFT JOIN forecasts f ON f.gid = s.lid AND f.is_active
