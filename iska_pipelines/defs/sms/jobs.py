@@ -113,7 +113,13 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     return dg.Output(metrics, metadata=metrics)
 
 
-@dg.job(partitions_def=sms_days, tags={"iska/serial": "sms"},  # one SMS run at a time (dagster.yaml)
+# one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
+# by run monitoring after MAX_RUNTIME_SECONDS instead of holding that slot for ever
+MAX_RUNTIME_SECONDS = 3600
+
+
+@dg.job(partitions_def=sms_days,
+        tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Send the day's forecast SMS to every paid subscriber.")
 def sms_job():
     expired = expire_unreported_sms()
