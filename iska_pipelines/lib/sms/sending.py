@@ -25,8 +25,8 @@ from iska_pipelines.lib.sms.delivery import record_outcomes
 from iska_pipelines.lib.sms.signing import callback_url
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 
-FLUSH_EVERY = 200
-FLUSH_SECONDS = 1.0
+FLUSH_EVERY = 100
+FLUSH_SECONDS = 0.5  # at most this much sending is re-sent (same msgids) after a crash
 CLAIM_CHUNK = 1000  # messages claimed at once; the claim is extended while they are sent
 
 
