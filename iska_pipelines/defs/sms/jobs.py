@@ -29,6 +29,8 @@ from iska_pipelines.lib.sms.sending import (
 )
 from iska_pipelines.lib.sms.text import validate_template
 
+CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
+
 
 @dg.op(retry_policy=STEP_RETRY)
 def expire_unreported_sms(context: dg.OpExecutionContext, database: IskaDatabase) -> dg.Output[int]:
@@ -37,9 +39,6 @@ def expire_unreported_sms(context: dg.OpExecutionContext, database: IskaDatabase
         expired = expire_unreported(connection)
     context.log.info(f"expired {expired} accepted messages without a report after {EXPIRY_HOURS} h")
     return dg.Output(expired, metadata={"expired": expired})
-
-
-CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
 
 def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> Sender:
