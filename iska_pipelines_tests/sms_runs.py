@@ -25,7 +25,8 @@ def refused_url(path: str = "/") -> str:
 def run_sms_day(database_url: str, instance: dg.DagsterInstance, day: date, urls: list[str], *,
                 public_url: str | None = None, callback_secret: str = "test-callback-secret",
                 self_callback: bool = False, max_tries: int = 5, batch_size: int = 5000,
-                timeout_seconds: float = 5.0,
+                timeout_seconds: float = 5.0, claim_seconds: float = 300.0,
+                latest_hour: int = 10, tags: dict[str, str] | None = None,
                 raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     resources = {
         "database": IskaDatabase(url=database_url),
@@ -34,10 +35,12 @@ def run_sms_day(database_url: str, instance: dg.DagsterInstance, day: date, urls
                                   self_callback=self_callback),
         "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, batch_size=batch_size,
                                 public_url=public_url or refused_url(),
-                                callback_secret=callback_secret),
+                                callback_secret=callback_secret, claim_seconds=claim_seconds,
+                                latest_hour=latest_hour),
     }
     return sms_job.execute_in_process(partition_key=day.isoformat(), resources=resources,
-                                      instance=instance, raise_on_error=raise_on_error)
+                                      instance=instance, raise_on_error=raise_on_error,
+                                      tags=tags)
 
 
 def day_report(result: dg.ExecuteInProcessResult) -> dict:

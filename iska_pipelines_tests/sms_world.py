@@ -22,11 +22,11 @@ def today() -> date:
 
 def add_forecast(engine: sa.Engine, gid: int, fcat24: str, fcat48: str, *, age_hours: float = 1.0,
                  lat: float = 5.6, lon: float = -0.2, is_active: bool = True) -> None:
-    updated = utcnow() - timedelta(hours=age_hours)
+    updated = utcnow() - timedelta(hours=age_hours)  # issued and written then
     with engine.begin() as connection:
         connection.execute(forecasts.insert().values(
             gid=gid, lat=lat, lon=lon, fcat24=Decimal(fcat24), fcat48=Decimal(fcat48),
-            is_active=is_active, created_at=updated, updated_at=updated))
+            is_active=is_active, issued_at=updated, created_at=updated, updated_at=updated))
 
 
 def add_subscriber(engine: sa.Engine, msisdn: str, lid: int | None, *, day: date,

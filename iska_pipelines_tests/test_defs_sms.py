@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.instance.ref import InstanceRef
 import sqlalchemy as sa
 
+from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG
+from iska_pipelines.defs.sms.resources import SmsOutbox
 from iska_pipelines.defs.sms.schedules import sms_schedule
+from iska_pipelines.defs.sms.sensors import sms_catch_up
+from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
+from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.storage.schema import forecasts, subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines_tests.conftest import sample_path
@@ -24,6 +32,7 @@ ADDITIONS = """ts,msisdn,service_id,lat,lon
 2026-01-05 08:00:00,233010000005,11,7.0,0.5
 """
 CANCELLATIONS = "ts,msisdn\n2026-01-06 09:00:00,233010000003\n"
+ROOT = Path(__file__).resolve().parents[1]
 PAID, UNPAID, CANCELLED, STALE, NO_GRID = (f"23301000000{n}" for n in range(1, 6))
 
 
@@ -45,9 +54,9 @@ def ghana_with_five_subscribers(iska):
             sa.bindparam("day", day, type_=sa.Date),
             sa.bindparam("next", day + timedelta(days=1), type_=sa.Date), unpaid=UNPAID))
         connection.execute(sa.text(
-            "UPDATE forecasts SET updated_at = :old WHERE gid = "
+            "UPDATE forecasts SET issued_at = :old WHERE gid = "
             "(SELECT lid FROM subscriptions WHERE msisdn = :stale)").bindparams(
-            sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.updated_at.type),
+            sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.issued_at.type),
             stale=STALE))
         connection.execute(sa.text("UPDATE subscriptions SET lid = NULL WHERE msisdn = :m"),
                            {"m": NO_GRID})
@@ -73,7 +82,7 @@ def test_a_paid_subscriber_with_a_fresh_forecast_gets_exactly_one_sms_with_its_g
         "eligible": 1, "sent": 1, "accepted": 1, "failed": 0}
     assert {k: v for k, v in report.items() if k.startswith("skipped_")} == {
         "skipped_already_sent": 0, "skipped_cancelled": 1, "skipped_unpaid": 1,
-        "skipped_no_grid_point": 1, "skipped_stale_forecast": 1}
+        "skipped_no_grid_point": 1, "skipped_stale_forecast": 1, "skipped_too_late": 0}
     assert report["messages_per_second"] > 0
 
 
@@ -236,3 +245,73 @@ def test_the_0500_run_on_2026_03_10_in_accra_requests_that_days_partition():
     requests = sms_schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-03-10"]
     assert (sms_schedule.cron_schedule, sms_schedule.execution_timezone) == ("0 5 * * *", "Africa/Accra")
+
+
+def planned_but_unsent(engine, day, count: int) -> None:
+    """A day whose run planned its messages and died before sending any."""
+    add_forecast(engine, 1, "0.3000", "0.5000")
+    for n in range(count):
+        add_subscriber(engine, f"23305000000{n}", 1, day=day)
+    with engine.begin() as connection:
+        plan_outbox(connection, day, DEFAULT_SMS_TEMPLATE, 30.0)
+
+
+def catch_up_requests(engine, database_url, instance, latest_hour: int):
+    context = dg.build_sensor_context(instance=instance, resources={
+        "database": IskaDatabase(url=database_url),
+        "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, latest_hour=latest_hour)})
+    return sms_catch_up(context)
+
+
+def test_the_catch_up_asks_for_a_run_of_a_day_left_with_pending_messages_before_its_cutoff(
+        engine, database_url, instance):
+    day = today()
+    planned_but_unsent(engine, day, 3)
+
+    [request] = catch_up_requests(engine, database_url, instance, latest_hour=24)
+
+    assert request.partition_key == day.isoformat()
+    assert request.tags[CATCH_UP_TAG] == "send"
+
+
+def test_past_the_cutoff_a_catch_up_run_ends_the_days_pending_messages_skipped_too_late(
+        engine, database_url, instance, simulator):
+    day = today()
+    planned_but_unsent(engine, day, 3)
+    [request] = catch_up_requests(engine, database_url, instance, latest_hour=0)
+    assert request.tags[CATCH_UP_TAG] == "close"
+
+    result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")], latest_hour=0,
+                         tags=request.tags)
+
+    assert {m.status for m in messages(engine, day)} == {"skipped_too_late"}
+    assert sms_counts(simulator) == {}
+    assert (day_report(result)["skipped_too_late"], day_report(result)["pending"]) == (3, 0)
+
+
+def test_a_run_that_is_not_a_catch_up_sends_the_day_whatever_the_hour(
+        engine, database_url, instance, simulator):
+    day = today()
+    planned_but_unsent(engine, day, 3)
+
+    result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")], latest_hour=0)
+
+    assert day_report(result)["accepted"] == 3
+
+
+def test_a_dead_sms_run_is_found_by_run_monitoring_and_retried_by_both_instances(tmp_path):
+    """Both instances (make run's and the image's) monitor runs and retry crashed ones, and
+    sms_job's max runtime is what ends a run whose worker died with nobody left to notice."""
+    from iska_pipelines.defs.sms.jobs import sms_job
+
+    for config in ("dagster.yaml", "deploy/dagster.yaml"):
+        home = tmp_path / config.replace("/", "_")
+        home.mkdir()
+        text = (ROOT / config).read_text()
+        if config.startswith("deploy"):  # its storage block needs a server; the rest is checked
+            text = text.split("# Runs are launched", 1)[1].split("\n", 1)[1]
+        (home / "dagster.yaml").write_text(text)
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+            assert instance.run_monitoring_enabled, config
+            assert instance.run_retries_enabled and instance.run_retries_max_retries >= 1, config
+    assert float(sms_job.tags["dagster/max_runtime"]) <= 2 * 3600

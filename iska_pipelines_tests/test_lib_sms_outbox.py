@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from iska_pipelines.lib.gateways.sms import SmsOutcome
 from iska_pipelines.lib.sms.delivery import (
-    ReportOutcome, apply_report, expire_unreported, messages_to_send, record_outcomes,
+    ReportOutcome, apply_report, expire_unreported, record_outcomes,
 )
-from iska_pipelines.lib.sms.outbox import pending_batches, plan_outbox
+from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines_tests.sms_world import (
@@ -77,20 +77,6 @@ def test_the_next_day_is_a_new_message(engine):
     plan(engine, day)
     plan(engine, day + timedelta(days=1))
     assert [r.send_date for r in messages(engine)] == [day, day + timedelta(days=1)]
-
-
-def test_pending_rows_are_cut_into_batches_that_cover_each_once(engine):
-    day = today()
-    add_forecast(engine, 1, "1", "2")
-    for n in range(7):
-        add_subscriber(engine, f"2330100000{n:02d}", 1, day=day)
-    plan(engine, day)
-    with engine.connect() as connection:
-        batches = pending_batches(connection, day, 3)
-        covered = [m.msgid for b in batches
-                   for m in messages_to_send(connection, b, "http://api", "secret")]
-    assert [b.size for b in batches] == [3, 3, 1]
-    assert sorted(covered) == sorted(r.msgid for r in messages(engine))
 
 
 def one_planned_message(engine):

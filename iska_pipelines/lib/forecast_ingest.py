@@ -8,10 +8,9 @@ from iska_pipelines.lib.storage.assignment import reassign_active
 from iska_pipelines.lib.storage.forecasts import upsert_forecasts
 
 
-def apply_forecasts(connection: sa.Connection, parsed: ParsedFile, rules: IngestRules,
-                    rerun: bool = False) -> Applied:
-    """`rerun`: the file was applied before (its partition re-run); unchanged rows stay as they are."""
-    upsert = upsert_forecasts(connection, parsed.good, rerun)
+def apply_forecasts(connection: sa.Connection, parsed: ParsedFile, rules: IngestRules) -> Applied:
+    """Unchanged rows stay as they are, so a re-run of the file changes nothing."""
+    upsert = upsert_forecasts(connection, parsed.good)
     reassigned = reassign_active(connection, rules.max_grid_distance_km) if upsert.grid_changed else 0
     return Applied(
         rows_applied=parsed.good.height,

@@ -153,6 +153,7 @@ class Settings:
     sms_token: str = ""
     max_sms_try_limit: int = 5
     sms_hour: int = 5
+    sms_latest_hour: int = 10
     sms_batch_size: int = 5000
     sms_template: str = DEFAULT_SMS_TEMPLATE
     public_url: str = "http://127.0.0.1:8000"
@@ -193,6 +194,7 @@ class Settings:
             sms_token=_raw(env, "SMS_TOKEN") or _raw(env, "BILLING_TOKEN") or "",
             max_sms_try_limit=env_int(env, "MAX_SMS_TRY_LIMIT", 5, minimum=1),
             sms_hour=env_hour(env, "ISKA_SMS_HOUR", 5),
+            sms_latest_hour=env_hour(env, "ISKA_SMS_LATEST_HOUR", 10),
             sms_batch_size=env_int(env, "ISKA_SMS_BATCH_SIZE", 5000, minimum=1),
             sms_template=env_sms_template(env, "ISKA_SMS_TEMPLATE", DEFAULT_SMS_TEMPLATE),
             public_url=env_url(env, "ISKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     INVALID_LON = "invalid_lon"
     INVALID_GEOM = "invalid_geom"
     INVALID_IS_ACTIVE = "invalid_is_active"
+    INVALID_ISSUED_AT = "invalid_issued_at"
     INVALID_MSISDN = "invalid_msisdn"
     INVALID_TS = "invalid_ts"
     INVALID_PLAN = "invalid_plan"
@@ -86,6 +87,7 @@ class MessageStatus(StrEnum):
     UNDELIVERED = "undelivered"
     EXPIRED = "expired"
     REJECTED = "rejected"
+    SKIPPED_TOO_LATE = "skipped_too_late"  # still pending at ISKA_SMS_LATEST_HOUR: never sent
 
     @property
     def is_final(self) -> bool:
@@ -95,7 +97,7 @@ class MessageStatus(StrEnum):
 OPEN_STATUSES = (MessageStatus.PENDING, MessageStatus.ACCEPTED)
 FINAL_STATUSES = tuple(s for s in MessageStatus if s.is_final)
 # what a gateway may report for a message (SPEC §7); `accepted` is the send answer, not a report
-REPORT_STATUSES = FINAL_STATUSES
+REPORT_STATUSES = tuple(s for s in FINAL_STATUSES if s is not MessageStatus.SKIPPED_TOO_LATE)
 
 
 class SkipReason(StrEnum):

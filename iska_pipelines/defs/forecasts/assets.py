@@ -37,8 +37,9 @@ def forecasts(
     ingest_rules = rules.ingest_rules()
     with refusals_fail_without_retry():
         applied = ingest_file(
-            engine, inbox.folders(), context.partition_key, read_forecasts,
-            lambda connection, parsed, rerun: apply_forecasts(connection, parsed, ingest_rules, rerun),
+            engine, inbox.folders(), context.partition_key,
+            lambda path: read_forecasts(path, ingest_rules.timezone),
+            lambda connection, parsed, _rerun: apply_forecasts(connection, parsed, ingest_rules),
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())

@@ -1,10 +1,16 @@
-"""`sms_job`: one run per local day. Expire stale reports, plan the outbox, send it in batches.
+"""`sms_job`: one run per local day. Expire stale reports, plan the outbox, send it, check it.
 
-The batches are dynamic outputs, one mapped `send_sms_batch` step each: the multiprocess
-executor runs them in parallel processes (the GIL caps one process near 1,200 requests/s), and
-another executor or run launcher spreads them over more workers without changing the job.
+The senders are dynamic outputs, one mapped `send_sms_batch` step per `ISKA_SMS_BATCH_SIZE`
+pending messages: the multiprocess executor runs them in parallel processes (the GIL caps one
+process near 1,200 requests/s), and another executor or run launcher spreads them over more
+workers without changing the job. A sender is not handed its messages: it claims the day's
+pending ones from the outbox until none is left, so a re-executed step, a retry run or a new run
+of the day sends whatever is still pending, and `report_sms_day` sends the rest before it counts
+— a day's run is green only when none of its messages is left pending.
 """
 
+import math
+import uuid
 from datetime import date
 
 import dagster as dg
@@ -15,10 +21,15 @@ from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.gateways.sms import SmsAuthError
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
-from iska_pipelines.lib.sms.outbox import Batch, OutboxPlan, pending_batches, plan_outbox
-from iska_pipelines.lib.sms.report import day_metrics, plan_metrics
-from iska_pipelines.lib.sms.sending import BatchSent, send_batch
+from iska_pipelines.lib.sms.claims import day_statuses, pending_count
+from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
+from iska_pipelines.lib.sms.report import day_metrics, plan_metrics, still_pending
+from iska_pipelines.lib.sms.sending import (
+    CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending,
+)
 from iska_pipelines.lib.sms.text import validate_template
+
+CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
 
 @dg.op(retry_policy=STEP_RETRY)
@@ -30,9 +41,20 @@ def expire_unreported_sms(context: dg.OpExecutionContext, database: IskaDatabase
     return dg.Output(expired, metadata={"expired": expired})
 
 
-@dg.op(out={"plan": dg.Out(), "batches": dg.DynamicOut()}, retry_policy=STEP_RETRY)
+def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> Sender:
+    """This step as a claim owner; catch-up runs stop at ISKA_SMS_LATEST_HOUR."""
+    name = context.get_mapping_key() or context.op.name
+    catch_up = context.run.tags.get(CATCH_UP_TAG) is not None
+    return Sender(owner=f"{context.run_id}/{name}/{uuid.uuid4().hex[:8]}"[:64],
+                  public_url=sms_outbox.public_url, secret=sms_outbox.callback_secret,
+                  chunk=min(sms_outbox.batch_size, CLAIM_CHUNK),
+                  claim_seconds=sms_outbox.claim_seconds,
+                  cutoff=sms_outbox.cutoff(day) if catch_up else None)
+
+
+@dg.op(out={"plan": dg.Out(), "senders": dg.DynamicOut()}, retry_policy=STEP_RETRY)
 def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox):
-    """Write the day's outbox in one transaction, then hand its pending rows out in batches."""
+    """Write the day's outbox in one transaction, then start one sender per batch of pending rows."""
     day = date.fromisoformat(context.partition_key)
     template = validate_template(sms_outbox.template)
     engine = database.engine()
@@ -40,40 +62,66 @@ def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox:
         plan = plan_outbox(connection, day, template, sms_outbox.forecast_max_age_hours)
     context.log.info(plan.summary())
     with engine.connect() as connection:
-        batches = pending_batches(connection, day, sms_outbox.batch_size)
-    yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "batches": len(batches)})
-    for number, batch in enumerate(batches):
-        yield dg.DynamicOutput(batch, output_name="batches", mapping_key=f"batch_{number:05d}")
+        pending = pending_count(connection, day)
+    senders = math.ceil(pending / sms_outbox.batch_size)
+    yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "pending": pending,
+                                            "batches": senders})
+    for number in range(senders):
+        yield dg.DynamicOutput(day, output_name="senders", mapping_key=f"batch_{number:05d}")
 
 
 @dg.op(retry_policy=STEP_RETRY)
-def send_sms_batch(context: dg.OpExecutionContext, batch: Batch, database: IskaDatabase,
+def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaDatabase,
                    sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
-    """Send one batch concurrently over pooled connections; outcomes written as they come."""
+    """Claim and send the day's pending messages over pooled connections until none is left."""
+    me = sender(context, sms_outbox, day)
     try:
         with sms_gateway.client() as client:
-            sent = send_batch(database.engine(), batch, client, sms_outbox.public_url,
-                              sms_outbox.callback_secret)
+            sent = send_pending(database.engine(), day, client, me)
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
-    context.log.info(sent.summary(batch))
+    context.log.info(sent.summary(me.owner))
     return dg.Output(sent, metadata={"sent": sent.sent, "accepted": sent.accepted,
-                                     "rejected": sent.rejected, "failed": sent.failed})
+                                     "rejected": sent.rejected, "failed": sent.failed,
+                                     "skipped_too_late": sent.too_late})
 
 
 @dg.op
 def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[BatchSent],
-                   expired: int) -> dg.Output[dict]:
-    """The run's numbers in one place: eligible, sent, accepted, rejected, failed, skipped, rate."""
-    metrics = day_metrics(plan, sent, expired)
+                   expired: int, database: IskaDatabase, sms_outbox: SmsOutbox,
+                   sms_gateway: SmsGateway) -> dg.Output[dict]:
+    """Send what is still pending (a sender that died, a step never started), then the day's
+    numbers in one place; fails while any message of the day is left pending."""
+    day = plan.day
+    me = sender(context, sms_outbox, day)
+    engine = database.engine()
+    try:
+        with sms_gateway.client() as client:
+            rest = finish_pending(engine, day, client, me)
+    except SmsAuthError as error:
+        raise dg.Failure(str(error), allow_retries=False) from error
+    if rest.sent or rest.too_late:
+        context.log.info(f"left pending by the senders: {rest.summary(me.owner)}")
+    with engine.connect() as connection:
+        statuses = day_statuses(connection, day)
+    batches = [*sent, rest] if rest.sent else list(sent)
+    metrics = day_metrics(plan, batches, expired, statuses)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
+    if metrics["pending"]:
+        raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)
 
 
-@dg.job(partitions_def=sms_days, tags={"iska/serial": "sms"},  # one SMS run at a time (dagster.yaml)
+# one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
+# by run monitoring after MAX_RUNTIME_SECONDS instead of holding that slot for ever
+MAX_RUNTIME_SECONDS = 3600
+
+
+@dg.job(partitions_def=sms_days,
+        tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Send the day's forecast SMS to every paid subscriber.")
 def sms_job():
     expired = expire_unreported_sms()
-    plan, batches = plan_sms()
-    sent = batches.map(send_sms_batch)
+    plan, senders = plan_sms()
+    sent = senders.map(send_sms_batch)
     report_sms_day(plan, sent.collect(), expired)

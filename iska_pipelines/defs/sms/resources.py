@@ -4,10 +4,13 @@ callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them
 from __future__ import annotations
 
 
+from datetime import date, datetime
+
 import dagster as dg
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
+from iska_pipelines.lib.sms.claims import cutoff
 from iska_pipelines.lib.settings import DEV_CALLBACK_SECRET, Settings
 
 
@@ -38,6 +41,12 @@ class SmsOutbox(dg.ConfigurableResource):
     forecast_max_age_hours: float = 30.0
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = DEV_CALLBACK_SECRET
+    claim_seconds: float = 300.0  # a dead sender's messages are taken again after this
+    timezone: str = "Africa/Accra"
+    latest_hour: int = 10  # ISKA_SMS_LATEST_HOUR; 24 = the end of the day
+
+    def cutoff(self, day: date) -> datetime:
+        return cutoff(day, self.latest_hour, self.timezone)
 
 
 def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -57,6 +66,8 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             forecast_max_age_hours=settings.forecast_max_age_hours,
             public_url=settings.public_url,
             callback_secret=from_env(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
+            timezone=settings.timezone,
+            latest_hour=settings.sms_latest_hour,
         ),
     }
 

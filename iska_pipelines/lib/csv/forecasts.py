@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -11,17 +12,22 @@ from iska_pipelines.lib.csv.reading import (
     DECIMAL_4, REASON, ROW, FileRefused, ParsedFile, as_float, first_failure, latitude_invalid,
     longitude_invalid, read_text_table, require_columns, split_refused,
 )
+from iska_pipelines.lib.csv.subscriptions import parse_timestamp
 from iska_pipelines.lib.vocabulary import Reason
 
 TRUE_WORDS = ["true", "t", "1", "yes", "y"]
 FALSE_WORDS = ["false", "f", "0", "no", "n"]
 FCAT_TYPE = pl.Decimal(12, 4)
-COLUMNS = ["gid", "lat", "lon", "fcat24", "fcat48", "is_active"]
+ISSUED = pl.Datetime("us", "UTC")
+COLUMNS = ["gid", "lat", "lon", "fcat24", "fcat48", "is_active", "issued_at"]
 GID_PATTERN = r"^[+]?[0-9]{1,18}$"  # a positive whole number of at most 18 ASCII digits
 
 
-def read_forecasts(path: Path) -> ParsedFile:
-    """Typed good rows (gid, lat, lon, fcat24, fcat48, is_active) and refused rows."""
+def read_forecasts(path: Path, timezone: str = "UTC") -> ParsedFile:
+    """Typed good rows (gid, lat, lon, fcat24, fcat48, is_active, issued_at) and refused rows.
+
+    `issued_at` (SPEC §4) is the optional column's time, read like a subscription file's `ts`
+    (without an offset: local to `timezone`), else the time the file was dropped (its mtime)."""
     frame, originals = read_text_table(path)
     has_latlon = "lat" in frame.columns and "lon" in frame.columns
     if not has_latlon and "geom" not in frame.columns:
@@ -36,6 +42,7 @@ def read_forecasts(path: Path) -> ParsedFile:
         fcat24=_decimal("fcat24"),
         fcat48=_decimal("fcat48"),
         is_active=_boolean("is_active") if "is_active" in frame.columns else pl.lit(None, pl.Boolean),
+        issued_at=_issued_at(frame, path, timezone),
     )
     checks_point: list[tuple[pl.Expr, str]]
     if has_latlon:
@@ -60,6 +67,7 @@ def read_forecasts(path: Path) -> ParsedFile:
         *checks_point,
         (pl.col("fcat24").is_null() | pl.col("fcat48").is_null(), Reason.INVALID_FCAT),
         (active_given, Reason.INVALID_IS_ACTIVE),
+        (pl.col("issued_at").is_null(), Reason.INVALID_ISSUED_AT),
     ]
     checked = typed.with_columns(first_failure(checks).alias(REASON))
     if _has_repeated_gid(checked["gid"]):
@@ -74,6 +82,14 @@ def read_forecasts(path: Path) -> ParsedFile:
     good, refused = split_refused(checked.select(ROW, *COLUMNS, REASON), frame, originals)
     return ParsedFile(good=good.drop(ROW), refused=refused, rows_in=frame.height,
                       source=frame, originals=originals)
+
+
+def _issued_at(frame: pl.DataFrame, path: Path, timezone: str) -> pl.Expr:
+    dropped = pl.lit(datetime.fromtimestamp(path.stat().st_mtime, UTC)).cast(ISSUED)
+    if "issued_at" not in frame.columns:
+        return dropped
+    given = pl.col("issued_at").fill_null("").str.strip_chars()
+    return pl.when(given == "").then(dropped).otherwise(parse_timestamp("issued_at", timezone).cast(ISSUED))
 
 
 def _has_repeated_gid(gids: pl.Series) -> bool:

@@ -16,9 +16,7 @@ from enum import StrEnum
 import polars as pl
 import sqlalchemy as sa
 
-from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsOutcome
-from iska_pipelines.lib.sms.outbox import Batch
-from iska_pipelines.lib.sms.signing import callback_url
+from iska_pipelines.lib.gateways.sms import SmsOutcome
 from iska_pipelines.lib.vocabulary import MessageStatus
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging
 from iska_pipelines.lib.storage.schema import TIMESTAMP
@@ -35,23 +33,10 @@ def _now(now: datetime | None) -> sa.BindParameter:
     return sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
 
 
-def messages_to_send(connection: sa.Connection, batch: Batch, public_url: str,
-                     secret: str) -> list[OutgoingSms]:
-    """The rows of a batch still `pending`: a retried step skips what already went out."""
-    rows = connection.execute(sa.text(f"""
-        SELECT msgid, msisdn, text FROM sms_messages
-        WHERE send_date = :day AND msgid BETWEEN :first AND :last
-          AND status = '{MessageStatus.PENDING}'
-        ORDER BY msgid
-    """).bindparams(sa.bindparam("day", batch.day, type_=sa.Date),
-                    first=batch.first_msgid, last=batch.last_msgid)).all()
-    return [OutgoingSms(r.msgid, r.msisdn, r.text, callback_url(public_url, r.msgid, secret))
-            for r in rows]
-
-
 def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
                     now: datetime | None = None) -> int:
-    """Write send outcomes with one set-based UPDATE; returns the rows written."""
+    """Write send outcomes with one set-based UPDATE (releasing their claims); returns the rows
+    written."""
     frame = pl.DataFrame(
         [{"msgid": o.msgid,
           "status": str(MessageStatus.ACCEPTED if o.accepted
@@ -75,6 +60,7 @@ def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
             accepted_at = CASE WHEN s.status = '{MessageStatus.ACCEPTED}'
                                THEN coalesce(sms_messages.accepted_at, :now)
                                ELSE sms_messages.accepted_at END,
+            claim_expires_at = NULL,
             updated_at = :now
         FROM {STAGE} s WHERE sms_messages.msgid = s.msgid
     """).bindparams(_now(now)))

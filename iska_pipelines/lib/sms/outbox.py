@@ -35,7 +35,7 @@ CLASSIFIED = f"""
                 WHEN s.last_billing_date IS NULL OR s.next_billing_date IS NULL
                      OR s.next_billing_date <= :day THEN '{SkipReason.UNPAID}'
                 WHEN f.gid IS NULL THEN '{SkipReason.NO_GRID_POINT}'
-                WHEN f.updated_at <= :fresh_after THEN '{SkipReason.STALE_FORECAST}'
+                WHEN coalesce(f.issued_at, f.updated_at) <= :fresh_after THEN '{SkipReason.STALE_FORECAST}'
                 ELSE '{ELIGIBLE}' END AS reason
     FROM subscriptions s
     LEFT JOIN forecasts f ON f.gid = s.lid AND f.is_active
@@ -107,22 +107,3 @@ def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, no
     """).bindparams(sa.bindparam("day", day, type_=sa.Date),
                     sa.bindparam("now", now, type_=TIMESTAMP)))
     return result.rowcount
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A slice of day D's pending messages by msgid range: small to pass between steps, and a
-    retried step re-reads only the rows of its range that are still pending."""
-
-    day: date
-    first_msgid: str
-    last_msgid: str
-    size: int
-
-
-def pending_batches(connection: sa.Connection, day: date, batch_size: int) -> list[Batch]:
-    msgids = connection.execute(sa.text(
-        f"SELECT msgid FROM sms_messages WHERE send_date = :day AND status = '{MessageStatus.PENDING}' "
-        "ORDER BY msgid").bindparams(sa.bindparam("day", day, type_=sa.Date))).scalars().all()
-    return [Batch(day, chunk[0], chunk[-1], len(chunk))
-            for chunk in (msgids[i:i + batch_size] for i in range(0, len(msgids), batch_size))]

@@ -14,9 +14,8 @@ against everyone from the TRUNCATE until the commit (a few seconds for a million
 REPEATABLE READ transaction that began earlier and had not read `forecasts` yet would see the
 new rows (PostgreSQL's documented caveat for TRUNCATE and FREEZE; ISKA reads in READ COMMITTED).
 
-A file being applied writes all its rows (`updated_at` = now). A file applied again (`rerun`,
-its partition re-run) rewrites only the rows that differ from it: the others keep their
-`updated_at`, so a re-run leaves the table as it was. Every write takes the subscriptions lock
+Only rows whose values (issue time included) differ from the stored ones are written; the others
+keep their `updated_at`, so re-running an applied file leaves the table as it was. Every write takes the subscriptions lock
 first, so nearest-point assignment never interleaves with a grid change.
 """
 
@@ -42,20 +41,28 @@ STAGE_COLUMNS = {
     "fcat24": "NUMERIC(12, 4)",
     "fcat48": "NUMERIC(12, 4)",
     "is_active": "BOOLEAN",
+    "issued_at": "TIMESTAMP WITH TIME ZONE",
 }
 GRID_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
 FCAT = pl.Decimal(12, 4)
 # what the rewrite reads of every stored row (fixed width: binary COPY, no text)
-STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "is_active": pl.Boolean,
-                 "created_at": pl.Datetime("us", "UTC")}
-# a re-run also compares the values (fcats in 1/10,000 units): about 1.3 s more per 1M rows
-STORED_FOR_RERUN = STORED_SCHEMA | {"updated_at": pl.Datetime("us", "UTC"), "fcat24": pl.Int64,
-                                    "fcat48": pl.Int64}
-STORED_FOR_RERUN_SQL = ("SELECT gid, lat, lon, is_active, created_at, updated_at, "
-                        "(fcat24 * 10000)::bigint, (fcat48 * 10000)::bigint FROM forecasts")
+UTC_TIME = pl.Datetime("us", "UTC")
+# fcats as integer ten-thousandths, a missing issue time as the epoch: all fixed width
+STORED = """SELECT gid, lat, lon, (fcat24 * 10000)::bigint AS fcat24_units,
+                   (fcat48 * 10000)::bigint AS fcat48_units, is_active,
+                   coalesce(issued_at, 'epoch'::timestamptz) AS issued_at, created_at, updated_at
+            FROM forecasts"""
+STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_units": pl.Int64,
+                 "fcat48_units": pl.Int64, "is_active": pl.Boolean, "issued_at": UTC_TIME,
+                 "created_at": UTC_TIME, "updated_at": UTC_TIME}
 ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
-              "is_active": pl.Boolean, "created_at": pl.Datetime("us", "UTC"),
-              "updated_at": pl.Datetime("us", "UTC")}
+              "is_active": pl.Boolean, "issued_at": UTC_TIME, "created_at": UTC_TIME,
+              "updated_at": UTC_TIME}
+# a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4)
+CHANGED = """(forecasts.lat <> s.lat OR forecasts.lon <> s.lon OR forecasts.fcat24 <> s.fcat24
+              OR forecasts.fcat48 <> s.fcat48
+              OR coalesce(s.is_active, forecasts.is_active) <> forecasts.is_active
+              OR forecasts.issued_at IS NULL OR forecasts.issued_at <> s.issued_at)"""
 KEPT = "stage_forecasts_kept"
 # a file with at least this many rows per stored row rewrites the table (PostgreSQL)
 REWRITE_FRACTION = 0.5
@@ -69,9 +76,9 @@ class ForecastUpsert:
     grid_changed: bool  # points added, moved, or (de)activated: subscriptions need reassigning
 
 
-def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame, rerun: bool = False) -> ForecastUpsert:
-    """Upsert by gid. Rows without an `is_active` value keep the stored one (new rows: active).
-    `rerun`: the file was applied before; rows equal to the stored ones are left as they are."""
+def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> ForecastUpsert:
+    """Upsert by gid. Rows without an `is_active` value keep the stored one (new rows: active);
+    rows without an `issued_at` (an API write) are issued now. Unchanged rows are not written."""
     if frame.height == 0:
         return ForecastUpsert(0, 0, False)
     lock_subscriptions(connection)  # before any other lock: subscription writers take it first too
@@ -79,6 +86,8 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame, rerun: bool
     whole_grid = postgres and frame.height >= REWRITE_MIN_ROWS  # may truncate: writers wait
     if whole_grid:
         connection.exec_driver_sql("LOCK TABLE forecasts IN EXCLUSIVE MODE")  # readers only
+    if "issued_at" not in frame.columns:
+        frame = frame.with_columns(pl.lit(utcnow()).cast(UTC_TIME).alias("issued_at"))
     rows = frame.select(list(STAGE_COLUMNS))
     if not connection.execute(sa.text("SELECT EXISTS (SELECT 1 FROM forecasts)")).scalar():
         # first grid: nothing to merge with, so the rows go straight in
@@ -95,7 +104,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame, rerun: bool
     if whole_grid:
         stored = int(connection.execute(sa.text("SELECT count(*) FROM forecasts")).scalar_one())
         if frame.height >= REWRITE_FRACTION * stored:
-            return _rewrite(connection, rows, rerun)
+            return _rewrite(connection, rows)
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, rows)
     existing, changed = connection.execute(sa.text(f"""
@@ -106,43 +115,48 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame, rerun: bool
         FROM {STAGE} s LEFT JOIN forecasts f ON f.gid = s.gid
     """)).one()
     now = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
+    updated = 0
     if existing:
-        connection.execute(sa.text(f"""
+        updated = connection.execute(sa.text(f"""
             UPDATE forecasts SET lat = s.lat, lon = s.lon, fcat24 = s.fcat24, fcat48 = s.fcat48,
-                   is_active = coalesce(s.is_active, forecasts.is_active), updated_at = :now
-            FROM {STAGE} s WHERE forecasts.gid = s.gid {_differs(postgres) if rerun else ""}
-        """).bindparams(now))
+                   is_active = coalesce(s.is_active, forecasts.is_active), issued_at = s.issued_at,
+                   updated_at = :now
+            FROM {STAGE} s WHERE forecasts.gid = s.gid AND {CHANGED}
+        """).bindparams(now)).rowcount
     if existing < frame.height:
         only_new = "WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)" if existing else ""
         connection.execute(sa.text(f"""
-            INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, created_at, updated_at)
-            SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), :now, :now
+            INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, issued_at, created_at,
+                                   updated_at)
+            SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), s.issued_at,
+                   :now, :now
             FROM {STAGE} s {only_new}
         """).bindparams(now))
-    return ForecastUpsert(frame.height - existing, existing, changed > 0)
+    return ForecastUpsert(frame.height - existing, updated, changed > 0)
 
 
-def _rewrite(connection: sa.Connection, rows: pl.DataFrame, rerun: bool) -> ForecastUpsert:
+def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
     """Merge the stored grid with the file's rows here, then truncate and refill (PostgreSQL)."""
     now = utcnow()
-    if rerun:
-        stored = read_binary(connection, STORED_FOR_RERUN_SQL, STORED_FOR_RERUN)
-    else:
-        stored = read_binary(connection, f"SELECT {', '.join(STORED_SCHEMA)} FROM forecasts", STORED_SCHEMA)
+    stored = read_binary(connection, STORED, STORED_SCHEMA)
     joined = rows.join(stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid",
                        how="left", maintain_order="left")
     is_active = pl.coalesce("is_active", "is_active_was")
     existed = pl.col("created_at_was").is_not_null()
     moved = (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
              | (is_active != pl.col("is_active_was")))
-    existing, changed = joined.select(existed.sum().alias("existing"), moved.sum().alias("changed")).row(0)
-    updated_at = pl.lit(now)
-    if rerun:
-        units = [(pl.col(c).cast(FCAT) * 10_000).cast(pl.Int64) != pl.col(f"{c}_was") for c in ("fcat24", "fcat48")]
-        updated_at = pl.when(moved | units[0] | units[1]).then(updated_at).otherwise(pl.col("updated_at_was"))
+    rewritten = existed & (moved | (_units("fcat24") != pl.col("fcat24_units_was"))
+                           | (_units("fcat48") != pl.col("fcat48_units_was"))
+                           | (pl.col("issued_at") != pl.col("issued_at_was"))).fill_null(True)
+    existing, changed, updated = joined.select(
+        existed.sum().alias("existing"), moved.sum().alias("changed"),
+        rewritten.sum().alias("updated"),
+    ).row(0)
     merged = joined.select(
         "gid", "lat", "lon", "fcat24", "fcat48", is_active.fill_null(True).alias("is_active"),
-        pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"), updated_at.alias("updated_at"),
+        "issued_at", pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
+        pl.when(existed & ~rewritten).then(pl.col("updated_at_was")).otherwise(pl.lit(now))
+        .alias("updated_at"),
     )
     del joined
     absent = stored.select("gid").join(rows.select("gid"), on="gid", how="anti")
@@ -150,22 +164,19 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame, rerun: bool) -> Fore
     if absent.height:  # gids the file does not mention keep every value they have
         merged = pl.concat([merged, _stored_rows(connection, absent)], how="vertical_relaxed")
     _refill(connection, merged.sort("gid"))
-    return ForecastUpsert(rows.height - existing, existing, changed > 0)
+    return ForecastUpsert(rows.height - existing, updated, changed > 0)
 
 
-def _differs(postgres: bool) -> str:
-    """SQL: the staged row `s` would change the stored one (nulls compare as values)."""
-    distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
-    return "AND (" + " OR ".join(
-        [f"forecasts.{c} {distinct} s.{c}" for c in STAGE_COLUMNS if c not in ("gid", "is_active")]
-        + [f"forecasts.is_active {distinct} coalesce(s.is_active, forecasts.is_active)"]) + ")"
+def _units(column: str) -> pl.Expr:
+    return (pl.col(column).cast(pl.Float64) * 10_000).round().cast(pl.Int64)
 
 
 def _stored_rows(connection: sa.Connection, gids: pl.DataFrame) -> pl.DataFrame:
     create_staging(connection, KEPT, {"gid": "BIGINT"})
     copy_binary(connection, KEPT, gids)
     return read_frame(connection, f"""
-        SELECT f.gid, f.lat, f.lon, f.fcat24, f.fcat48, f.is_active, f.created_at, f.updated_at
+        SELECT f.gid, f.lat, f.lon, f.fcat24, f.fcat48, f.is_active, f.issued_at, f.created_at,
+               f.updated_at
         FROM forecasts f JOIN {KEPT} k ON k.gid = f.gid
     """, ROW_SCHEMA)
 

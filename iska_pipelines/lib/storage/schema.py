@@ -21,6 +21,8 @@ forecasts = sa.Table(
     sa.Column("fcat24", FCAT, nullable=False),
     sa.Column("fcat48", FCAT, nullable=False),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # when the forecast was issued (the file's `issued_at`, else its mtime): the freshness clock
+    sa.Column("issued_at", TIMESTAMP),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
 )
@@ -72,12 +74,15 @@ sms_messages = sa.Table(
     sa.Column("msisdn", sa.String(15), nullable=False),
     sa.Column("send_date", sa.Date, nullable=False),
     sa.Column("text", sa.String(480), nullable=False),
-    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("gateway", sa.String(255)),
     sa.Column("last_error", sa.String(500)),
     sa.Column("accepted_at", TIMESTAMP),
     sa.Column("delivered_at", TIMESTAMP),
+    # the sender holding the message; a claim past its expiry is free to take again
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claim_expires_at", TIMESTAMP),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
     sa.UniqueConstraint("subscription_id", "send_date", name="uq_sms_messages_subscription_day"),
