@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+import pytest
 import polars as pl
 import sqlalchemy as sa
 
@@ -96,3 +97,27 @@ def test_re_applying_a_whole_grid_rewrites_only_the_rows_that_changed(engine):
         after = dict(connection.execute(sa.select(forecasts.c.gid, forecasts.c.updated_at)).all())
     assert again.rows_updated == 1
     assert [gid for gid in before if after[gid] != before[gid]] == [7]
+
+
+@pytest.mark.parametrize("rows", [3, 12_000], ids=["small-file", "whole-grid"])
+def test_a_forecast_issued_before_the_stored_one_never_replaces_it(engine, rows):
+    """Re-running yesterday's grid after today's must not put yesterday's values back: every
+    table stays as it was, and today's forecasts stay fresh."""
+    def grid(issued, fcat):
+        return pl.DataFrame({"gid": range(1, rows + 1), "lat": [5.0] * rows, "lon": [-1.0] * rows,
+                             "fcat24": [fcat] * rows, "fcat48": [fcat] * rows, "is_active": [True] * rows,
+                             "issued_at": [issued] * rows}).with_columns(
+            pl.col("fcat24", "fcat48").cast(FCAT_TYPE), pl.col("issued_at").cast(pl.Datetime("us", "UTC")))
+    today, yesterday = utcnow() - timedelta(hours=1), utcnow() - timedelta(hours=25)
+    with engine.begin() as connection:
+        upsert_forecasts(connection, grid(yesterday, "0.1000"))
+        upsert_forecasts(connection, grid(today, "0.9000"))
+    with engine.connect() as connection:
+        before = connection.execute(sa.select(forecasts).order_by(forecasts.c.gid)).all()
+    with engine.begin() as connection:
+        again = upsert_forecasts(connection, grid(yesterday, "0.1000"))
+    with engine.connect() as connection:
+        after = connection.execute(sa.select(forecasts).order_by(forecasts.c.gid)).all()
+    assert (again.rows_inserted, again.rows_updated) == (0, 0)
+    assert after == before
+    assert {str(row.fcat24) for row in after} == {"0.9000"}

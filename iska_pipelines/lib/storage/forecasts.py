@@ -58,11 +58,14 @@ STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_
 ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
               "is_active": pl.Boolean, "issued_at": UTC_TIME, "created_at": UTC_TIME,
               "updated_at": UTC_TIME}
-# a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4)
+# a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4),
+# and never by a forecast issued before the stored one (re-running an old file after a newer
+# one must not put yesterday's forecast back)
 CHANGED = """(forecasts.lat <> s.lat OR forecasts.lon <> s.lon OR forecasts.fcat24 <> s.fcat24
               OR forecasts.fcat48 <> s.fcat48
               OR coalesce(s.is_active, forecasts.is_active) <> forecasts.is_active
-              OR forecasts.issued_at IS NULL OR forecasts.issued_at <> s.issued_at)"""
+              OR forecasts.issued_at IS NULL OR forecasts.issued_at <> s.issued_at)
+             AND (forecasts.issued_at IS NULL OR s.issued_at >= forecasts.issued_at)"""
 KEPT = "stage_forecasts_kept"
 # a file with at least this many rows per stored row rewrites the table (PostgreSQL)
 REWRITE_FRACTION = 0.5
@@ -141,6 +144,10 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
     stored = read_binary(connection, STORED, STORED_SCHEMA)
     joined = rows.join(stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid",
                        how="left", maintain_order="left")
+    # a stored row issued after the file's keeps every value it has, like gids the file omits
+    older = (pl.col("issued_at") < pl.col("issued_at_was")).fill_null(False)
+    superseded = joined.filter(older).select("gid")
+    joined = joined.filter(~older)
     is_active = pl.coalesce("is_active", "is_active_was")
     existed = pl.col("created_at_was").is_not_null()
     moved = (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
@@ -152,6 +159,7 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
         existed.sum().alias("existing"), moved.sum().alias("changed"),
         rewritten.sum().alias("updated"),
     ).row(0)
+    existing += superseded.height
     merged = joined.select(
         "gid", "lat", "lon", "fcat24", "fcat48", is_active.fill_null(True).alias("is_active"),
         "issued_at", pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
@@ -159,7 +167,8 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
         .alias("updated_at"),
     )
     del joined
-    absent = stored.select("gid").join(rows.select("gid"), on="gid", how="anti")
+    absent = pl.concat([stored.select("gid").join(rows.select("gid"), on="gid", how="anti"),
+                        superseded])
     del stored
     if absent.height:  # gids the file does not mention keep every value they have
         merged = pl.concat([merged, _stored_rows(connection, absent)], how="vertical_relaxed")
