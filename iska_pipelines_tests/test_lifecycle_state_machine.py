@@ -326,8 +326,10 @@ class Lifecycle(RuleBasedStateMachine):
         return job.execute_in_process(resources=self.billing_resources(**gateway),
                                       instance=self.iska.instance, raise_on_error=False)
 
-    def script_gateway(self, plans: dict[str, lm.Charge], faults: list[str], retry_after: float) -> None:
-        self.world.front.decline = self.model.front_declines(self.now, plans)
+    def script_gateway(self, plans: dict[str, lm.Charge], declines402: set[str], faults: list[str],
+                       retry_after: float) -> None:
+        """`declines402`: from `model.front_declines`, asked before the model bills the run."""
+        self.world.front.decline = declines402
         self.world.simulator.configure(
             script={m: [c.answer] for m, c in plans.items() if c.answer in ("success", "failure")},
             faults=faults, retry_after_seconds=retry_after)
@@ -480,9 +482,9 @@ class Lifecycle(RuleBasedStateMachine):
         plans = self.plans(drawn)
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
-        model_plans = dict(plans)
-        faults = self.model.bill(self.now, model_plans, TRIES)
-        self.script_gateway(plans, faults, retry_after=0.05)
+        declines402 = self.model.front_declines(self.now, plans)
+        faults = self.model.bill(self.now, plans, TRIES)
+        self.script_gateway(plans, declines402, faults, retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
         self.check_billing_step(before, due_before, ledger_before, result, expect_success=not errors)
@@ -497,8 +499,9 @@ class Lifecycle(RuleBasedStateMachine):
         plans[due[-1].msisdn] = lm.Charge(answer, ("429",))
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
+        declines402 = self.model.front_declines(self.now, plans)
         faults = self.model.bill(self.now, plans, TRIES, long_retry_after=True)
-        self.script_gateway(plans, faults, retry_after=lm.MAX_RETRY_AFTER_SECONDS + 100)
+        self.script_gateway(plans, declines402, faults, retry_after=lm.MAX_RETRY_AFTER_SECONDS + 100)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
         self.check_billing_step(before, due_before, ledger_before, result, expect_success=not errors)
@@ -508,7 +511,8 @@ class Lifecycle(RuleBasedStateMachine):
         plans = {m: lm.Charge(c.answer) for m, c in self.plans(drawn).items()}
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         due = bool(self.model.due(self.now))
-        self.script_gateway(plans, [], retry_after=0.05)
+        declines402 = self.model.front_declines(self.now, plans)
+        self.script_gateway(plans, declines402, [], retry_after=0.05)
         _crash_trigger(self.engine, install=True)
         try:
             crashed = self.run_billing(billing_job_crashing_once)
@@ -518,7 +522,7 @@ class Lifecycle(RuleBasedStateMachine):
         assert self.tables() == before, "a crashed billing step left something behind"
         attempts_before = len(self.model.attempts)
         self.model.bill(self.now, plans, TRIES)
-        self.script_gateway(plans, [], retry_after=0.05)
+        self.script_gateway(plans, declines402, [], retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
         self.check_billing_step(before, due_before, ledger_before, result, expect_success=not errors)
