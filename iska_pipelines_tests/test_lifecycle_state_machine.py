@@ -57,8 +57,10 @@ from iska_pipelines_tests.driver import Iska
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, simulator_on_loopback
 from iska_pipelines_tests.sms_runs import refused_url
 
-EXAMPLES = int(os.environ.get("ISKA_SOAK_EXAMPLES", "0") or 0) or 25
-STEPS = int(os.environ.get("ISKA_SOAK_STEPS", "0") or 0) or 20
+# 20 examples of up to 40 steps: about 70 s per database here when nothing fails; long enough
+# sequences that subscribers pay, get SMS, are declined to cancellation and rejoin
+EXAMPLES = int(os.environ.get("ISKA_SOAK_EXAMPLES", "0") or 0) or 20
+STEPS = int(os.environ.get("ISKA_SOAK_STEPS", "0") or 0) or 40
 START = datetime(2027, 3, 1, 6, 30, tzinfo=UTC)  # a Monday morning in Africa/Accra (UTC+0)
 MORNING = time(6, 30)
 LATEST_SMS_HOUR = 10  # SMS days run before ISKA_SMS_LATEST_HOUR, as the schedule does
@@ -196,7 +198,7 @@ def _date(value) -> date | None:
 
 # --- strategies ---------------------------------------------------------------------------------
 
-DEFECTS = [None] * 10 + ["arabic_digits", "letters", "bad_ts", "bad_plan", "future_ts", "year_typo"]
+DEFECTS = [None] * 24 + ["arabic_digits", "letters", "bad_ts", "bad_plan", "future_ts", "year_typo"]
 rows_strategy = st.lists(st.tuples(
     st.integers(0, POPULATION - 1),  # who
     st.sampled_from(["plain", "plus", "00", "spaced"]),  # how the msisdn is written
@@ -205,7 +207,6 @@ rows_strategy = st.lists(st.tuples(
     st.sampled_from(["11", "21", "daily", "weekly"]),
     st.sampled_from([0, 0, 1, 2, 3]),  # location
     st.sampled_from(DEFECTS),
-    st.booleans(),  # repeat this row exactly (duplicate_in_file)
 ), min_size=1, max_size=6)
 charges_strategy = st.dictionaries(
     st.integers(0, POPULATION - 1),
@@ -276,9 +277,10 @@ class Lifecycle(RuleBasedStateMachine):
             return (when + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00")
         return when.strftime("%Y-%m-%d %H:%M:%S")
 
-    def make_rows(self, kind: str, drawn) -> list[lm.Row]:
+    def make_rows(self, kind: str, drawn, repeat_first: bool) -> list[lm.Row]:
+        """`repeat_first`: the first row again at the end, an exact repeat (duplicate_in_file)."""
         rows: list[lm.Row] = []
-        for who, form, minutes, ts_form, plan, place, defect, repeat in drawn:
+        for who, form, minutes, ts_form, plan, place, defect in drawn:
             lat, lon = LOCATIONS[place]
             row = lm.Row(self.written_msisdn(who, form, defect), self.written_ts(minutes, ts_form, defect),
                          "99" if defect == "bad_plan" else plan, lat, lon)
@@ -286,8 +288,8 @@ class Lifecycle(RuleBasedStateMachine):
                 row = lm.Row(row.msisdn, row.ts)
             elif kind == "updates":
                 row = lm.Row(row.msisdn, row.ts, None, lat, lon)
-            rows += [row, row] if repeat else [row]
-        return rows
+            rows.append(row)
+        return rows + rows[:1] if repeat_first else rows
 
     def table(self, table: sa.Table, order: sa.Column) -> list[dict]:
         with self.engine.connect() as connection:
@@ -402,9 +404,9 @@ class Lifecycle(RuleBasedStateMachine):
         assert not unmatched, f"rows not refused though they should be: {unmatched}"
 
     @rule(kind=st.sampled_from(["additions", "additions", "cancellations", "updates"]), drawn=rows_strategy,
-          at_root=st.booleans())
-    def drop_a_subscription_file(self, kind, drawn, at_root):
-        rows = self.make_rows(kind, drawn)
+          at_root=st.booleans(), repeat_first=st.sampled_from([False, False, False, True]))
+    def drop_a_subscription_file(self, kind, drawn, at_root, repeat_first):
+        rows = self.make_rows(kind, drawn, repeat_first)
         name = f"e{self.example}_{len(self.files)}_{kind}.csv"
         self.files.append((kind, rows, name))
         self.ingest(kind, rows, name, "" if at_root else kind)
@@ -488,7 +490,7 @@ class Lifecycle(RuleBasedStateMachine):
         return plans | {self.msisdn(i): lm.Charge(answer, faults) for i, (answer, faults) in drawn.items()}
 
     @rule(drawn=charges_strategy, default=st.sampled_from(["success", "failure"]))
-    def billing_run(self, drawn, default):
+    def billing_run(self, drawn, default="success"):
         plans = self.plans(drawn, default)
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
@@ -565,6 +567,9 @@ class Lifecycle(RuleBasedStateMachine):
 
     @precondition(lambda self: self.now.hour < LATEST_SMS_HOUR)
     @rule()
+    def the_day_s_sms(self):
+        self.sms_day()
+
     def sms_day(self):
         day = self.now.date()
         self.world.simulator.configure(faults=[], script={})
@@ -593,6 +598,13 @@ class Lifecycle(RuleBasedStateMachine):
         response = self.world.api.report(msgid, status)
         assert response.status_code == 200, response.text
         self.model.report(message, status, self.now)
+
+    @precondition(lambda self: self.now.hour < LATEST_SMS_HOUR)
+    @rule(drawn=charges_strategy, default=st.sampled_from(["success", "failure"]))
+    def a_morning_billing_run_then_the_day_s_sms(self, drawn, default):
+        """What the schedules do every morning: bill whoever is due, then send the day's SMS."""
+        self.billing_run(drawn, default)
+        self.sms_day()
 
     # -- the clock -----------------------------------------------------------------------------
 
