@@ -8,7 +8,7 @@ DAGSTER_HOME_DIR := $(CURDIR)/.dagster
 DATA_DIR ?= data
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-quick clean-data
+.PHONY: install run test test-quick soak clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: install
 
 test-quick: install
 	$(PY) -m pytest -x -q
+
+# The lifecycle state machine for a long time: ISKA_SOAK_EXAMPLES examples per database.
+soak: install
+	ISKA_SOAK_EXAMPLES=$${ISKA_SOAK_EXAMPLES:-2000} $(PY) -m pytest -x -q -p no:cacheprovider \
+		iska_pipelines_tests/test_lifecycle_state_machine.py
 
 # Speed and memory against SPEC §12, each beside its reference measured in the same run; writes
 # docs/benchmarks.md. PostgreSQL from ISKA_BENCH_DATABASE_URL (an admin URL: the harness creates
