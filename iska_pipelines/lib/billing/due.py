@@ -3,7 +3,9 @@
 Due: active, `next_billing_date` on or before today in ISKA_TIMEZONE, and no declined attempt in
 the last ISKA_BILLING_RETRY_MINUTES (a prepaid balance rarely recovers within the hour) in the
 current subscription period: a rejoin is due at once (SPEC §5), whatever the earlier period's
-declines.
+declines. The period is told by `failed_billing_count` (a rejoin sets it to 0, a decline in the
+period raises it), not by `sub_date`: a rejoin's ts can be older than the earlier period's
+last decline.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ DUE_SQL = sa.text("""
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
           WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
-            AND a.attempted_at >= s.sub_date
+            AND s.failed_billing_count > 0
       )
     ORDER BY s.id
 """).bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
