@@ -229,6 +229,22 @@ def test_a_rejoin_is_due_at_once_even_when_its_ts_is_older_than_the_earlier_peri
     assert due_msisdns(engine, NOW + timedelta(minutes=20)) == ["233020000001"]
 
 
+def test_a_rejoin_dated_at_the_instant_of_the_first_addition_is_asked_with_a_new_key(engine):
+    """Addition, cancellation and re-addition can all carry the same ts (events at the instant of
+    the last one apply when they change something): the rejoin's charge is a new intent (SPEC §6),
+    so the gateway must not replay the first period's answer."""
+    subscription_id = add_subscription(engine, "233020000001")
+    with engine.connect() as connection:
+        (first,) = select_due(connection, TODAY, NOW, 60)
+    record(engine, first, ChargeOutcome.SUCCESS, NOW)
+    with engine.begin() as connection:  # cancelled, then re-added, every event dated NOW
+        connection.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
+            status="active", failed_billing_count=0, next_billing_date=TODAY))
+    with engine.connect() as connection:
+        (rejoined,) = select_due(connection, TODAY, NOW, 60)
+    assert rejoined.key != first.key
+
+
 def test_a_transport_error_does_not_delay_the_next_try(engine):
     add_subscription(engine, "233020000001")
     with engine.connect() as connection:

@@ -33,6 +33,7 @@ class DueCharge:
     sub_date: datetime  # the start of the subscription period (a rejoin starts a new one)
     period_start: date  # the next_billing_date this charge pays for
     failed_billing_count: int
+    settled_answers: int = 0  # successes and declines recorded for the subscription so far
 
     @property
     def plan_code(self) -> int:
@@ -41,7 +42,7 @@ class DueCharge:
     @property
     def key(self) -> str:
         return idempotency_key(self.subscription_id, self.sub_date, self.period_start,
-                               self.failed_billing_count)
+                               self.failed_billing_count, self.settled_answers)
 
     def unsendable(self) -> str | None:
         """Why this charge cannot be asked for at all (bad data in the row), or None."""
@@ -57,7 +58,9 @@ def billing_day(now: datetime, timezone: str) -> date:
 
 
 DUE_SQL = sa.text("""
-    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count
+    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count,
+           (SELECT COUNT(*) FROM billing_attempts b
+            WHERE b.subscription_id = s.id AND b.outcome IN (:success, :declined)) AS settled_answers
     FROM subscriptions s
     WHERE s.status = :active
       AND s.next_billing_date <= :today
@@ -68,7 +71,8 @@ DUE_SQL = sa.text("""
       )
     ORDER BY s.id
 """).bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
-                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED)
+                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED),
+                 success=str(ChargeOutcome.SUCCESS)
                  ).columns(sub_date=TIMESTAMP)
 
 
@@ -76,7 +80,7 @@ def select_due(connection: sa.Connection, today: date, now: datetime, retry_minu
     rows = connection.execute(DUE_SQL, {
         "today": today, "declined_since": now - timedelta(minutes=retry_minutes)})
     return [DueCharge(row.id, row.msisdn, _plan(row.plan), row.sub_date, _as_date(row.next_billing_date),
-                      int(row.failed_billing_count)) for row in rows]
+                      int(row.failed_billing_count), int(row.settled_answers)) for row in rows]
 
 
 def _plan(value: str) -> Plan | str:
