@@ -243,6 +243,7 @@ class Model:
                 sub.sub_date, sub.next_billing_date, sub.failed_billing_count = ts, today, 0
                 sub.period += 1
                 sub.period_began_at = now
+                sub.last_declined_at = None  # the earlier period's declines impose no rest (SPEC §5)
         elif kind == "cancellations":
             if sub.status == "active":
                 sub.status, sub.cancel_reason, sub.unsub_date = "cancelled", cancel_reason, ts

@@ -215,6 +215,36 @@ def test_a_declined_subscriber_rests_for_the_retry_interval(engine):
     assert due_msisdns(engine, NOW + timedelta(minutes=61)) == ["233020000001"]
 
 
+def test_a_rejoin_is_due_at_once_even_when_its_ts_is_older_than_the_earlier_period_s_decline(engine):
+    """A rejoin file's ts can be earlier than the decline that preceded the rejoin (a cancellation
+    file and a re-addition both dated before that billing run): the new period is due now."""
+    subscription_id = add_subscription(engine, "233020000001")
+    with engine.connect() as connection:
+        (charge,) = select_due(connection, TODAY, NOW, 60)
+    record(engine, charge, ChargeOutcome.DECLINED, NOW + timedelta(minutes=10))
+    with engine.begin() as connection:  # cancelled by a file, then re-added with ts NOW + 5 min
+        connection.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
+            status="active", failed_billing_count=0, sub_date=NOW + timedelta(minutes=5),
+            next_billing_date=TODAY))
+    assert due_msisdns(engine, NOW + timedelta(minutes=20)) == ["233020000001"]
+
+
+def test_a_rejoin_dated_at_the_instant_of_the_first_addition_is_asked_with_a_new_key(engine):
+    """Addition, cancellation and re-addition can all carry the same ts (events at the instant of
+    the last one apply when they change something): the rejoin's charge is a new intent (SPEC §6),
+    so the gateway must not replay the first period's answer."""
+    subscription_id = add_subscription(engine, "233020000001")
+    with engine.connect() as connection:
+        (first,) = select_due(connection, TODAY, NOW, 60)
+    record(engine, first, ChargeOutcome.SUCCESS, NOW)
+    with engine.begin() as connection:  # cancelled, then re-added, every event dated NOW
+        connection.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
+            status="active", failed_billing_count=0, next_billing_date=TODAY))
+    with engine.connect() as connection:
+        (rejoined,) = select_due(connection, TODAY, NOW, 60)
+    assert rejoined.key != first.key
+
+
 def test_a_transport_error_does_not_delay_the_next_try(engine):
     add_subscription(engine, "233020000001")
     with engine.connect() as connection:

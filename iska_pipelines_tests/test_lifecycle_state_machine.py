@@ -51,10 +51,16 @@ from iska_pipelines.lib.storage.database import engine_for
 from iska_pipelines.lib.storage.schema import (
     billing_attempts, forecasts, ingested_files, sms_messages, subscriptions,
 )
+from iska_pipelines.simulator.app import create_app
+from iska_pipelines.simulator.faults import Dice
+from iska_pipelines.simulator.knobs import Knobs
+from iska_pipelines.simulator.ledger import Ledger
+from iska_pipelines.simulator.reports import ReportSender
 from iska_pipelines_tests import lifecycle_model as lm
 from iska_pipelines_tests.api_server import CALLBACK_SECRET, api_on_loopback, api_settings
 from iska_pipelines_tests.driver import Iska
-from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, simulator_on_loopback
+from iska_pipelines_tests.loopback import serve_on_loopback
+from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimulator
 from iska_pipelines_tests.sms_runs import refused_url
 
 # 20 examples of up to 40 steps: about 70 s per database here when nothing fails; long enough
@@ -74,7 +80,6 @@ LOCATIONS = [(5.6, -0.2), (5.65, -0.25), (6.7, -1.6), (10.5, 2.5)]  # the last i
 FAULTS = ["", "5xx", "429", "timeout", "malformed", "charge_then_timeout"]
 REPORTS = ["delivered", "failed", "undelivered", "expired", "rejected"]
 ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
-_examples = itertools.count(1)
 
 
 # --- a billing gateway front: HTTP 402 declines, the rest forwarded to the simulator -----------
@@ -139,13 +144,22 @@ class _FrontHandler(BaseHTTPRequestHandler):
 # --- the world shared by one test's examples ----------------------------------------------------
 
 class World:
-    """One database, API, simulator and front per test; every example wipes the tables."""
+    """One database, API, simulator and front per test; every example wipes the tables and
+    starts the simulator's ledger afresh (subscription ids restart, so Idempotency-Keys repeat
+    from one example to the next: a gateway remembering them would answer without charging)."""
 
     database_url: str
     api: object
     simulator: object
+    simulator_app: object
     front: BillingFront
     tmp: Path
+
+    def forget_gateway_history(self) -> None:
+        sim = self.simulator_app.state.sim  # the one object every route of the app uses
+        sim.reports.stop()
+        sim.ledger = Ledger()
+        sim.dice, sim.reports = Dice(sim.knobs.seed), ReportSender(sim.ledger)
 
 
 def _wipe(engine: sa.Engine) -> None:
@@ -221,7 +235,6 @@ class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         world = self.world
-        self.example = next(_examples)
         self.now = START
         self.traveller = time_machine.travel(self.now, tick=False)
         self.clock = self.traveller.start()
@@ -241,6 +254,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.msgids: dict[tuple[str, date], str] = {}
         self.ids: dict[str, int] = {}
         world.front.decline, world.front.answered = set(), {}
+        world.forget_gateway_history()
         world.simulator.configure(script={}, faults=[], hang_seconds=HANG_SECONDS, retry_after_seconds=0.05,
                                   decline_rate=0.0, error_rate=0.0, timeout_rate=0.0, throttle_rate=0.0,
                                   report_delay_seconds=3600)
@@ -252,7 +266,7 @@ class Lifecycle(RuleBasedStateMachine):
     # -- helpers -------------------------------------------------------------------------------
 
     def msisdn(self, index: int) -> str:
-        return f"2332{self.example:05d}{index}"
+        return f"23320000{index:02d}"  # the same every example: a replay must behave alike
 
     def written_msisdn(self, index: int, form: str, defect: str | None) -> str:
         digits = self.msisdn(index)
@@ -407,7 +421,7 @@ class Lifecycle(RuleBasedStateMachine):
           at_root=st.booleans(), repeat_first=st.sampled_from([False, False, False, True]))
     def drop_a_subscription_file(self, kind, drawn, at_root, repeat_first):
         rows = self.make_rows(kind, drawn, repeat_first)
-        name = f"e{self.example}_{len(self.files)}_{kind}.csv"
+        name = f"f{len(self.files)}_{kind}.csv"
         self.files.append((kind, rows, name))
         self.ingest(kind, rows, name, "" if at_root else kind)
 
@@ -416,7 +430,7 @@ class Lifecycle(RuleBasedStateMachine):
     def drop_an_earlier_file_again(self, pick, same_name):
         kind, rows, name = self.files[pick % len(self.files)]
         if not same_name:
-            name = f"e{self.example}_{len(self.files)}_again_{kind}.csv"
+            name = f"f{len(self.files)}_again_{kind}.csv"
             self.files.append((kind, rows, name))
         self.ingest(kind, rows, name, kind)
 
@@ -693,8 +707,11 @@ def lifecycle_world(database_url, tmp_path):
     world = World()
     world.database_url, world.tmp = database_url, tmp_path
     engine_for(database_url)
-    with simulator_on_loopback() as simulator, \
+    simulator_app = create_app(Knobs(tokens=[SIMULATOR_TOKEN]))
+    with serve_on_loopback(lambda _url: simulator_app, "simulator") as simulator_url, \
             api_on_loopback(api_settings(database_url, tmp_path / "api-data")) as api:
+        simulator = RunningSimulator(simulator_url)
+        world.simulator_app = simulator_app
         front = BillingFront(simulator.billing_url)
         thread = threading.Thread(target=front.serve_forever, daemon=True)
         thread.start()

@@ -3,7 +3,9 @@
 Due: active, `next_billing_date` on or before today in ISKA_TIMEZONE, and no declined attempt in
 the last ISKA_BILLING_RETRY_MINUTES (a prepaid balance rarely recovers within the hour) in the
 current subscription period: a rejoin is due at once (SPEC §5), whatever the earlier period's
-declines.
+declines. The period is told by `failed_billing_count` (a rejoin sets it to 0, a decline in the
+period raises it), not by `sub_date`: a rejoin's ts can be older than the earlier period's
+last decline.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class DueCharge:
     sub_date: datetime  # the start of the subscription period (a rejoin starts a new one)
     period_start: date  # the next_billing_date this charge pays for
     failed_billing_count: int
+    settled_answers: int = 0  # successes and declines recorded for the subscription so far
 
     @property
     def plan_code(self) -> int:
@@ -39,7 +42,7 @@ class DueCharge:
     @property
     def key(self) -> str:
         return idempotency_key(self.subscription_id, self.sub_date, self.period_start,
-                               self.failed_billing_count)
+                               self.failed_billing_count, self.settled_answers)
 
     def unsendable(self) -> str | None:
         """Why this charge cannot be asked for at all (bad data in the row), or None."""
@@ -55,18 +58,21 @@ def billing_day(now: datetime, timezone: str) -> date:
 
 
 DUE_SQL = sa.text("""
-    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count
+    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count,
+           (SELECT COUNT(*) FROM billing_attempts b
+            WHERE b.subscription_id = s.id AND b.outcome IN (:success, :declined)) AS settled_answers
     FROM subscriptions s
     WHERE s.status = :active
       AND s.next_billing_date <= :today
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
           WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
-            AND a.attempted_at >= s.sub_date
+            AND s.failed_billing_count > 0
       )
     ORDER BY s.id
 """).bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
-                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED)
+                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED),
+                 success=str(ChargeOutcome.SUCCESS)
                  ).columns(sub_date=TIMESTAMP)
 
 
@@ -74,7 +80,7 @@ def select_due(connection: sa.Connection, today: date, now: datetime, retry_minu
     rows = connection.execute(DUE_SQL, {
         "today": today, "declined_since": now - timedelta(minutes=retry_minutes)})
     return [DueCharge(row.id, row.msisdn, _plan(row.plan), row.sub_date, _as_date(row.next_billing_date),
-                      int(row.failed_billing_count)) for row in rows]
+                      int(row.failed_billing_count), int(row.settled_answers)) for row in rows]
 
 
 def _plan(value: str) -> Plan | str:
