@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.run import BillingRules, bill_due
@@ -346,7 +347,7 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
     rules = IngestRules()
     outcome = []
     worker = threading.Thread(target=lambda: outcome.append(ingest_file(
-        engine, iska.folders, key, lambda p: read_subscription_file(p, FileKind.ADDITIONS, rules.timezone),
+        engine, iska.folders, key, lambda p, _t: read_subscription_file(p, FileKind.ADDITIONS, rules.timezone),
         lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
     worker.start()
     deadline = time.monotonic() + 30
@@ -467,3 +468,24 @@ def test_additions_arriving_while_a_grid_change_is_uncommitted_end_on_the_new_gr
         moving.join(60)
         adding.join(60)
     assert iska.rows("SELECT msisdn, lid FROM subscriptions") == [("233240000001", 2)]
+
+
+def test_re_running_a_file_later_judges_its_rows_as_the_first_run_did(iska):
+    """A row refused as future_ts stays refused when its partition is run again hours later,
+    once that ts is in the past: a re-run gives the same result (SPEC §2)."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    ahead = (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with time_machine.travel(start, tick=False):
+        first = iska.ingest(additions([
+            ("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2),
+            ("233240000002", "2026-01-01 08:00:00", 11, 5.6, -0.2),
+            ("233240000003", "2026-01-01 08:00:00", 11, 5.6, -0.2),
+            ("233240000004", "2026-01-01 08:00:00", 11, 5.6, -0.2),
+            ("233240000009", ahead, 11, 5.6, -0.2)]), name="ahead_additions.csv")
+        assert materialization_metadata(first)["refused_future_ts"] == 1
+        before = every_table(iska.engine)
+    with time_machine.travel(start + timedelta(hours=3), tick=False):
+        again = iska.run(partition_of(first))
+    assert again.success
+    assert materialization_metadata(again)["refused_future_ts"] == 1
+    assert every_table(iska.engine) == before

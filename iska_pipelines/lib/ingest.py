@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +21,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.csv.reading import ROW, FileRefused, ParsedFile, enforce_reject_limit
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, rejected_rows_path, sha256_of
-from iska_pipelines.lib.storage.files import FileRecord, file_outcome, record_file
+from iska_pipelines.lib.storage.files import FileRecord, file_outcome, first_taken_at, record_file
+from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
 
 
@@ -63,7 +65,7 @@ class FileApplied:
                 + (f" ({reasons})" if reasons else ""))
 
 
-Parser = Callable[[Path], ParsedFile]
+Parser = Callable[[Path, datetime], ParsedFile]  # datetime: the moment the rows are judged against
 Applier = Callable[[sa.Connection, ParsedFile, bool], Applied]  # bool: the file was applied before
 
 
@@ -79,8 +81,10 @@ def ingest_file(
     kind = parse_key(key).kind
     source = folders.locate(key)
     sha = sha256_of(source)
+    with engine.connect() as connection:  # a re-run judges the rows (future_ts) as the first run did
+        taken_at = first_taken_at(connection, key) or utcnow()
     try:
-        parsed = parse(source)
+        parsed = parse(source, taken_at)
         enforce_reject_limit(parsed, rules.max_reject_fraction, source.name)
     except FileRefused as refusal:
         refuse_file(engine, folders, key, kind, source, sha, str(refusal), run_id)

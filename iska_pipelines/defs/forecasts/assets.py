@@ -38,7 +38,7 @@ def forecasts(
     with refusals_fail_without_retry():
         applied = ingest_file(
             engine, inbox.folders(), context.partition_key,
-            lambda path: read_forecasts(path, ingest_rules.timezone),
+            lambda path, _taken_at: read_forecasts(path, ingest_rules.timezone),
             lambda connection, parsed, _rerun: apply_forecasts(connection, parsed, ingest_rules),
             ingest_rules, run_id=context.run_id,
         )

@@ -31,8 +31,8 @@ def subscriptions(
     with refusals_fail_without_retry():
         applied = ingest_file(
             database.engine(), inbox.folders(), context.partition_key,
-            lambda path: read_subscription_file(path, kind, ingest_rules.timezone,
-                                                ingest_rules.max_future_minutes),
+            lambda path, taken_at: read_subscription_file(path, kind, ingest_rules.timezone,
+                                                          ingest_rules.max_future_minutes, taken_at),
             lambda connection, parsed, rerun: apply_subscriptions(connection, parsed, kind, ingest_rules, rerun),
             ingest_rules, run_id=context.run_id,
         )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.schema import ingested_files
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import FileOutcome
 
 
@@ -41,6 +42,15 @@ def file_outcome(connection: sa.Connection, partition_key: str) -> str | None:
     return connection.execute(
         sa.select(ingested_files.c.outcome).where(ingested_files.c.partition_key == partition_key)
     ).scalar_one_or_none()
+
+
+def first_taken_at(connection: sa.Connection, partition_key: str) -> datetime | None:
+    """When the file was first applied or refused (None: never), the moment its rows are judged
+    against, so that running its partition again gives the same result."""
+    found = connection.execute(
+        sa.select(ingested_files.c.created_at).where(ingested_files.c.partition_key == partition_key)
+    ).scalar_one_or_none()
+    return as_utc(found) if found is not None else None
 
 
 def applied_key_for_content(connection: sa.Connection, kind: str, sha256: str) -> str | None:
