@@ -402,8 +402,8 @@ def ingest_in_thread(iska, name: str, content: str, folder: str, apply) -> threa
     kind = FileKind(folder)
     key = partition_key(kind, path.name, sha256_of(path))
     rules = IngestRules()
-    parse = read_forecasts if kind is FileKind.FORECASTS else (
-        lambda p: read_subscription_file(p, kind, rules.timezone))
+    parse = (lambda p, _t: read_forecasts(p)) if kind is FileKind.FORECASTS else (
+        lambda p, t: read_subscription_file(p, kind, rules.timezone, rules.max_future_minutes, t))
     worker = threading.Thread(target=ingest_file, args=(iska.engine, iska.folders, key, parse, apply, rules))
     worker.start()
     return worker
