@@ -60,10 +60,10 @@ def test_no_tracked_file_refers_to_a_path_outside_the_repository():
 
 def test_the_check_catches_a_reference_to_a_folder_beside_the_clone(tmp_path):
     probe = ROOT / "docs" / f".probe-{tmp_path.name}.md"
-    probe.write_text("cp ../shared/fixtures/forecasts_ghana.csv data/inbox/\n")
+    probe.write_text("cp ../elsewhere/forecasts_ghana.csv data/inbox/\n")
     try:
         assert outside_references(probe) == [
-            f"docs/{probe.name}:1: cp ../shared/fixtures/forecasts_ghana.csv data/inbox/"]
+            f"docs/{probe.name}:1: cp ../elsewhere/forecasts_ghana.csv data/inbox/"]
     finally:
         probe.unlink()
 
