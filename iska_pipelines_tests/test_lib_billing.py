@@ -7,19 +7,23 @@ import socket
 import time
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, select_due
 from iska_pipelines.lib.billing.keys import idempotency_key
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
+from iska_pipelines.lib.csv.reading import ROW
+from iska_pipelines.lib.records.subscriptions import EVENT_TIME
+from iska_pipelines.lib.storage.subscriptions import apply_file_events
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult, classify
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.gateways.http import Backoff, Reply, parse_retry_after
 from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.storage.schema import subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc
-from iska_pipelines.lib.vocabulary import Plan
+from iska_pipelines.lib.vocabulary import FileKind, Plan
 from iska_pipelines_tests.scripted_gateway import Gateway, serving
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 
@@ -35,13 +39,14 @@ def client_for(url: str, **kwargs) -> BillingClient:
 # --- the key --------------------------------------------------------------------------------
 
 def test_the_key_names_the_intent_and_changes_only_with_subscription_period_billing_period_or_declines():
-    key = idempotency_key(7, NOW, TODAY, 0)
-    assert key == idempotency_key(7, NOW.replace(tzinfo=None), TODAY, 0)  # SQLite's naive UTC
-    assert key != idempotency_key(7, NOW, TODAY, 1)
-    assert key != idempotency_key(7, NOW, TODAY + timedelta(days=1), 0)
-    assert key != idempotency_key(7, NOW + timedelta(seconds=1), TODAY, 0)  # rejoined: a new period
-    assert key != idempotency_key(8, NOW, TODAY, 0)
-    assert key.isascii() and len(idempotency_key(2**31, NOW, TODAY, 99)) <= 80  # fits billing_attempts
+    key = idempotency_key(7, 1, NOW, TODAY, 0)
+    assert key == idempotency_key(7, 1, NOW.replace(tzinfo=None), TODAY, 0)  # SQLite's naive UTC
+    assert key != idempotency_key(7, 1, NOW, TODAY, 1)
+    assert key != idempotency_key(7, 1, NOW, TODAY + timedelta(days=1), 0)
+    assert key != idempotency_key(7, 1, NOW + timedelta(seconds=1), TODAY, 0)  # rejoined: a new period
+    assert key != idempotency_key(7, 2, NOW, TODAY, 0)  # rejoined at the same instant: still a new period
+    assert key != idempotency_key(8, 1, NOW, TODAY, 0)
+    assert key.isascii() and len(idempotency_key(2**31, 10**6, NOW, TODAY, 99)) <= 80  # fits billing_attempts
 
 
 # --- what an answer means -------------------------------------------------------------------
@@ -229,20 +234,44 @@ def test_a_rejoin_is_due_at_once_even_when_its_ts_is_older_than_the_earlier_peri
     assert due_msisdns(engine, NOW + timedelta(minutes=20)) == ["233020000001"]
 
 
-def test_a_rejoin_dated_at_the_instant_of_the_first_addition_is_asked_with_a_new_key(engine):
+def apply_event(engine: sa.Engine, kind: FileKind, msisdn: str, ts: datetime) -> None:
+    """One event through the same code as a file's rows (lib/events.py)."""
+    columns = {ROW: pl.Series([0], dtype=pl.UInt32), "msisdn": [msisdn], "ts": pl.Series([ts], dtype=EVENT_TIME)}
+    if kind is FileKind.ADDITIONS:
+        columns |= {"lat": [5.6], "lon": [-0.2], "lid": [1], "no_grid": [False], "plan": ["daily"]}
+    with engine.begin() as connection:
+        apply_file_events(connection, pl.DataFrame(columns), kind, TODAY)
+
+
+@pytest.mark.parametrize("first_answer", [ChargeOutcome.SUCCESS, None], ids=["answered", "crashed-unrecorded"])
+def test_a_rejoin_dated_at_the_instant_of_the_first_addition_is_asked_with_a_new_key(engine, first_answer):
     """Addition, cancellation and re-addition can all carry the same ts (events at the instant of
     the last one apply when they change something): the rejoin's charge is a new intent (SPEC §6),
-    so the gateway must not replay the first period's answer."""
-    subscription_id = add_subscription(engine, "233020000001")
+    so the gateway must not replay the first period's answer, even when that answer was never
+    recorded (the run died between the gateway's charge and its write)."""
+    apply_event(engine, FileKind.ADDITIONS, "233020000001", NOW)
     with engine.connect() as connection:
         (first,) = select_due(connection, TODAY, NOW, 60)
-    record(engine, first, ChargeOutcome.SUCCESS, NOW)
-    with engine.begin() as connection:  # cancelled, then re-added, every event dated NOW
-        connection.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
-            status="active", failed_billing_count=0, next_billing_date=TODAY))
+    if first_answer is not None:
+        record(engine, first, first_answer, NOW)
+    apply_event(engine, FileKind.CANCELLATIONS, "233020000001", NOW)
+    apply_event(engine, FileKind.ADDITIONS, "233020000001", NOW)
     with engine.connect() as connection:
         (rejoined,) = select_due(connection, TODAY, NOW, 60)
+    assert (rejoined.subscription_id, rejoined.sub_date) == (first.subscription_id, first.sub_date)
     assert rejoined.key != first.key
+
+
+def test_an_answer_for_an_earlier_subscription_period_changes_nothing_in_the_new_one(engine):
+    """A run that asked before a cancellation and a same-instant rejoin records its answer late:
+    the attempt row stays, but the rejoined period is not marked paid by it."""
+    apply_event(engine, FileKind.ADDITIONS, "233020000001", NOW)
+    with engine.connect() as connection:
+        (first,) = select_due(connection, TODAY, NOW, 60)
+    apply_event(engine, FileKind.CANCELLATIONS, "233020000001", NOW)
+    apply_event(engine, FileKind.ADDITIONS, "233020000001", NOW)
+    record(engine, first, ChargeOutcome.SUCCESS, NOW)
+    assert due_msisdns(engine) == ["233020000001"]
 
 
 def test_a_transport_error_does_not_delay_the_next_try(engine):

@@ -31,7 +31,7 @@ STATE_COLUMNS = {
     "id": pl.Int64, "msisdn": pl.String, "plan": pl.String, "status": pl.String,
     "cancel_reason": pl.String, "lat": pl.Float64, "lon": pl.Float64, "lid": pl.Int64,
     "sub_date": pl.Datetime("us", "UTC"), "unsub_date": pl.Datetime("us", "UTC"),
-    "next_billing_date": pl.Date, "failed_billing_count": pl.Int64,
+    "next_billing_date": pl.Date, "failed_billing_count": pl.Int64, "joins": pl.Int64,
     "last_event_at": pl.Datetime("us", "UTC"),
 }
 
@@ -129,6 +129,7 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
             "sub_date": pl.when(fresh).then(pl.col("ts")).otherwise(pl.col("sub_date")),
             "next_billing_date": pl.when(fresh).then(pl.lit(today)).otherwise(pl.col("next_billing_date")),
             "failed_billing_count": pl.when(fresh).then(0).otherwise(pl.col("failed_billing_count")),
+            "joins": pl.when(fresh).then(pl.col("joins").fill_null(0) + 1).otherwise(pl.col("joins")),
         }
     elif kind is FileKind.CANCELLATIONS:
         cancelling = outcome == Outcome.CANCELLED

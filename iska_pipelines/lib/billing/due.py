@@ -33,7 +33,7 @@ class DueCharge:
     sub_date: datetime  # the start of the subscription period (a rejoin starts a new one)
     period_start: date  # the next_billing_date this charge pays for
     failed_billing_count: int
-    settled_answers: int = 0  # successes and declines recorded for the subscription so far
+    joins: int = 1  # the subscription period's number (a reactivation raises it)
 
     @property
     def plan_code(self) -> int:
@@ -41,8 +41,8 @@ class DueCharge:
 
     @property
     def key(self) -> str:
-        return idempotency_key(self.subscription_id, self.sub_date, self.period_start,
-                               self.failed_billing_count, self.settled_answers)
+        return idempotency_key(self.subscription_id, self.joins, self.sub_date, self.period_start,
+                               self.failed_billing_count)
 
     def unsendable(self) -> str | None:
         """Why this charge cannot be asked for at all (bad data in the row), or None."""
@@ -58,9 +58,7 @@ def billing_day(now: datetime, timezone: str) -> date:
 
 
 DUE_SQL = sa.text("""
-    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count,
-           (SELECT COUNT(*) FROM billing_attempts b
-            WHERE b.subscription_id = s.id AND b.outcome IN (:success, :declined)) AS settled_answers
+    SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count, s.joins
     FROM subscriptions s
     WHERE s.status = :active
       AND s.next_billing_date <= :today
@@ -72,7 +70,6 @@ DUE_SQL = sa.text("""
     ORDER BY s.id
 """).bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
                  active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED),
-                 success=str(ChargeOutcome.SUCCESS)
                  ).columns(sub_date=TIMESTAMP)
 
 
@@ -80,7 +77,7 @@ def select_due(connection: sa.Connection, today: date, now: datetime, retry_minu
     rows = connection.execute(DUE_SQL, {
         "today": today, "declined_since": now - timedelta(minutes=retry_minutes)})
     return [DueCharge(row.id, row.msisdn, _plan(row.plan), row.sub_date, _as_date(row.next_billing_date),
-                      int(row.failed_billing_count), int(row.settled_answers)) for row in rows]
+                      int(row.failed_billing_count), int(row.joins)) for row in rows]
 
 
 def _plan(value: str) -> Plan | str:

@@ -33,7 +33,7 @@ class Answered:
     attempted_at: datetime
 
     def unchanged_since(self) -> dict:
-        return {"b_id": self.charge.subscription_id, "b_sub": self.charge.sub_date,
+        return {"b_id": self.charge.subscription_id, "b_joins": self.charge.joins, "b_sub": self.charge.sub_date,
                 "b_period": self.charge.period_start, "b_count": self.charge.failed_billing_count,
                 "b_now": self.attempted_at}
 
@@ -41,6 +41,7 @@ class Answered:
 _NOW = sa.bindparam("b_now", type_=TIMESTAMP)
 _SAME_INTENT = sa.and_(
     subscriptions.c.id == sa.bindparam("b_id"),
+    subscriptions.c.joins == sa.bindparam("b_joins"),
     subscriptions.c.sub_date == sa.bindparam("b_sub"),
     subscriptions.c.next_billing_date == sa.bindparam("b_period"),
     subscriptions.c.failed_billing_count == sa.bindparam("b_count"),

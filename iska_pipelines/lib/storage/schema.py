@@ -43,6 +43,9 @@ subscriptions = sa.Table(
     sa.Column("next_billing_date", sa.Date),
     sa.Column("last_billing_date", sa.Date),
     sa.Column("failed_billing_count", sa.Integer, nullable=False, server_default="0"),
+    # which subscription period this is: 1 at the first addition, +1 at every reactivation;
+    # it names the billing intent (lib/billing/keys.py) even when two periods share a sub_date
+    sa.Column("joins", sa.Integer, nullable=False, server_default="1"),
     sa.Column("last_event_at", TIMESTAMP, nullable=False),
     sa.Column("last_successful_sms_date", sa.Date),
     sa.Column("created_at", TIMESTAMP, nullable=False),
