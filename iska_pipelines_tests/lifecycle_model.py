@@ -182,7 +182,11 @@ class Model:
 
     # -- files ---------------------------------------------------------------------------------
 
-    def apply_file(self, kind: str, rows: list[Row], now: datetime) -> FileResult:
+    def apply_file(self, kind: str, rows: list[Row], now: datetime,
+                   taken_at: datetime | None = None) -> FileResult:
+        """`taken_at`: when this file (same name, same content) was first taken; a `ts` is judged
+        future against it, so a refused file dropped again unchanged gets the same verdict."""
+        judged_at = taken_at or now
         parsed: list[tuple[int, str, datetime, Row]] = []
         reasons: list[set[str] | None] = [None] * len(rows)
         seen: set[tuple[str, datetime]] = set()
@@ -195,7 +199,7 @@ class Model:
                 reason = "invalid_ts"
             elif kind == "additions" and (row.plan or "").lower() not in PLAN_WORDS:
                 reason = "invalid_plan"
-            elif ts > now + timedelta(minutes=MAX_FUTURE_MINUTES):
+            elif ts > judged_at + timedelta(minutes=MAX_FUTURE_MINUTES):
                 reason = "future_ts"
             elif (msisdn, ts) in seen:
                 reason = "duplicate_in_file"

@@ -247,6 +247,24 @@ def test_re_running_a_file_whose_instant_a_later_file_took_changes_nothing(iska)
     assert iska.rows("SELECT status, lat FROM subscriptions") == [("cancelled", 5.6)]
 
 
+@pytest.mark.parametrize("early, name", [
+    ("msisdn,ts\n233240000001,2026-01-02 08:00:00\n", "early_deletions.csv"),
+    ("msisdn,ts,lat,lon\n233240000001,2026-01-02 08:00:00,7.0,-1.0\n", "early_updates.csv"),
+], ids=["cancellation", "update"])
+def test_re_running_a_file_refused_as_unknown_before_the_addition_arrived_changes_nothing(iska, early, name):
+    """A cancellation or update that came before its subscriber's addition is `unknown_msisdn`;
+    running its partition again after the addition gives the same result, not a late apply."""
+    first = iska.ingest(early, name=name)
+    assert materialization_metadata(first)["refused_unknown_msisdn"] == 1
+    iska.ingest(additions([("233240000001", "2026-01-01 08:00:00", 11, 5.6, -0.2)]), name="a_additions.csv")
+    before = iska.rows("SELECT status, lat, lon, last_event_at, updated_at FROM subscriptions")
+    again = iska.run(partition_of(first))
+    assert again.success
+    assert materialization_metadata(again)["refused_unknown_msisdn"] == 1
+    assert iska.rows("SELECT status, lat, lon, last_event_at, updated_at FROM subscriptions") == before
+    assert before[0][:3] == ("active", 5.6, -0.2)
+
+
 def test_bad_subscription_rows_are_refused_with_their_reasons(iska):
     good = [(f"2332400{i:05d}", "2026-01-01 08:00:00", 11, 5.6, -0.2) for i in range(40)]
     bad = [

@@ -43,7 +43,9 @@ from hypothesis.stateful import (
 from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptions
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
-from iska_pipelines.defs.sms.jobs import sms_job
+from iska_pipelines.defs.sms.jobs import (
+    expire_unreported_sms, plan_sms, report_sms_day, send_sms_batch, sms_job,
+)
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
 from iska_pipelines.lib.sms.signing import sign
@@ -73,6 +75,7 @@ LATEST_SMS_HOUR = 10  # SMS days run before ISKA_SMS_LATEST_HOUR, as the schedul
 EVENING = time(22, 0)  # the clock never nears midnight inside a day's steps
 POPULATION = 6
 TRIES = 2  # transport tries per charge within a run
+CLAIM_LIFETIME = timedelta(seconds=SmsOutbox.model_fields["claim_seconds"].default)  # a dead sender's hold
 HANG_SECONDS = 0.6  # how long the simulator leaves a timed-out request hanging
 CLIENT_TIMEOUT = 0.3
 TABLES = (billing_attempts, sms_messages, ingested_files, subscriptions, forecasts)
@@ -193,6 +196,38 @@ def _crash_trigger(engine: sa.Engine, install: bool) -> None:
             connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_crash")
 
 
+def _sms_crash_trigger(engine: sa.Engine, install: bool) -> None:
+    """The gateway accepts, but recording the answer is refused: the sending step crashes."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            if install:
+                connection.exec_driver_sql(
+                    "CREATE OR REPLACE FUNCTION lifecycle_sms_crash() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'simulated crash between send and write'; END $$ LANGUAGE plpgsql")
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER lifecycle_sms_crash BEFORE UPDATE ON sms_messages FOR EACH ROW "
+                    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION lifecycle_sms_crash()")
+            else:
+                connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_sms_crash ON sms_messages")
+        elif install:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER lifecycle_sms_crash BEFORE UPDATE OF status ON sms_messages "
+                "WHEN OLD.status IS NOT NEW.status "
+                "BEGIN SELECT RAISE(ABORT, 'simulated crash between send and write'); END")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_sms_crash")
+
+
+@dg.job(partitions_def=sms_job.partitions_def, executor_def=dg.in_process_executor)
+def sms_job_crashing_once():
+    """The real SMS ops without their step retries: the crash fails the run."""
+    no_retry = dg.RetryPolicy(max_retries=0)
+    expired = expire_unreported_sms.with_retry_policy(no_retry)()
+    plan, senders = plan_sms.with_retry_policy(no_retry)()
+    sent = senders.map(send_sms_batch.with_retry_policy(no_retry))
+    report_sms_day(plan, sent.collect(), expired)
+
+
 @dg.job(executor_def=dg.in_process_executor)
 def billing_job_crashing_once():
     """The real billing op without its step retry: the crash fails the run, and the next
@@ -251,6 +286,7 @@ class Lifecycle(RuleBasedStateMachine):
                          instance=dg.DagsterInstance.ephemeral())
         self.files: list[tuple[str, list[lm.Row], str]] = []  # kind, rows, name
         self.partitions: list[str] = []
+        self.first_taken: dict[str, datetime] = {}  # partition key -> the clock when first taken
         self.msgids: dict[tuple[str, date], str] = {}
         self.ids: dict[str, int] = {}
         world.front.decline, world.front.answered = set(), {}
@@ -385,7 +421,8 @@ class Lifecycle(RuleBasedStateMachine):
         key = tick.run_requests[0].partition_key
         result = self.iska.run(key)
         self.partitions.append(key)
-        expected = self.model.apply_file(kind, rows, self.now)
+        # the same name and content is the same partition: judged against its first taking
+        expected = self.model.apply_file(kind, rows, self.now, self.first_taken.setdefault(key, self.now))
         with self.engine.connect() as connection:
             record = connection.execute(sa.select(ingested_files).where(
                 ingested_files.c.partition_key == key)).one()
@@ -584,7 +621,28 @@ class Lifecycle(RuleBasedStateMachine):
     def the_day_s_sms(self):
         self.sms_day()
 
-    def sms_day(self):
+    @precondition(lambda self: (self.now + CLAIM_LIFETIME + timedelta(minutes=1)).hour < LATEST_SMS_HOUR)
+    @rule()
+    def sms_step_crashes_between_send_and_write_then_a_new_run_sends_the_rest(self):
+        """The gateway accepted, the record was refused: the run fails with its messages claimed.
+        Once the claims have expired, the day's next run sends them again with the same msgid,
+        and the gateway sends nobody a second SMS."""
+        before = self.table(sms_messages, sms_messages.c.msgid)
+        _sms_crash_trigger(self.engine, install=True)
+        try:
+            crashed = self.sms_day(job=sms_job_crashing_once, check=False)
+        finally:
+            _sms_crash_trigger(self.engine, install=False)
+        changed = [r for r in self.table(sms_messages, sms_messages.c.msgid)
+                   if r["status"] != "pending" and r not in before]
+        assert not changed, f"a crashed SMS step recorded answers: {changed}"
+        if not crashed.success:
+            event("an SMS step crashed between send and write")
+        self.now += CLAIM_LIFETIME + timedelta(minutes=1)
+        self.clock.move_to(self.now)
+        self.sms_day()
+
+    def sms_day(self, job=sms_job, check: bool = True) -> dg.ExecuteInProcessResult:
         day = self.now.date()
         self.world.simulator.configure(faults=[], script={})
         resources = {
@@ -594,12 +652,15 @@ class Lifecycle(RuleBasedStateMachine):
             "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, forecast_max_age_hours=24 * 365 * 10,
                                     public_url=refused_url(), callback_secret=CALLBACK_SECRET),
         }
-        result = sms_job.execute_in_process(partition_key=day.isoformat(), resources=resources,
-                                            instance=self.iska.instance, raise_on_error=False)
+        result = job.execute_in_process(partition_key=day.isoformat(), resources=resources,
+                                        instance=self.iska.instance, raise_on_error=False)
+        if not check:
+            return result
         assert result.success
         self.model.sms_day(day, self.now)
         for row in self.table(sms_messages, sms_messages.c.msgid):
             self.msgids[(row["msisdn"], _date(row["send_date"]))] = row["msgid"]
+        return result
 
     @rule(pick=st.integers(0, 100), status=st.sampled_from(REPORTS), unknown=st.booleans())
     def delivery_report(self, pick, status, unknown):

@@ -66,7 +66,8 @@ class FileApplied:
 
 
 Parser = Callable[[Path, datetime], ParsedFile]  # datetime: the moment the rows are judged against
-Applier = Callable[[sa.Connection, ParsedFile, bool], Applied]  # bool: the file was applied before
+# datetime | None: when the file was first taken, if it was applied before (a re-run), else None
+Applier = Callable[[sa.Connection, ParsedFile, datetime | None], Applied]
 
 
 def ingest_file(
@@ -91,7 +92,7 @@ def ingest_file(
         raise
     with engine.begin() as connection:
         rerun = file_outcome(connection, key) == FileOutcome.APPLIED
-        applied = apply(connection, parsed, rerun)
+        applied = apply(connection, parsed, taken_at if rerun else None)
         refused = _all_refused(parsed, applied)
         if not rerun:
             record_file(connection, FileRecord(

@@ -15,13 +15,14 @@ from iska_pipelines.lib.vocabulary import FileKind
 
 
 def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: FileKind,
-                        rules: IngestRules, rerun: bool = False) -> Applied:
-    """`rerun`: the file was applied before (its partition is run again)."""
+                        rules: IngestRules, rerun_of: datetime | None = None) -> Applied:
+    """`rerun_of`: when the file was first taken, if it was applied before (its partition is
+    run again); None for a first run."""
     events = parsed.good
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
-    result = apply_file_events(connection, events, kind, today, rerun)
+    result = apply_file_events(connection, events, kind, today, rerun_of)
     refused = result.outcomes.filter(pl.col(REASON).is_not_null())
     counts = {name: 0 for name in _COUNTED[kind]} | result.counts()
     counts["without_grid_point"] = _without_grid_point(connection)

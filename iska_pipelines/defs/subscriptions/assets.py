@@ -33,7 +33,8 @@ def subscriptions(
             database.engine(), inbox.folders(), context.partition_key,
             lambda path, taken_at: read_subscription_file(path, kind, ingest_rules.timezone,
                                                           ingest_rules.max_future_minutes, taken_at),
-            lambda connection, parsed, rerun: apply_subscriptions(connection, parsed, kind, ingest_rules, rerun),
+            lambda connection, parsed, rerun_of: apply_subscriptions(connection, parsed, kind, ingest_rules,
+                                                                     rerun_of),
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())

@@ -8,7 +8,7 @@ lock (PostgreSQL advisory lock; SQLite's write lock) is held from the read to th
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.events import STATE_COLUMNS, EventsApplied, apply_events
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging, read_frame
 from iska_pipelines.lib.storage.schema import TIMESTAMP
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import FileKind
 
 SUBSCRIPTIONS_LOCK_ID = 0x15CA_0002
@@ -41,23 +41,32 @@ def lock_subscriptions(connection: sa.Connection) -> None:
     # SQLite: every ISKA transaction begins IMMEDIATE, which already holds the write lock
 
 
-def current_state(connection: sa.Connection, msisdns: pl.Series) -> pl.DataFrame:
+def current_state(connection: sa.Connection, msisdns: pl.Series,
+                  created_before: datetime | None = None) -> pl.DataFrame:
+    """The stored rows of `msisdns`; with `created_before`, only subscriptions that existed then."""
     create_staging(connection, STAGE_MSISDNS, {"msisdn": "VARCHAR(15) PRIMARY KEY"})
     load_staging(connection, STAGE_MSISDNS, msisdns.unique().to_frame("msisdn"))
     columns = ", ".join(f"s.{c}" for c in STATE_COLUMNS)
     state = read_frame(
         connection,
-        f"SELECT {columns} FROM subscriptions s JOIN {STAGE_MSISDNS} m ON m.msisdn = s.msisdn",
-        STATE_COLUMNS,
+        f"SELECT {columns}, s.created_at FROM subscriptions s JOIN {STAGE_MSISDNS} m ON m.msisdn = s.msisdn",
+        STATE_COLUMNS | {"created_at": STATE_COLUMNS["sub_date"]},
     )
-    return state
+    if created_before is not None:
+        state = state.filter(pl.col("created_at") < as_utc(created_before))
+    return state.drop("created_at")
 
 
 def apply_file_events(connection: sa.Connection, events: pl.DataFrame, kind: FileKind,
-                      today: date, rerun: bool = False) -> EventsApplied:
+                      today: date, rerun_of: datetime | None = None) -> EventsApplied:
+    """`rerun_of`: when the file was first taken, if it was applied before. A re-run gives the
+    first run's result: a cancellation or update for a subscriber created since (at or after that
+    moment) stays `unknown_msisdn` instead of applying now. Refusing more in a re-run can never
+    change a table, so an instant shared with the first taking counts as "since"."""
     lock_subscriptions(connection)
-    state = current_state(connection, events["msisdn"])
-    result = apply_events(state, events, kind, today, rerun)
+    known_before = rerun_of if kind is not FileKind.ADDITIONS else None
+    state = current_state(connection, events["msisdn"], known_before)
+    result = apply_events(state, events, kind, today, rerun_of is not None)
     write_state(connection, result.state.filter(pl.col("touched")).drop("touched"))
     return result
 
