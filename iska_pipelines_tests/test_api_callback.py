@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import requests
@@ -107,4 +106,4 @@ def test_without_an_api_token_the_api_binds_to_loopback_only():
     check_bind("::1", settings)
     with pytest.raises(ConfigurationError, match="ISKA_API_TOKEN"):
         check_bind("0.0.0.0", settings)
-    check_bind("0.0.0.0", dataclasses.replace(settings, api_token="s3cret"))
+    check_bind("0.0.0.0", settings.model_copy(update={"api_token": "s3cret"}))

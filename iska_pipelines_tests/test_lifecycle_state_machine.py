@@ -336,7 +336,7 @@ class Lifecycle(RuleBasedStateMachine):
         return {"database": IskaDatabase(url=self.world.database_url),
                 "billing_gateway": BillingGateway(**settings_),
                 "billing_policy": BillingPolicy(max_tries=lm.MAX_BILLING_TRY_LIMIT,
-                                                retry_minutes=lm.BILLING_RETRY_MINUTES, timezone="Africa/Accra")}
+                                                retry_minutes=lm.BILLING_RETRY_MINUTES)}
 
     def run_billing(self, job=billing_job, **gateway) -> dg.ExecuteInProcessResult:
         return job.execute_in_process(resources=self.billing_resources(**gateway),

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -37,10 +38,10 @@ class BillingAlreadyRunning(RuntimeError):
 
 @dataclass(frozen=True)
 class BillingRules:
-    max_tries: int = 5  # MAX_BILLING_TRY_LIMIT
-    retry_minutes: int = 60  # ISKA_BILLING_RETRY_MINUTES
-    timezone: str = "Africa/Accra"
-    concurrency: int = 32  # ISKA_HTTP_CONCURRENCY
+    max_tries: int = DEFAULTS.max_billing_try_limit
+    retry_minutes: int = DEFAULTS.billing_retry_minutes
+    timezone: str = DEFAULTS.timezone
+    concurrency: int = DEFAULTS.http_concurrency
 
 
 @dataclass

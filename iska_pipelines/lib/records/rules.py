@@ -16,10 +16,9 @@ import polars as pl
 from iska_pipelines.lib.csv.forecasts import FALSE_WORDS, FCAT_TYPE, GID_PATTERN, TRUE_WORDS
 from iska_pipelines.lib.csv.geometry import parse_point
 from iska_pipelines.lib.csv.reading import DECIMAL_4, as_float, latitude_invalid, longitude_invalid
-from iska_pipelines.lib.csv.subscriptions import (
-    MAX_FUTURE_MINUTES, normalised_msisdn, parse_timestamp, too_far_ahead,
-)
+from iska_pipelines.lib.csv.subscriptions import normalised_msisdn, parse_timestamp, too_far_ahead
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.vocabulary import PLAN_CODES, Plan, Reason
 
 MESSAGES = {
@@ -77,7 +76,7 @@ class SubscriptionValues:
 
 
 def check_subscription(values: dict[str, object], timezone: str, required: list[str] = (),
-                       max_future_minutes: float = MAX_FUTURE_MINUTES,
+                       max_future_minutes: float = DEFAULTS.max_future_minutes,
                        now: datetime | None = None) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
