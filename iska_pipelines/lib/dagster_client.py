@@ -12,8 +12,9 @@ from typing import Protocol
 
 import requests
 
+from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS
+
 PARTITION_TAG = "dagster/partition"
-IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 RUN_FIELDS = "runId status creationTime"
 
 
@@ -142,7 +143,7 @@ class DagsterGraphQL:
                               tags: dict[str, str]) -> tuple[RunSummary, bool]:
         """The partition's run in progress if there is one (never two at once), else a new run.
         Returns (run, launched)."""
-        running = self.runs(limit=1, pipelineName=job_name, statuses=list(IN_PROGRESS),
+        running = self.runs(limit=1, pipelineName=job_name, statuses=list(RUNS_IN_PROGRESS),
                             tags=[{"key": PARTITION_TAG, "value": partition_key}])
         if running:
             return running[0], False

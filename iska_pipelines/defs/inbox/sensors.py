@@ -11,10 +11,9 @@ from iska_pipelines.defs.inbox.jobs import ingest_forecasts, ingest_subscription
 from iska_pipelines.defs.inbox.partitions import partitions_for
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
 from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
-from iska_pipelines.lib.vocabulary import FileKind
+from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS, FileKind
 
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+IN_PROGRESS = [dg.DagsterRunStatus(name) for name in RUNS_IN_PROGRESS]
 
 
 @contextmanager

@@ -22,10 +22,10 @@ from iska_pipelines.lib.csv.reading import REASON, ROW
 from iska_pipelines.lib.events import OUTCOME, Outcome
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
 from iska_pipelines.lib.records.rules import SubscriptionValues
+from iska_pipelines.lib.storage.assignment import with_nearest_lids
 from iska_pipelines.lib.storage.schema import billing_attempts, sms_messages, subscriptions
 from iska_pipelines.lib.storage.subscriptions import apply_file_events, lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
-from iska_pipelines.lib.subscription_ingest import with_nearest_lids
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")

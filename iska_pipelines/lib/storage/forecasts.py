@@ -26,10 +26,8 @@ from dataclasses import dataclass
 import polars as pl
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.bulk import (
-    copy_binary, create_staging, load_staging, read_binary, read_frame,
-)
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.bulk import copy_binary, create_staging, load_staging, read_binary, read_frame
+from iska_pipelines.lib.storage.schema import FCAT_TYPE, TIMESTAMP
 from iska_pipelines.lib.storage.subscriptions import lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -44,7 +42,6 @@ STAGE_COLUMNS = {
     "issued_at": "TIMESTAMP WITH TIME ZONE",
 }
 GRID_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
-FCAT = pl.Decimal(12, 4)
 # what the rewrite reads of every stored row (fixed width: binary COPY, no text)
 UTC_TIME = pl.Datetime("us", "UTC")
 # fcats as integer ten-thousandths, a missing issue time as the epoch: all fixed width
@@ -55,7 +52,7 @@ STORED = """SELECT gid, lat, lon, (fcat24 * 10000)::bigint AS fcat24_units,
 STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_units": pl.Int64,
                  "fcat48_units": pl.Int64, "is_active": pl.Boolean, "issued_at": UTC_TIME,
                  "created_at": UTC_TIME, "updated_at": UTC_TIME}
-ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
+ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT_TYPE, "fcat48": FCAT_TYPE,
               "is_active": pl.Boolean, "issued_at": UTC_TIME, "created_at": UTC_TIME,
               "updated_at": UTC_TIME}
 # a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4),
