@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from iska_pipelines.api.app import create_app
-from iska_pipelines_tests.loopback import serve_on_loopback
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign
+from iska_pipelines_tests.loopback import serve_on_loopback
 
 CALLBACK_SECRET = "test-callback-secret"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import requests
 
@@ -12,7 +11,12 @@ from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign
 from iska_pipelines_tests.sms_runs import run_sms_day
 from iska_pipelines_tests.sms_world import (
-    add_forecast, add_subscriber, last_successful_sms_date, message, messages, today,
+    add_forecast,
+    add_subscriber,
+    last_successful_sms_date,
+    message,
+    messages,
+    today,
 )
 
 MSISDN = "233010000801"

@@ -117,7 +117,7 @@ def test_the_webserver_publishes_the_ui_port():
 
 def test_every_iska_variable_in_the_compose_file_is_one_the_code_reads():
     known = settings_variables() | {"ISKA_CODE_SERVER_HOST", "ISKA_CODE_SERVER_PORT"}
-    for name, service in SERVICES.items():
+    for name in SERVICES:
         for variable in environment(name):
             if variable.startswith(("ISKA_", "BILLING_", "SMS_", "MAX_")) or variable in {
                     "SELF_CALLBACK", "TASK_TIMEOUT"}:

@@ -56,7 +56,7 @@ class EventsApplied:
     def counts(self) -> dict[str, int]:
         applied = self.outcomes.filter(pl.col(OUTCOME).is_not_null())
         counted = applied.group_by(OUTCOME).len()
-        return dict(zip(counted[OUTCOME].to_list(), counted["len"].to_list()))
+        return dict(zip(counted[OUTCOME].to_list(), counted["len"].to_list(), strict=True))
 
 
 def empty_state() -> pl.DataFrame:

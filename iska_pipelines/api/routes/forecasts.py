@@ -17,7 +17,12 @@ from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, pa
 from iska_pipelines.api.schemas import ErrorBody, Forecast, ForecastIn
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.records.forecasts import (
-    deactivate_forecast, find_forecast, get_forecast, list_forecasts, merged, save_forecast,
+    deactivate_forecast,
+    find_forecast,
+    get_forecast,
+    list_forecasts,
+    merged,
+    save_forecast,
 )
 from iska_pipelines.lib.records.rules import check_forecast
 from iska_pipelines.lib.settings import Settings

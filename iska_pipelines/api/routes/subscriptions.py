@@ -20,8 +20,14 @@ from iska_pipelines.lib.events import Outcome
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.records.rules import check_subscription
 from iska_pipelines.lib.records.subscriptions import (
-    EventRules, add_subscription, cancel_subscription, change_subscription, get_subscription,
-    list_billing_attempts, list_sms_messages, list_subscriptions,
+    EventRules,
+    add_subscription,
+    cancel_subscription,
+    change_subscription,
+    get_subscription,
+    list_billing_attempts,
+    list_sms_messages,
+    list_subscriptions,
 )
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.vocabulary import SubscriptionStatus

@@ -3,15 +3,14 @@ callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them
 
 from __future__ import annotations
 
-
 from datetime import date, datetime
 
 import dagster as dg
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
-from iska_pipelines.lib.sms.claims import cutoff
 from iska_pipelines.lib.settings import DEFAULTS, Settings
+from iska_pipelines.lib.sms.claims import cutoff
 
 
 class SmsGateway(dg.ConfigurableResource):

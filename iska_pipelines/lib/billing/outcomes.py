@@ -18,9 +18,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.gateways.billing import ChargeResult
-from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.schema import TIMESTAMP, billing_attempts, subscriptions
-from iska_pipelines.lib.vocabulary import CancelReason, Plan, SubscriptionStatus
+from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
 ACTIVE = str(SubscriptionStatus.ACTIVE)

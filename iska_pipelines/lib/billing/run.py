@@ -25,8 +25,8 @@ from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
 from iska_pipelines.lib.settings import DEFAULTS
-from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 BILLING_LOCK_ID = 0x15CA_0003
 WRITE_BATCH = 500

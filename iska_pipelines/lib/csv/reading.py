@@ -41,7 +41,7 @@ class ParsedFile:
         if self.refused.height == 0:
             return {}
         counts = self.refused.group_by(REASON).len().sort(REASON)
-        return dict(zip(counts[REASON].to_list(), counts["len"].to_list()))
+        return dict(zip(counts[REASON].to_list(), counts["len"].to_list(), strict=True))
 
 
 def normalise_header(name: str) -> str:

@@ -12,8 +12,17 @@ from pathlib import Path
 import polars as pl
 
 from iska_pipelines.lib.csv.reading import (
-    REASON, ROW, FileRefused, ParsedFile, as_float, first_failure, latitude_invalid,
-    longitude_invalid, read_text_table, require_columns, split_refused,
+    REASON,
+    ROW,
+    FileRefused,
+    ParsedFile,
+    as_float,
+    first_failure,
+    latitude_invalid,
+    longitude_invalid,
+    read_text_table,
+    require_columns,
+    split_refused,
 )
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason

@@ -74,7 +74,7 @@ class BillingClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> "BillingClient":
+    def __enter__(self) -> BillingClient:
         return self
 
     def __exit__(self, *_exc) -> None:

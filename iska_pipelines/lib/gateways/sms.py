@@ -90,7 +90,7 @@ class SmsClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "SmsClient":
+    def __enter__(self) -> SmsClient:
         return self
 
     def __exit__(self, *_exc) -> None:
