@@ -8,7 +8,7 @@ can also go through the instance in DAGSTER_HOME (api/run_storage.py); both answ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
@@ -78,7 +78,7 @@ class DagsterGraphQL:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
 
-    def _call(self, query: str, variables: dict | None = None) -> dict:
+    def _call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint = f"{self.url}/graphql"
         try:
             answer = requests.post(endpoint, json={"query": query, "variables": variables or {}},
@@ -95,9 +95,10 @@ class DagsterGraphQL:
             raise DagsterUnavailable(f"the Dagster webserver at {self.url} answered no JSON") from None
         if body.get("errors"):
             raise DagsterUnavailable(f"Dagster GraphQL error: {body['errors'][0].get('message', '?')}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
-    def runs(self, limit: int = 10, **run_filter) -> list[RunSummary]:
+    def runs(self, limit: int = 10, **run_filter: Any) -> list[RunSummary]:
         data = self._call(RUNS_QUERY, {"filter": run_filter, "limit": limit})["runsOrError"]
         if data["__typename"] != "Runs":
             raise DagsterUnavailable(f"Dagster could not list runs: {data.get('message', data['__typename'])}")
@@ -150,5 +151,5 @@ class DagsterGraphQL:
         return self.launch_partition(job_name, partition_key, tags), True
 
 
-def _summary(run: dict) -> RunSummary:
+def _summary(run: dict[str, Any]) -> RunSummary:
     return RunSummary(run_id=run["runId"], status=run["status"], created=float(run.get("creationTime") or 0))

@@ -54,7 +54,7 @@ class Plan(StrEnum):
 
 # carrier plan codes of the original service (`service_id` / `original_sub_plan`)
 PLAN_CODES = {"11": Plan.DAILY, "21": Plan.WEEKLY, "daily": Plan.DAILY, "weekly": Plan.WEEKLY}
-PLAN_TO_CODE = {Plan.DAILY: 11, Plan.WEEKLY: 21}
+PLAN_TO_CODE: dict[str, int] = {Plan.DAILY: 11, Plan.WEEKLY: 21}
 
 
 class SubscriptionStatus(StrEnum):

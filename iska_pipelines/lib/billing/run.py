@@ -47,7 +47,7 @@ class BillingRules:
 @dataclass
 class BillingSummary:
     due: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[ChargeOutcome] = field(default_factory=Counter)
     cancelled: int = 0
     not_sendable: int = 0  # errors of the subscriber's data: never sent to the gateway
     not_sent: int = 0
@@ -117,10 +117,10 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
 
     After a 401/403 nothing more is sent: the token is wrong for every charge.
     """
-    todo: queue.SimpleQueue = queue.SimpleQueue()
+    todo: queue.SimpleQueue[DueCharge] = queue.SimpleQueue()
     for charge in due:
         todo.put(charge)
-    done: queue.SimpleQueue = queue.SimpleQueue()
+    done: queue.SimpleQueue[Answered | BaseException | None] = queue.SimpleQueue()
     stop = threading.Event()
 
     def work() -> None:

@@ -31,6 +31,7 @@ class ParsedFile:
 
     def refuse(self, bad: pl.DataFrame) -> pl.DataFrame:
         """Rows refused after parsing (`_row`, `reason`) as the file had them."""
+        assert self.source is not None and self.originals is not None, "read without its source"
         return original_rows(bad, self.source, self.originals)
 
     @property

@@ -77,5 +77,5 @@ class BillingClient:
     def __enter__(self) -> BillingClient:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()

@@ -29,7 +29,7 @@ STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "status": "VARCHAR(12)", "tries": "INTE
 OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
 
 
-def _now(now: datetime | None) -> sa.BindParameter:
+def _now(now: datetime | None) -> sa.BindParameter[datetime]:
     return sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
 
 
