@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.storage.forecasts import upsert_forecasts
-from iska_pipelines.lib.storage.schema import FCAT_TYPE
-from iska_pipelines.lib.storage.schema import forecasts
+from iska_pipelines.lib.storage.schema import FCAT_TYPE, forecasts
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import SkipReason
 from iska_pipelines_tests.sms_world import add_subscriber, today
