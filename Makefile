@@ -8,7 +8,7 @@ DAGSTER_HOME_DIR := $(CURDIR)/.dagster
 DATA_DIR ?= data
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-quick soak clean-data
+.PHONY: install lint run test test-quick soak clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,15 @@ run: install .env
 	cp dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(PY) -m iska_pipelines.devserver
 
-# The whole suite. PostgreSQL tests run when ISKA_TEST_DATABASE_URL is set, else are skipped
-# and listed at the end.
-test: install
+# ruff (lint and import order) and mypy (strict on lib/), configured in pyproject.toml. Format
+# (`ruff format --check`) joins once the tree has been formatted in one go.
+lint: install
+	$(VENV)/bin/ruff check iska_pipelines iska_pipelines_tests bench
+	$(VENV)/bin/mypy
+
+# The whole suite, after the lint. PostgreSQL tests run when ISKA_TEST_DATABASE_URL is set, else
+# are skipped and listed at the end.
+test: install lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-quick: install

@@ -53,7 +53,7 @@ def nearest_per_row_sql(url: str, lats: np.ndarray, lons: np.ndarray) -> float:
     try:
         with connection.cursor() as cursor:
             started = time.perf_counter()
-            for lat, lon in zip(lats, lons):
+            for lat, lon in zip(lats, lons, strict=True):
                 cursor.execute(NEAREST_SQL, {"lat": float(lat), "lon": float(lon)})
                 cursor.fetchone()
             return time.perf_counter() - started
@@ -70,12 +70,14 @@ def measure(sizes: Sizes, work: Path, grid_file: Path, sqlite: bool = True) -> l
     step, rss, grid_read, search, per_row = Sample(), Sample(), Sample(), Sample(), Sample()
     with pg.scratch_database() as url:
         load_grid_file(url, grid_file)
-        for rep in range(sizes.repeats):
+        for _ in range(sizes.repeats):
             clear_subscriptions(url)
             run = materialize(url, work / "pg-additions", additions, kind="additions")
-            step.add(run["seconds"]); rss.add(run["peak_rss_mb"])
+            step.add(run["seconds"])
+            rss.add(run["peak_rss_mb"])
             read, searched = nearest_in_memory(url, lats, lons)
-            grid_read.add(read); search.add(searched)
+            grid_read.add(read)
+            search.add(searched)
             per_row.add(nearest_per_row_sql(url, lats[:sample_n], lons[:sample_n]) * factor)
         shutil.rmtree(work / "pg-additions", ignore_errors=True)
     size = f"{people.height:,} rows, {_grid_rows(grid_file):,}-point grid"

@@ -23,8 +23,8 @@ class GridShape:
         return self.rows * self.cols
 
     @classmethod
-    def for_points(cls, points: int) -> "GridShape":
-        rows = max(1, int(round(np.sqrt(points))))
+    def for_points(cls, points: int) -> GridShape:
+        rows = max(1, round(np.sqrt(points)))
         return cls(rows, max(1, points // rows))
 
 

@@ -83,9 +83,11 @@ def measure(sizes: Sizes, work: Path, sqlite: bool = True) -> list[Line]:
             data_dir = work / f"pg-{rep}"
             floor.add(copy_floor(url, day1))
             run = materialize(url, data_dir, day1)
-            first.add(run["seconds"]); first_rss.add(run["peak_rss_mb"])
+            first.add(run["seconds"])
+            first_rss.add(run["peak_rss_mb"])
             run = materialize(url, data_dir, day2)
-            daily.add(run["seconds"]); daily_rss.add(run["peak_rss_mb"])
+            daily.add(run["seconds"])
+            daily_rss.add(run["peak_rss_mb"])
             connection = pg.raw_connection(url)
             with connection, connection.cursor() as cursor:
                 cursor.execute(OLD_TABLE)

@@ -80,8 +80,13 @@ class CpuWatch:
 
     def __exit__(self, *_):
         after = psutil.cpu_times()
-        busy = lambda t: t.user + t.system + t.nice + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
-        total = lambda t: busy(t) + t.idle + getattr(t, "iowait", 0)
+
+        def busy(t):
+            return t.user + t.system + t.nice + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+
+        def total(t):
+            return busy(t) + t.idle + getattr(t, "iowait", 0)
+
         self.busy_share = (busy(after) - busy(self.machine)) / max(1e-9, total(after) - total(self.machine))
         self.simulator_cpu = self.sim.cpu_seconds() - self.sim_cpu
 

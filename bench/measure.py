@@ -36,7 +36,7 @@ class Sample:
     def high(self) -> float:
         return max(self.values) if self.values else float("nan")
 
-    def scaled(self, factor: float) -> "Sample":
+    def scaled(self, factor: float) -> Sample:
         return Sample([v * factor for v in self.values])
 
 

@@ -13,8 +13,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench import data, pg
 from iska_pipelines.lib.csv.forecasts import read_forecasts
 from iska_pipelines.lib.inbox import sha256_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -113,4 +113,4 @@ def write(path: Path, lines: list[Line], mode: str, started: dict[str, str], sec
 
 
 def started_now() -> dict[str, str]:
-    return {"at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": load()}
+    return {"at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "load": load()}

@@ -85,5 +85,5 @@ def measure(sizes: Sizes, work: Path) -> list[Line]:
     return [Line(
         f"Inbox sensor tick: {sizes.new_files} new files, {sizes.archived:,} applied files in archive/ "
         "(and as partitions and ingested_files rows)", f"{sizes.new_files} new", with_history, "ms",
-        f"the same tick with 0 archived", without, f"{with_history.median / without.median:.2f}×",
+        "the same tick with 0 archived", without, f"{with_history.median / without.median:.2f}×",
         "O(new files)", with_history.median <= 1.5 * without.median + 5)]

@@ -11,7 +11,7 @@ class Sizes:
     repeats: int
 
     def _n(self, full: int, minimum: int) -> int:
-        return max(minimum, int(round(full * self.scale)))
+        return max(minimum, round(full * self.scale))
 
     @property
     def grid(self) -> int:  # forecast rows

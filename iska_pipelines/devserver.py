@@ -92,7 +92,9 @@ class MakeWatch:
         self.caught = caught_stop_signals(self.pid) if self.pid else set()
 
     def signalled(self) -> bool:
-        return bool(self.pid) and caught_stop_signals(self.pid) != self.caught
+        if not self.pid:
+            return False
+        return caught_stop_signals(self.pid) != self.caught
 
 
 def main() -> int:

@@ -6,7 +6,6 @@ tests never depend on the environment. Readiness is polled on `/health`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ import pytest
 import requests
 
 from iska_pipelines.api.app import create_app
-from iska_pipelines_tests.loopback import serve_on_loopback
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign
+from iska_pipelines_tests.loopback import serve_on_loopback
 
 CALLBACK_SECRET = "test-callback-secret"
 
@@ -43,7 +42,7 @@ def api_on_loopback(settings: Settings) -> Iterator[RunningApi]:
     served: list[Settings] = []
 
     def make_app(base_url: str):
-        served.append(dataclasses.replace(settings, public_url=base_url))
+        served.append(settings.model_copy(update={"public_url": base_url}))
         return create_app(served[0])
 
     with serve_on_loopback(make_app, "API") as base_url:

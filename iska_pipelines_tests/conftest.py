@@ -4,8 +4,6 @@ a throwaway Dagster instance, and a driver that ticks the inbox sensor and runs 
 from __future__ import annotations
 
 import os
-import shutil
-import time
 import uuid
 from pathlib import Path
 

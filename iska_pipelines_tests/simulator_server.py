@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from iska_pipelines.simulator.app import create_app
-from iska_pipelines_tests.loopback import serve_on_loopback
 from iska_pipelines.simulator.knobs import Knobs
+from iska_pipelines_tests.loopback import serve_on_loopback
 
 SIMULATOR_TOKEN = "test-token"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import requests
 
@@ -13,7 +11,12 @@ from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign
 from iska_pipelines_tests.sms_runs import run_sms_day
 from iska_pipelines_tests.sms_world import (
-    add_forecast, add_subscriber, last_successful_sms_date, message, messages, today,
+    add_forecast,
+    add_subscriber,
+    last_successful_sms_date,
+    message,
+    messages,
+    today,
 )
 
 MSISDN = "233010000801"
@@ -107,4 +110,4 @@ def test_without_an_api_token_the_api_binds_to_loopback_only():
     check_bind("::1", settings)
     with pytest.raises(ConfigurationError, match="ISKA_API_TOKEN"):
         check_bind("0.0.0.0", settings)
-    check_bind("0.0.0.0", dataclasses.replace(settings, api_token="s3cret"))
+    check_bind("0.0.0.0", settings.model_copy(update={"api_token": "s3cret"}))

@@ -104,7 +104,7 @@ def every_uploaded_sample_file_reaches_success(flow):
         assert set(seen[task_id]) <= {"PENDING", "STARTED", "SUCCESS"}
 
 
-def the_task_id_is_the_partition_the_dagster_ui_shows(flow, dagster_stack):
+def the_task_id_is_the_partition_the_dagster_ui_shows(flow, dagster_stack):  # noqa: F811
     tasks, _, _, _ = flow
     for task_id in tasks:
         runs = DagsterGraphQL(dagster_stack.url).runs_for_partition(task_id)
@@ -133,14 +133,14 @@ def uploaded_records_can_be_listed_and_fetched(api, flow):
     assert (moved["lat"], moved["lon"]) == (4.904203, -1.759872)
 
 
-def a_file_refused_as_a_whole_is_failure(flow, dagster_stack):
+def a_file_refused_as_a_whole_is_failure(flow, dagster_stack):  # noqa: F811
     _, seen, _, refused = flow
     assert seen[refused][-1] == "FAILURE"
     [rejected] = (dagster_stack.data_dir / "rejected" / "forecasts").glob("forecasts_without_fcat.*.csv")
     assert "fcat24" in rejected.with_name(rejected.name + ".error.txt").read_text()
 
 
-def the_same_content_uploaded_again_is_success_without_applying_twice(api, flow, dagster_stack):
+def the_same_content_uploaded_again_is_success_without_applying_twice(api, flow, dagster_stack):  # noqa: F811
     task_id = upload(api, SUBSCRIPTIONS + "upload_cancellations_csv/", sample_path("2021-02-06_deletions.csv"))
     assert wait_for(api, {task_id: "subscriptions"}, dagster_stack)[task_id][-1] == "SUCCESS"
     assert DagsterGraphQL(dagster_stack.url).runs_for_partition(task_id) == []
@@ -159,7 +159,7 @@ def task_id_as_a_query_parameter_works_too(api, flow):
     assert answer.json() == {"task_status": "SUCCESS", "task_id": task_id}
 
 
-def status_can_be_read_from_the_instance_in_dagster_home(flow, dagster_stack):
+def status_can_be_read_from_the_instance_in_dagster_home(flow, dagster_stack):  # noqa: F811
     tasks, _, _, _ = flow
     settings_with_home = dagster_stack.settings(ISKA_DAGSTER_URL="http://127.0.0.1:9")  # no webserver
     assert settings_with_home.dagster_home == str(dagster_stack.home)
@@ -168,7 +168,7 @@ def status_can_be_read_from_the_instance_in_dagster_home(flow, dagster_stack):
             assert task_status(direct, resource, task_id)["task_status"] == "SUCCESS"
 
 
-def trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, flow, dagster_stack):
+def trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, flow, dagster_stack):  # noqa: F811
     _, seen, triggered, _ = flow
     today = datetime.now(ZoneInfo("Africa/Accra")).date().isoformat()
     assert triggered["partition"] == today and triggered["task_id"] == triggered["run_id"]
@@ -178,7 +178,7 @@ def trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, 
     assert run.status == "SUCCESS"
 
 
-def a_trigger_while_the_days_run_is_queued_answers_that_run(api, dagster_stack):
+def a_trigger_while_the_days_run_is_queued_answers_that_run(api, dagster_stack):  # noqa: F811
     first = requests.post(api.base_url + SUBSCRIPTIONS + "trigger_send_sms/", timeout=30).json()
     second = requests.post(api.base_url + SUBSCRIPTIONS + "trigger_send_sms/", timeout=30).json()
     status = task_status(api, "subscriptions", first["run_id"])["task_status"]

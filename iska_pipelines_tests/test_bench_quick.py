@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
     "Forecasts file, first load: asset step (PostgreSQL)",

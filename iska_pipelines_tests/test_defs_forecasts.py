@@ -97,7 +97,7 @@ def test_identical_content_under_another_name_is_a_duplicate_too(iska):
 
 def test_a_modified_file_with_the_same_name_is_a_new_partition_with_new_values(iska):
     iska.ingest(grid_csv(good_rows(3)), name="grid.csv", folder="forecasts")
-    changed = grid_csv(["1,5.0010,-0.9990,0.9999,0.1234"] + good_rows(1, start=4))
+    changed = grid_csv(["1,5.0010,-0.9990,0.9999,0.1234", *good_rows(1, start=4)])
     result = iska.ingest(changed, name="grid.csv", folder="forecasts")
     metadata = materialization_metadata(result)
     assert (metadata["rows_inserted"], metadata["rows_updated"]) == (1, 1)
@@ -138,7 +138,7 @@ def test_a_missing_fcat48_column_refuses_the_file_and_names_the_column(iska):
     ("7,5.0,0.0,abc,0.2", "invalid_fcat"),
 ])
 def test_a_bad_row_is_refused_with_its_reason_and_the_rest_applied(iska, bad_row, reason):
-    result = iska.ingest(grid_csv(good_rows(9, start=10) + [bad_row]), name="g.csv", folder="forecasts")
+    result = iska.ingest(grid_csv([*good_rows(9, start=10), bad_row]), name="g.csv", folder="forecasts")
     assert result.success
     metadata = materialization_metadata(result)
     assert (metadata["rows_in"], metadata["rows_applied"], metadata["rows_refused"]) == (10, 9, 1)
@@ -150,7 +150,7 @@ def test_a_bad_row_is_refused_with_its_reason_and_the_rest_applied(iska, bad_row
 
 
 def test_a_repeated_gid_keeps_the_last_row_and_refuses_the_earlier(iska):
-    rows = good_rows(8, start=1) + ["100,5.0,0.0,0.1000,0.2", "100,5.0,0.0,0.3000,0.4"]
+    rows = [*good_rows(8, start=1), "100,5.0,0.0,0.1000,0.2", "100,5.0,0.0,0.3000,0.4"]
     result = iska.ingest(grid_csv(rows), name="dups.csv", folder="forecasts")
     assert materialization_metadata(result)["refused_duplicate_in_file"] == 1
     assert fcat24(iska, 100) == Decimal("0.3")

@@ -43,7 +43,8 @@ def test_a_name_that_routes_nowhere_goes_to_rejected_unknown_with_a_reason(iska)
 def test_only_settled_files_are_taken_and_a_settled_file_is_taken_on_the_next_tick(iska):
     path = iska.drop(sample_path("2021-02-05_additions.csv"), settled=False)
     assert iska.tick().run_requests == []
-    import os, time
+    import os
+    import time
     os.utime(path, (time.time() - 60, time.time() - 60))
     assert len(iska.tick().run_requests) == 1
 
@@ -106,8 +107,8 @@ def test_definitions_load_and_validate():
 
 def test_a_file_whose_run_is_still_in_progress_is_neither_new_nor_a_duplicate(iska):
     """The run commits, then moves its file: a tick in between must leave the file alone."""
-    from iska_pipelines.lib.storage.files import FileRecord, record_file
     from iska_pipelines.lib.inbox import sha256_of
+    from iska_pipelines.lib.storage.files import FileRecord, record_file
 
     path = iska.drop(sample_path("2021-02-05_additions.csv"))
     [request] = iska.tick().run_requests

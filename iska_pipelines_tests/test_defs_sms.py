@@ -8,8 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.instance.ref import InstanceRef
 import sqlalchemy as sa
+from dagster._core.instance.ref import InstanceRef
 
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG

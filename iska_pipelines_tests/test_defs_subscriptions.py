@@ -17,16 +17,16 @@ import time_machine
 from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.run import BillingRules, bill_due
 from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.csv.subscriptions import read_subscription_file
 from iska_pipelines.lib.forecast_ingest import apply_forecasts
 from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.grid import haversine_km
 from iska_pipelines.lib.inbox import partition_key, sha256_of
 from iska_pipelines.lib.ingest import IngestRules, ingest_file
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
-from iska_pipelines.lib.subscription_ingest import apply_subscriptions
 from iska_pipelines.lib.storage.schema import subscriptions as subscriptions_table
 from iska_pipelines.lib.storage.subscriptions import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.storage.timestamps import as_utc
+from iska_pipelines.lib.subscription_ingest import apply_subscriptions
 from iska_pipelines.lib.vocabulary import FileKind
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
@@ -133,8 +133,8 @@ def test_another_arrival_order_gives_the_same_subscription_table(iska, database_
     apply_in_order(iska, DATE_ORDER)
     expected = iska.rows(f"SELECT {FINAL_COLUMNS} FROM subscriptions ORDER BY msisdn")
 
-    from iska_pipelines_tests.driver import Iska
     from iska_pipelines.lib.storage.database import engine_for
+    from iska_pipelines_tests.driver import Iska
 
     with engine_for(database_url).begin() as connection:
         for table in ("subscriptions", "forecasts", "ingested_files"):
@@ -328,7 +328,7 @@ def test_additions_before_any_forecast_get_a_lid_when_the_grid_arrives(iska):
     assert iska.scalar("SELECT count(lid) FROM subscriptions") == 0
     result = iska.ingest(sample_path("forecasts_ghana.csv"))
     assert materialization_metadata(result)["subscriptions_reassigned"] == 100
-    for msisdn, lat, lon, lid in iska.rows("SELECT msisdn, lat, lon, lid FROM subscriptions"):
+    for _msisdn, lat, lon, lid in iska.rows("SELECT msisdn, lat, lon, lid FROM subscriptions"):
         assert lid == nearest_by_brute_force(lat, lon)
 
 
@@ -386,7 +386,7 @@ def test_a_typo_year_in_ts_is_refused_and_never_locks_the_subscriber_out(iska):
     iska.ingest(additions([(m, "2026-01-01 08:00:00", 11, 5.6, -0.2) for m in msisdns]), name="a_additions.csv")
     years = ["2062"] + ["2026"] * 4  # the first row's year is a typo
     typo = iska.ingest("msisdn,ts,lat,lon\n" + "".join(
-        f"{m},{y}-01-02 08:00:00,7.0,-1.0\n" for m, y in zip(msisdns, years)), name="typo_update.csv")
+        f"{m},{y}-01-02 08:00:00,7.0,-1.0\n" for m, y in zip(msisdns, years, strict=True)), name="typo_update.csv")
     assert typo.success and materialization_metadata(typo)["refused_future_ts"] == 1
     assert [r["reason"] for r in refused(iska, "typo_update.csv", "updates")] == ["future_ts"]
     cancel = iska.ingest(f"msisdn,ts\n{msisdns[0]},2026-01-03 08:00:00\n", name="c_cancel.csv")

@@ -80,9 +80,10 @@ def test_files_to_delivered_forecasts_through_every_process(tmp_path, postgres_d
         wait_until("five applied files", lambda: scalar(
             "SELECT count(*) FROM ingested_files WHERE outcome = 'applied'") == 5, deadline, stack)
         for status_path, task_id in tasks:
+            # the lambda is polled within this iteration only, so it sees this iteration's values
             answer = wait_until(f"task {task_id} SUCCESS", lambda: (lambda r: r if r.json().get(
                 "task_status") == "SUCCESS" else None)(requests.get(
-                    api + status_path, json={"task_id": task_id}, headers=auth, timeout=10)),
+                    api + status_path, json={"task_id": task_id}, headers=auth, timeout=10)),  # noqa: B023
                 deadline, stack)
             assert answer.json() == {"task_status": "SUCCESS", "task_id": task_id}
         assert scalar("SELECT count(*) FROM subscriptions") == 150

@@ -15,15 +15,14 @@ from iska_pipelines.lib.billing.due import DueCharge, select_due
 from iska_pipelines.lib.billing.keys import idempotency_key
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.csv.reading import ROW
-from iska_pipelines.lib.records.subscriptions import EVENT_TIME
-from iska_pipelines.lib.storage.subscriptions import apply_file_events
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult, classify
-from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.gateways.http import Backoff, Reply, parse_retry_after
+from iska_pipelines.lib.records.subscriptions import EVENT_TIME
 from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.storage.schema import subscriptions
+from iska_pipelines.lib.storage.subscriptions import apply_file_events
 from iska_pipelines.lib.storage.timestamps import as_utc
-from iska_pipelines.lib.vocabulary import FileKind, Plan
+from iska_pipelines.lib.vocabulary import ChargeOutcome, FileKind, Plan
 from iska_pipelines_tests.scripted_gateway import Gateway, serving
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 

@@ -2,12 +2,17 @@
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
 from iska_pipelines.lib.inbox import (
-    InboxFolders, is_candidate, is_settled, parse_key, partition_key, route_by_name, sanitise,
+    InboxFolders,
+    is_candidate,
+    is_settled,
+    parse_key,
+    partition_key,
+    route_by_name,
+    sanitise,
     sha256_of,
 )
 from iska_pipelines.lib.vocabulary import FileKind

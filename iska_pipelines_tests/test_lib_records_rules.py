@@ -30,7 +30,8 @@ def cells(*samples: str) -> st.SearchStrategy[str]:
 
 
 def one_row_file(header: list[str], row: list[str]) -> Path:
-    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="", encoding="utf-8")
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by the `with` below; the path outlives it)
+        "w", suffix=".csv", delete=False, newline="", encoding="utf-8")
     with handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
         writer.writerow(header)
@@ -57,7 +58,7 @@ def test_a_forecast_is_refused_for_the_reason_a_file_row_would_be(gid, lat, lon,
     finally:
         path.unlink()
     try:
-        checked = check_forecast(dict(zip(FORECAST_ORDER, row)))
+        checked = check_forecast(dict(zip(FORECAST_ORDER, row, strict=True)))
     except InvalidRecord as error:
         assert parsed.refused.height == 1, f"the file accepted what the API refused: {error}"
         assert first_reason(error, FORECAST_ORDER) == parsed.refused["reason"][0]
@@ -85,7 +86,7 @@ def test_a_subscription_is_refused_for_the_reason_an_additions_row_would_be(msis
     finally:
         path.unlink()
     try:
-        checked = check_subscription(dict(zip(ADDITION_ORDER, row)), TZ)
+        checked = check_subscription(dict(zip(ADDITION_ORDER, row, strict=True)), TZ)
     except InvalidRecord as error:
         assert parsed.refused.height == 1, f"the file accepted what the API refused: {error}"
         assert first_reason(error, ADDITION_ORDER) == parsed.refused["reason"][0]

@@ -47,7 +47,7 @@ def test_extension_characters_count_two_septets_and_others_are_refused():
 
 
 def test_a_template_that_could_need_two_sms_is_a_configuration_error_naming_the_variable():
-    with pytest.raises(ConfigurationError, match="ISKA_SMS_TEMPLATE.*one GSM-7 SMS"):
+    with pytest.raises(ConfigurationError, match=r"ISKA_SMS_TEMPLATE.*one GSM-7 SMS"):
         Settings.from_env({"ISKA_SMS_TEMPLATE": "x" * 150 + " {fcat24}"})
 
 

@@ -37,7 +37,11 @@ import time_machine
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test,
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
 )
 
 from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptions
@@ -48,10 +52,13 @@ from iska_pipelines.defs.sms.jobs import (
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
-from iska_pipelines.lib.sms.signing import sign
 from iska_pipelines.lib.storage.database import engine_for
 from iska_pipelines.lib.storage.schema import (
-    billing_attempts, forecasts, ingested_files, sms_messages, subscriptions,
+    billing_attempts,
+    forecasts,
+    ingested_files,
+    sms_messages,
+    subscriptions,
 )
 from iska_pipelines.simulator.app import create_app
 from iska_pipelines.simulator.faults import Dice
@@ -372,7 +379,7 @@ class Lifecycle(RuleBasedStateMachine):
         return {"database": IskaDatabase(url=self.world.database_url),
                 "billing_gateway": BillingGateway(**settings_),
                 "billing_policy": BillingPolicy(max_tries=lm.MAX_BILLING_TRY_LIMIT,
-                                                retry_minutes=lm.BILLING_RETRY_MINUTES, timezone="Africa/Accra")}
+                                                retry_minutes=lm.BILLING_RETRY_MINUTES)}
 
     def run_billing(self, job=billing_job, **gateway) -> dg.ExecuteInProcessResult:
         return job.execute_in_process(resources=self.billing_resources(**gateway),
@@ -446,7 +453,7 @@ class Lifecycle(RuleBasedStateMachine):
         if path.exists():
             with path.open(newline="", encoding="utf-8") as handle:
                 written = [(tuple(r[h] for h in lm.HEADERS[kind]), r["reason"]) for r in csv.DictReader(handle)]
-        wanted = [(row.cells(kind), reasons) for row, reasons in zip(rows, expected.row_reasons) if reasons]
+        wanted = [(row.cells(kind), reasons) for row, reasons in zip(rows, expected.row_reasons, strict=True) if reasons]
         unmatched = list(wanted)
         for cells, reason in written:
             match = next((w for w in unmatched if w[0] == cells and reason in w[1]), None)
@@ -723,7 +730,7 @@ class Lifecycle(RuleBasedStateMachine):
         assert actual == expected, f"billing attempts (database) {actual}\n  model {expected}"
         keys: dict[str, lm.Intent] = {}
         intents: dict[lm.Intent, str] = {}
-        for row, attempt in zip(rows, self.model.attempts):
+        for row, attempt in zip(rows, self.model.attempts, strict=True):
             key = row["idempotency_key"]
             assert keys.setdefault(key, attempt.intent) == attempt.intent, \
                 f"Idempotency-Key {key} reused for {attempt.intent}, first used for {keys[key]}"

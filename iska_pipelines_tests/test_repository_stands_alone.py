@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 # a relative path climbing out of its folder: ../x, ../../x
 CLIMB = re.compile(r"(?<![\w.])((?:\.\./)+)([\w.-]*)")

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.instance.ref import InstanceRef
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE

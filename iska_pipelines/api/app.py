@@ -11,8 +11,7 @@ from iska_pipelines.api.access import Access
 from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
-from iska_pipelines.api.routes import callback, health
-from iska_pipelines.api.routes import forecasts, sms_trigger, subscriptions, tasks, uploads
+from iska_pipelines.api.routes import callback, forecasts, health, sms_trigger, subscriptions, tasks, uploads
 from iska_pipelines.api.upload_limit import UploadLimit
 from iska_pipelines.lib.settings import Settings
 

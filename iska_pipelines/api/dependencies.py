@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import Request
 
-from iska_pipelines.lib.settings import ConfigurationError, Settings
+from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.storage.database import engine_for, normalise_url
 
 BACKENDS = ("sqlite", "postgresql")

@@ -68,7 +68,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": unreachable(error)}, status_code=503)
 
     for error_class in UNREACHABLE:
-        app.add_exception_handler(error_class, database_unavailable)
+        # Starlette types a handler as taking any Exception; this one is registered for DBAPIErrors
+        app.add_exception_handler(error_class, database_unavailable)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def server_fault(request: Request, error: Exception) -> JSONResponse:

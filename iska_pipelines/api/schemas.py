@@ -51,7 +51,7 @@ class Forecast(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: dict) -> "Forecast":
+    def of(cls, row: dict) -> Forecast:
         return cls(**{**row, "fcat24": _fcat(row["fcat24"]), "fcat48": _fcat(row["fcat48"])})
 
 

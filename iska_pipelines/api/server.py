@@ -9,7 +9,8 @@ import sys
 import uvicorn
 
 from iska_pipelines.api.app import create_app
-from iska_pipelines.lib.settings import ConfigurationError, Settings
+from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.settings import Settings
 
 
 def is_loopback(host: str) -> bool:

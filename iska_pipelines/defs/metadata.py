@@ -1,5 +1,7 @@
 """Turning an applied file into run metadata the UI can plot and show."""
 
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
@@ -16,8 +18,8 @@ def preview_table(frame: pl.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
-def file_metadata(applied: FileApplied) -> dict[str, object]:
-    metadata: dict[str, object] = {
+def file_metadata(applied: FileApplied) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
         "dagster/row_count": applied.rows_applied,
         "rows_in": applied.rows_in,
         "rows_applied": applied.rows_applied,

@@ -1,4 +1,10 @@
-"""The resources, built once from the environment (SPEC §10)."""
+"""The resources, built once from the settings model (SPEC §10).
+
+`SETTINGS` is the environment read once for this code location: the resources below and the
+definition-time values (schedules' crons and time zone, the SMS hour, the sensor interval, retry
+counts) all come from it, so the time zone of the ingest rules and of the schedules is one value.
+A resource field's default is `DEFAULTS.<setting>`, never a literal of its own.
+"""
 
 import os
 from pathlib import Path
@@ -8,7 +14,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.inbox import InboxFolders
 from iska_pipelines.lib.ingest import IngestRules
-from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.storage.database import engine_for
 
 SETTINGS = Settings.from_env()
@@ -27,7 +33,7 @@ class IskaInbox(dg.ConfigurableResource):
     """The watched folder under ISKA_DATA_DIR."""
 
     data_dir: str
-    settle_seconds: float = 5.0
+    settle_seconds: float = DEFAULTS.file_settle_seconds
 
     def folders(self) -> InboxFolders:
         folders = InboxFolders(Path(self.data_dir))
@@ -36,15 +42,15 @@ class IskaInbox(dg.ConfigurableResource):
 
 
 class IskaRules(dg.ConfigurableResource):
-    """The data rules of SPEC §3–4 that operators may tune."""
+    """The data rules of SPEC §3–4 that operators may tune; the time zone is ISKA_TIMEZONE's,
+    the one the schedules and partitions use."""
 
-    max_reject_fraction: float = 0.2
-    max_grid_distance_km: float = 50.0
-    timezone: str = "Africa/Accra"
-    max_future_minutes: int = 60
+    max_reject_fraction: float = DEFAULTS.max_reject_fraction
+    max_grid_distance_km: float = DEFAULTS.max_grid_distance_km
+    max_future_minutes: int = DEFAULTS.max_future_minutes
 
     def ingest_rules(self) -> IngestRules:
-        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, self.timezone,
+        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, SETTINGS.timezone,
                            max_future_minutes=self.max_future_minutes)
 
 
@@ -64,7 +70,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "rules": IskaRules(
             max_reject_fraction=settings.max_reject_fraction,
             max_grid_distance_km=settings.max_grid_distance_km,
-            timezone=settings.timezone,
             max_future_minutes=settings.max_future_minutes,
         ),
     }

@@ -8,12 +8,13 @@ can also go through the instance in DAGSTER_HOME (api/run_storage.py); both answ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
+from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS
+
 PARTITION_TAG = "dagster/partition"
-IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 RUN_FIELDS = "runId status creationTime"
 
 
@@ -77,7 +78,7 @@ class DagsterGraphQL:
         self.url = url.rstrip("/")
         self.timeout_seconds = timeout_seconds
 
-    def _call(self, query: str, variables: dict | None = None) -> dict:
+    def _call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint = f"{self.url}/graphql"
         try:
             answer = requests.post(endpoint, json={"query": query, "variables": variables or {}},
@@ -94,9 +95,10 @@ class DagsterGraphQL:
             raise DagsterUnavailable(f"the Dagster webserver at {self.url} answered no JSON") from None
         if body.get("errors"):
             raise DagsterUnavailable(f"Dagster GraphQL error: {body['errors'][0].get('message', '?')}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
-    def runs(self, limit: int = 10, **run_filter) -> list[RunSummary]:
+    def runs(self, limit: int = 10, **run_filter: Any) -> list[RunSummary]:
         data = self._call(RUNS_QUERY, {"filter": run_filter, "limit": limit})["runsOrError"]
         if data["__typename"] != "Runs":
             raise DagsterUnavailable(f"Dagster could not list runs: {data.get('message', data['__typename'])}")
@@ -142,12 +144,12 @@ class DagsterGraphQL:
                               tags: dict[str, str]) -> tuple[RunSummary, bool]:
         """The partition's run in progress if there is one (never two at once), else a new run.
         Returns (run, launched)."""
-        running = self.runs(limit=1, pipelineName=job_name, statuses=list(IN_PROGRESS),
+        running = self.runs(limit=1, pipelineName=job_name, statuses=list(RUNS_IN_PROGRESS),
                             tags=[{"key": PARTITION_TAG, "value": partition_key}])
         if running:
             return running[0], False
         return self.launch_partition(job_name, partition_key, tags), True
 
 
-def _summary(run: dict) -> RunSummary:
+def _summary(run: dict[str, Any]) -> RunSummary:
     return RunSummary(run_id=run["runId"], status=run["status"], created=float(run.get("creationTime") or 0))

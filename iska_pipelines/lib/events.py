@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from iska_pipelines.lib.csv.reading import REASON, ROW
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
@@ -27,7 +29,7 @@ ACTIVE = SubscriptionStatus.ACTIVE.value
 CANCELLED = SubscriptionStatus.CANCELLED.value
 OUTCOME = "outcome"
 NEXT = "_next"  # suffix of the state an applied event proposes, before it is kept or refused
-STATE_COLUMNS = {
+STATE_COLUMNS: dict[str, pl.DataType | DataTypeClass] = {
     "id": pl.Int64, "msisdn": pl.String, "plan": pl.String, "status": pl.String,
     "cancel_reason": pl.String, "lat": pl.Float64, "lon": pl.Float64, "lid": pl.Int64,
     "sub_date": pl.Datetime("us", "UTC"), "unsub_date": pl.Datetime("us", "UTC"),
@@ -56,7 +58,7 @@ class EventsApplied:
     def counts(self) -> dict[str, int]:
         applied = self.outcomes.filter(pl.col(OUTCOME).is_not_null())
         counted = applied.group_by(OUTCOME).len()
-        return dict(zip(counted[OUTCOME].to_list(), counted["len"].to_list()))
+        return dict(zip(counted[OUTCOME].to_list(), counted["len"].to_list(), strict=True))
 
 
 def empty_state() -> pl.DataFrame:
@@ -72,7 +74,8 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
         _round=pl.col("ts").rank("ordinal").over("msisdn")
     )
     outcomes = []
-    for round_number in range(1, (ordered["_round"].max() or 0) + 1):
+    rounds = cast(int | None, ordered["_round"].max())  # an ordinal rank: a whole number
+    for round_number in range(1, (rounds or 0) + 1):
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
         batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan") if c in batch.columns})
         joined = batch.join(state, on="msisdn", how="left")
@@ -109,9 +112,9 @@ def _decide(kind: FileKind) -> list[pl.Expr]:
                   .when(stale).then(pl.lit(Reason.STALE_EVENT.value))
                   .when(pl.col("no_grid")).then(pl.lit(Reason.NO_GRID_POINT_NEARBY.value)))
         outcome = pl.lit(Outcome.LOCATION_UPDATED)
-    reason = reason.otherwise(pl.lit(None, pl.String))
-    return [reason.alias(REASON),
-            pl.when(reason.is_null()).then(outcome).otherwise(pl.lit(None, pl.String)).alias(OUTCOME)]
+    refused = reason.otherwise(pl.lit(None, pl.String))
+    return [refused.alias(REASON),
+            pl.when(refused.is_null()).then(outcome).otherwise(pl.lit(None, pl.String)).alias(OUTCOME)]
 
 
 def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:

@@ -8,6 +8,7 @@ questions exactly, in C, for a whole file at once. Ties go to the lowest gid.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 
 EARTH_RADIUS_KM = 6371.0088
@@ -17,7 +18,7 @@ TIE_TOLERANCE = 1e-9
 NEIGHBOURS = 4
 
 
-def unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+def unit_vectors(lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
     lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
     lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
     cos_lat = np.cos(lat)
@@ -25,24 +26,24 @@ def unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
 
 
 def chord_for_km(km: float) -> float:
-    return 2.0 * np.sin(min(km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    return float(2.0 * np.sin(min(km / EARTH_RADIUS_KM, np.pi) / 2.0))
 
 
 def km_for_chord(chord: np.ndarray) -> np.ndarray:
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)))
 
 
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> np.ndarray:
     """Reference great-circle distance, used by tests and the per-row fallback."""
     lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return np.asarray(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
 class Grid:
     """The active grid points, ready for nearest-point queries."""
 
-    def __init__(self, gids, lats, lons):
+    def __init__(self, gids: ArrayLike, lats: ArrayLike, lons: ArrayLike) -> None:
         gids = np.asarray(gids, dtype=np.int64)
         order = np.argsort(gids, kind="stable")
         self.gids = gids[order]
@@ -54,7 +55,7 @@ class Grid:
     def __len__(self) -> int:
         return len(self.gids)
 
-    def nearest(self, lats, lons, max_km: float) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, lats: ArrayLike, lons: ArrayLike, max_km: float) -> tuple[np.ndarray, np.ndarray]:
         """(gid, distance in km) for each point; gid NO_POINT when none is within max_km."""
         count = len(np.asarray(lats))
         gids = np.full(count, NO_POINT, dtype=np.int64)
@@ -85,4 +86,4 @@ class Grid:
         # indices are positions in gid order, so the smallest tied index is the lowest gid
         tied = distances <= distances[:, :1] + TIE_TOLERANCE
         candidates = np.where(tied, indices, np.iinfo(np.int64).max)
-        return candidates.min(axis=1)
+        return np.asarray(candidates.min(axis=1))

@@ -144,9 +144,9 @@ class InboxFolders:
             for entry in os.scandir(folder):
                 if not entry.is_file() or not is_candidate(entry.name):
                     continue
-                if sanitise(entry.name) != parts.sanitised_name:
-                    if not (folder.parent == self.archive and _unsuffixed(entry.name, parts)):
-                        continue
+                if sanitise(entry.name) != parts.sanitised_name and not (
+                        folder.parent == self.archive and _unsuffixed(entry.name, parts)):
+                    continue
                 path = Path(entry.path)
                 if sha256_of(path).startswith(parts.hash_prefix):
                     return path

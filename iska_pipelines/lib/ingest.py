@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.csv.reading import ROW, FileRefused, ParsedFile, enforce_reject_limit
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, rejected_rows_path, sha256_of
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.storage.files import FileRecord, file_outcome, first_taken_at, record_file
 from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
@@ -28,10 +29,10 @@ from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
 
 @dataclass(frozen=True)
 class IngestRules:
-    max_reject_fraction: float = 0.2
-    max_grid_distance_km: float = 50.0
-    timezone: str = "Africa/Accra"
-    max_future_minutes: int = 60
+    max_reject_fraction: float = DEFAULTS.max_reject_fraction
+    max_grid_distance_km: float = DEFAULTS.max_grid_distance_km
+    timezone: str = DEFAULTS.timezone
+    max_future_minutes: int = DEFAULTS.max_future_minutes
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,7 +17,7 @@ from iska_pipelines.lib.inbox import DroppedFile, InboxFolders, is_settled, part
 from iska_pipelines.lib.storage.files import applied_key_for_content, file_outcome
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
 
-HashCache = dict[str, list]  # path -> [size, mtime_ns, sha256]
+HashCache = dict[str, list[Any]]  # path -> [size, mtime_ns, sha256]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def look_at_inbox(
 def _hash(dropped: DroppedFile, previous: HashCache, current: HashCache) -> str:
     cached = previous.get(str(dropped.path))
     if cached and cached[0] == dropped.size and cached[1] == dropped.mtime_ns:
-        sha = cached[2]
+        sha: str = cached[2]
     else:
         sha = sha256_of(dropped.path)
     current[str(dropped.path)] = [dropped.size, dropped.mtime_ns, sha]

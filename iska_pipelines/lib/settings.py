@@ -1,90 +1,28 @@
-"""Environment -> typed settings, validated once; every knob has a default.
+"""Environment -> one typed settings model, validated once; every knob has its default here.
 
-Bad values fail fast with a message naming the variable, so an operator knows what to fix.
+This class is the only place a variable's name, type, bounds and default are written (SPEC §10,
+docs/configuration.md, .env-example). Everything else reads `Settings` (or `DEFAULTS`, the
+values with an empty environment, for a default it needs before the environment is known).
+Adding a setting is one field below plus its line in docs/configuration.md and .env-example.
+
+Bad values fail fast with a `ConfigurationError` naming the variable, so an operator knows what
+to fix. A blank value counts as unset.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-class ConfigurationError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.sms.text import validate_template
 
-
-def _raw(env: dict[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None or value.strip() == "":
-        return None
-    return value.strip()
-
-
-def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(env: dict[str, str], name: str, default: float, minimum: float = 0.0,
-              maximum: float | None = None) -> float:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ConfigurationError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def env_bool(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
-def env_timezone(env: dict[str, str], name: str, default: str) -> str:
-    value = _raw(env, name) or default
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(f"{name} is not a known time zone: {value!r}") from None
-    return value
-
-
-def env_url(env: dict[str, str], name: str, default: str) -> str:
-    value = _raw(env, name) or default
-    if not value.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{name} must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
-def env_cron(env: dict[str, str], name: str, default: str) -> str:
-    """Five cron fields; Dagster checks the rest when it loads the schedule."""
-    value = _raw(env, name) or default
-    if len(value.split()) != 5:
-        raise ConfigurationError(f"{name} must be a cron expression of five fields, got {value!r}")
-    return value
-
+__all__ = ["DEFAULTS", "DEFAULT_SMS_TEMPLATE", "DEV_CALLBACK_SECRET", "ConfigurationError", "Settings"]
 
 DEFAULT_SMS_URLS = ("http://127.0.0.1:8010/sms/a", "http://127.0.0.1:8010/sms/b",
                     "http://127.0.0.1:8010/sms/c")
@@ -93,116 +31,136 @@ DEFAULT_SMS_TEMPLATE = "Iska {date}: next 24h {fcat24}, next 48h {fcat48}"
 DEV_CALLBACK_SECRET = "iska-dev-callback-secret"
 
 
-def env_urls(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma-separated list of http(s) URLs, in order."""
-    raw = _raw(env, name)
-    if raw is None:
-        return default
-    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
-    if not urls:
-        raise ConfigurationError(f"{name} must list at least one URL, got {raw!r}")
-    for url in urls:
-        env_url({name: url}, name, url)
-    return urls
-
-
-def env_hour(env: dict[str, str], name: str, default: int) -> int:
-    value = env_int(env, name, default)
-    if value > 23:
-        raise ConfigurationError(f"{name} must be an hour from 0 to 23, got {value}")
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("is not a known time zone") from None
     return value
 
 
-def env_sms_template(env: dict[str, str], name: str, default: str) -> str:
-    """The template must fit one GSM-7 SMS with any values (checked at start-up)."""
-    from iska_pipelines.lib.sms.text import validate_template  # sms.text imports this module
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
-    value = env.get(name)
-    template = default if value is None or value.strip() == "" else value.strip()
-    return validate_template(template, name)
+
+def _cron(value: str) -> str:
+    """Five cron fields; Dagster checks the rest when it loads the schedule."""
+    if len(value.split()) != 5:
+        raise ValueError("must be a cron expression of five fields")
+    return value
+
+
+def _url_list(value: Any) -> Any:
+    """A comma-separated list of http(s) URLs, in order."""
+    if isinstance(value, str):
+        return tuple(url.strip() for url in value.split(",") if url.strip())
+    return value
+
+
+def _sms_template(value: str) -> str:
+    """The template must fit one GSM-7 SMS with any values (checked at start-up)."""
+    return validate_template(value)
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+BaseUrl = Annotated[HttpUrl, AfterValidator(lambda url: url.rstrip("/"))]
+HttpUrls = Annotated[tuple[HttpUrl, ...], NoDecode, BeforeValidator(_url_list), Field(min_length=1)]
+Hour = Annotated[int, Field(ge=0, le=23)]
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem, led by the variable's name (the field's alias)."""
+    first = error.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigurationError):
+        return str(cause)  # already names the variable
+    name, message = first["loc"][0] if first["loc"] else "settings", first["msg"]
+    if message.startswith("Value error, "):
+        problem = " " + message.removeprefix("Value error, ")
+    else:
+        problem = ": " + message[:1].lower() + message[1:]
+    return f"{name}{problem}, got {first['input']!r}"
 
 
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'iska.sqlite3').resolve()}"
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path = Path("data")
-    database_url: str = ""
-    timezone: str = "Africa/Accra"
-    sensor_interval_seconds: int = 15
-    file_settle_seconds: float = 5.0
-    max_reject_fraction: float = 0.2
-    max_future_minutes: int = 60
-    max_grid_distance_km: float = 50.0
-    forecast_max_age_hours: float = 30.0
-    max_task_retry: int = 3
+class Settings(BaseSettings):
+    """Every ISKA setting; the alias is the environment variable (SPEC §10)."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+
+    # the watched folder and the data rules (SPEC §2–4)
+    data_dir: Path = Field(Path("data"), alias="ISKA_DATA_DIR")
+    database_url: str = Field("", alias="ISKA_DATABASE_URL")  # unset: SQLite under data_dir
+    timezone: TimeZoneName = Field("Africa/Accra", alias="ISKA_TIMEZONE")
+    sensor_interval_seconds: int = Field(15, ge=1, alias="ISKA_SENSOR_INTERVAL_SECONDS")
+    file_settle_seconds: float = Field(5.0, ge=0, alias="ISKA_FILE_SETTLE_SECONDS")
+    max_reject_fraction: float = Field(0.2, ge=0, le=1, alias="ISKA_MAX_REJECT_FRACTION")
+    max_future_minutes: int = Field(60, ge=0, alias="ISKA_MAX_FUTURE_MINUTES")
+    max_grid_distance_km: float = Field(50.0, ge=0.001, alias="ISKA_MAX_GRID_DISTANCE_KM")
+    forecast_max_age_hours: float = Field(30.0, ge=0, alias="ISKA_FORECAST_MAX_AGE_HOURS")
+    max_task_retry: int = Field(3, ge=0, alias="MAX_TASK_RETRY")
     # billing (SPEC §6)
-    billing_url: str = "http://127.0.0.1:8010/billing"
-    billing_token: str = ""
-    max_billing_try_limit: int = 5
-    billing_retry_minutes: int = 60
-    billing_cron: str = "0 * * * *"
-    http_concurrency: int = 32
-    http_timeout_seconds: float = 10.0
-    http_tries: int = 4
-    max_retry_after_seconds: float = 300.0
+    billing_url: HttpUrl = Field("http://127.0.0.1:8010/billing", alias="BILLING_URL")
+    billing_token: str = Field("", alias="BILLING_TOKEN")
+    max_billing_try_limit: int = Field(5, ge=1, alias="MAX_BILLING_TRY_LIMIT")
+    billing_retry_minutes: int = Field(60, ge=0, alias="ISKA_BILLING_RETRY_MINUTES")
+    billing_cron: Annotated[str, AfterValidator(_cron)] = Field("0 * * * *", alias="ISKA_BILLING_CRON")
+    http_concurrency: int = Field(32, ge=1, alias="ISKA_HTTP_CONCURRENCY")
+    http_timeout_seconds: float = Field(10.0, ge=0.01, alias="ISKA_HTTP_TIMEOUT_SECONDS")
+    http_tries: int = Field(4, ge=1, alias="ISKA_HTTP_TRIES")
+    max_retry_after_seconds: float = Field(300.0, ge=0, alias="ISKA_MAX_RETRY_AFTER_SECONDS")
     # daily SMS and the HTTP API (SPEC §7, §8)
-    sms_urls: tuple[str, ...] = DEFAULT_SMS_URLS
-    sms_token: str = ""
-    max_sms_try_limit: int = 5
-    sms_hour: int = 5
-    sms_latest_hour: int = 10
-    sms_batch_size: int = 5000
-    sms_template: str = DEFAULT_SMS_TEMPLATE
-    public_url: str = "http://127.0.0.1:8000"
-    callback_secret: str = DEV_CALLBACK_SECRET
-    self_callback: bool = False
-    api_token: str | None = None
+    sms_urls: HttpUrls = Field(DEFAULT_SMS_URLS, alias="SMS_URLS")
+    sms_token: str = Field("", alias="SMS_TOKEN")  # unset: BILLING_TOKEN
+    max_sms_try_limit: int = Field(5, ge=1, alias="MAX_SMS_TRY_LIMIT")
+    sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
+    sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")
+    sms_batch_size: int = Field(5000, ge=1, alias="ISKA_SMS_BATCH_SIZE")
+    sms_template: Annotated[str, AfterValidator(_sms_template)] = Field(
+        DEFAULT_SMS_TEMPLATE, alias="ISKA_SMS_TEMPLATE", validate_default=True)
+    public_url: BaseUrl = Field("http://127.0.0.1:8000", alias="ISKA_PUBLIC_URL")
+    callback_secret: str = Field(DEV_CALLBACK_SECRET, alias="ISKA_CALLBACK_SECRET")
+    self_callback: bool = Field(False, alias="SELF_CALLBACK")
+    api_token: str | None = Field(None, alias="ISKA_API_TOKEN")
     # the API's uploads and task status (SPEC §8)
-    max_upload_mb: int = 512
-    task_timeout_seconds: int = 3600
-    dagster_url: str = "http://127.0.0.1:3000"
-    dagster_home: str | None = None
+    max_upload_mb: int = Field(512, ge=1, alias="ISKA_MAX_UPLOAD_MB")
+    task_timeout_seconds: int = Field(3600, ge=1, alias="TASK_TIMEOUT")
+    dagster_url: BaseUrl = Field("http://127.0.0.1:3000", alias="ISKA_DAGSTER_URL")
+    dagster_home: str | None = Field(None, alias="DAGSTER_HOME")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        """Strip values, drop blank ones, and fill the two defaults derived from other settings."""
+        if not isinstance(data, Mapping):
+            return data
+        values = {name: value.strip() if isinstance(value, str) else value
+                  for name, value in data.items()}
+        values = {name: value for name, value in values.items() if value != ""}
+        if "SMS_TOKEN" not in values and "BILLING_TOKEN" in values:
+            values["SMS_TOKEN"] = values["BILLING_TOKEN"]
+        if "ISKA_DATABASE_URL" not in values:
+            data_dir = Path(values.get("ISKA_DATA_DIR", cls.model_fields["data_dir"].default))
+            values["ISKA_DATABASE_URL"] = default_database_url(data_dir)
+        return values
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
-        env = dict(os.environ if env is None else env)
-        data_dir = Path(_raw(env, "ISKA_DATA_DIR") or "data")
-        return cls(
-            data_dir=data_dir,
-            database_url=_raw(env, "ISKA_DATABASE_URL") or default_database_url(data_dir),
-            timezone=env_timezone(env, "ISKA_TIMEZONE", "Africa/Accra"),
-            sensor_interval_seconds=env_int(env, "ISKA_SENSOR_INTERVAL_SECONDS", 15, minimum=1),
-            file_settle_seconds=env_float(env, "ISKA_FILE_SETTLE_SECONDS", 5.0),
-            max_reject_fraction=env_float(env, "ISKA_MAX_REJECT_FRACTION", 0.2, 0.0, 1.0),
-            max_future_minutes=env_int(env, "ISKA_MAX_FUTURE_MINUTES", 60),
-            max_grid_distance_km=env_float(env, "ISKA_MAX_GRID_DISTANCE_KM", 50.0, minimum=0.001),
-            forecast_max_age_hours=env_float(env, "ISKA_FORECAST_MAX_AGE_HOURS", 30.0, minimum=0.0),
-            max_task_retry=env_int(env, "MAX_TASK_RETRY", 3),
-            billing_url=env_url(env, "BILLING_URL", "http://127.0.0.1:8010/billing"),
-            billing_token=_raw(env, "BILLING_TOKEN") or "",
-            max_billing_try_limit=env_int(env, "MAX_BILLING_TRY_LIMIT", 5, minimum=1),
-            billing_retry_minutes=env_int(env, "ISKA_BILLING_RETRY_MINUTES", 60),
-            billing_cron=env_cron(env, "ISKA_BILLING_CRON", "0 * * * *"),
-            http_concurrency=env_int(env, "ISKA_HTTP_CONCURRENCY", 32, minimum=1),
-            http_timeout_seconds=env_float(env, "ISKA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.01),
-            http_tries=env_int(env, "ISKA_HTTP_TRIES", 4, minimum=1),
-            max_retry_after_seconds=env_float(env, "ISKA_MAX_RETRY_AFTER_SECONDS", 300.0, minimum=0.0),
-            sms_urls=env_urls(env, "SMS_URLS", DEFAULT_SMS_URLS),
-            sms_token=_raw(env, "SMS_TOKEN") or _raw(env, "BILLING_TOKEN") or "",
-            max_sms_try_limit=env_int(env, "MAX_SMS_TRY_LIMIT", 5, minimum=1),
-            sms_hour=env_hour(env, "ISKA_SMS_HOUR", 5),
-            sms_latest_hour=env_hour(env, "ISKA_SMS_LATEST_HOUR", 10),
-            sms_batch_size=env_int(env, "ISKA_SMS_BATCH_SIZE", 5000, minimum=1),
-            sms_template=env_sms_template(env, "ISKA_SMS_TEMPLATE", DEFAULT_SMS_TEMPLATE),
-            public_url=env_url(env, "ISKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            callback_secret=_raw(env, "ISKA_CALLBACK_SECRET") or DEV_CALLBACK_SECRET,
-            self_callback=env_bool(env, "SELF_CALLBACK", False),
-            api_token=_raw(env, "ISKA_API_TOKEN"),
-            max_upload_mb=env_int(env, "ISKA_MAX_UPLOAD_MB", 512, minimum=1),
-            task_timeout_seconds=env_int(env, "TASK_TIMEOUT", 3600, minimum=1),
-            dagster_url=env_url(env, "ISKA_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
-            dagster_home=_raw(env, "DAGSTER_HOME"),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `env` (default: the process environment); ConfigurationError names
+        the first variable that is wrong."""
+        try:
+            return cls() if env is None else cls.model_validate(dict(env))
+        except ValidationError as error:
+            raise ConfigurationError(describe(error)) from None
+        except SettingsError as error:
+            raise ConfigurationError(str(error)) from None
+
+
+# the values with nothing set: where a default is needed outside this module, it is read here
+DEFAULTS = Settings.from_env({})

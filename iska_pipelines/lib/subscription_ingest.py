@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from iska_pipelines.lib.csv.reading import REASON, ROW, ParsedFile
 from iska_pipelines.lib.events import OUTCOME
 from iska_pipelines.lib.ingest import Applied, IngestRules
-from iska_pipelines.lib.storage.assignment import load_grid, nearest_lids
-from iska_pipelines.lib.storage.subscriptions import apply_file_events, lock_subscriptions
+from iska_pipelines.lib.storage.assignment import with_nearest_lids
+from iska_pipelines.lib.storage.subscriptions import apply_file_events
 from iska_pipelines.lib.vocabulary import FileKind
 
 
@@ -31,20 +31,6 @@ def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: Fil
         counts=counts,
         refused=parsed.refuse(refused.select(ROW, REASON)) if refused.height else None,
     )
-
-
-def with_nearest_lids(connection: sa.Connection, events: pl.DataFrame, max_km: float) -> pl.DataFrame:
-    """Adds `lid` and `no_grid` (a grid exists but no point is within max_km).
-
-    The lock comes before the grid is read: a forecasts write takes it too, so a grid change
-    either commits before this read or waits for this transaction and then reassigns its rows.
-    """
-    lock_subscriptions(connection)
-    grid = load_grid(connection)
-    if len(grid) == 0 or events.height == 0:  # no grid yet: applied without a lid
-        return events.with_columns(lid=pl.lit(None, pl.Int64), no_grid=pl.lit(False))
-    lids = nearest_lids(grid, events["lat"], events["lon"], max_km)
-    return events.with_columns(lids).with_columns(no_grid=pl.col("lid").is_null())
 
 
 def _without_grid_point(connection: sa.Connection) -> int:

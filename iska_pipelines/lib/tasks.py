@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,18 +20,10 @@ from iska_pipelines.lib.dagster_client import RunReader, RunSummary
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, sanitise
 from iska_pipelines.lib.storage.files import file_outcome
 from iska_pipelines.lib.uploads import uploaded_at
-from iska_pipelines.lib.vocabulary import FileOutcome
+from iska_pipelines.lib.vocabulary import FileOutcome, TaskStatus
 
 KEY_MAX = 255  # ingested_files.partition_key
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class TaskStatus(StrEnum):
-    PENDING = "PENDING"
-    STARTED = "STARTED"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    EXPIRED = "EXPIRED"
 
 
 FROM_RUN = {

@@ -54,7 +54,7 @@ class Plan(StrEnum):
 
 # carrier plan codes of the original service (`service_id` / `original_sub_plan`)
 PLAN_CODES = {"11": Plan.DAILY, "21": Plan.WEEKLY, "daily": Plan.DAILY, "weekly": Plan.WEEKLY}
-PLAN_TO_CODE = {Plan.DAILY: 11, Plan.WEEKLY: 21}
+PLAN_TO_CODE: dict[str, int] = {Plan.DAILY: 11, Plan.WEEKLY: 21}
 
 
 class SubscriptionStatus(StrEnum):
@@ -108,3 +108,17 @@ class SkipReason(StrEnum):
     UNPAID = "unpaid"
     NO_GRID_POINT = "no_grid_point"
     STALE_FORECAST = "stale_forecast"
+
+
+class TaskStatus(StrEnum):
+    """`task_status` (SPEC §8): the old service's words for an upload or a run."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    EXPIRED = "EXPIRED"
+
+
+# Dagster run status names of a run that has not finished yet (the sensor and the API both ask)
+RUNS_IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")

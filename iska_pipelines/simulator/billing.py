@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault
-from iska_pipelines.simulator.ledger import Answer
 from iska_pipelines.simulator.incoming import authorised, read_object
+from iska_pipelines.simulator.ledger import Answer
 
 router = APIRouter()
 PLAN_CODES = {11, 21}

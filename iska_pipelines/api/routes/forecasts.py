@@ -6,7 +6,7 @@ subscriptions reassigned when the grid changes); delete makes the point inactive
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -17,7 +17,12 @@ from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, pa
 from iska_pipelines.api.schemas import ErrorBody, Forecast, ForecastIn
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.records.forecasts import (
-    deactivate_forecast, find_forecast, get_forecast, list_forecasts, merged, save_forecast,
+    deactivate_forecast,
+    find_forecast,
+    get_forecast,
+    list_forecasts,
+    merged,
+    save_forecast,
 )
 from iska_pipelines.lib.records.rules import check_forecast
 from iska_pipelines.lib.settings import Settings
@@ -25,7 +30,7 @@ from iska_pipelines.lib.settings import Settings
 BASE = "/forecasts/api/v1/forecasts/"
 REQUIRED = ["gid", "lat", "lon", "fcat24", "fcat48"]
 GidPath = Annotated[int, Path(ge=1, le=999_999_999_999_999_999, description="grid point id")]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 router = APIRouter(tags=["forecasts"], dependencies=[Depends(require_access)], responses=ERRORS)
 
@@ -50,7 +55,7 @@ def create_forecast(body: ForecastIn, response: Response, engine: sa.Engine = De
     """Upsert by gid like a forecasts file: 201 for a new gid, 200 for an existing one."""
     values = check_forecast(_values(body), required=REQUIRED)
     with engine.begin() as connection:
-        existed = find_forecast(connection, values.gid) is not None
+        existed = values.gid is not None and find_forecast(connection, values.gid) is not None
         row = save_forecast(connection, values, config.max_grid_distance_km)
     response.status_code = 200 if existed else 201
     return Forecast.of(row)

@@ -7,7 +7,7 @@ cancelled or DELETE = cancellation with reason `api`. Rows are never deleted.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -20,15 +20,21 @@ from iska_pipelines.lib.events import Outcome
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.records.rules import check_subscription
 from iska_pipelines.lib.records.subscriptions import (
-    EventRules, add_subscription, cancel_subscription, change_subscription, get_subscription,
-    list_billing_attempts, list_sms_messages, list_subscriptions,
+    EventRules,
+    add_subscription,
+    cancel_subscription,
+    change_subscription,
+    get_subscription,
+    list_billing_attempts,
+    list_sms_messages,
+    list_subscriptions,
 )
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.vocabulary import SubscriptionStatus
 
 BASE = "/subscriptions/api/v1/subscriptions/"
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="subscription id")]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 router = APIRouter(tags=["subscriptions"], dependencies=[Depends(require_access)], responses=ERRORS)
 

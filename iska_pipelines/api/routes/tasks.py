@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
@@ -27,7 +27,7 @@ PATHS = ("/forecasts/api/v1/forecasts/task_status/", "/subscriptions/api/v1/subs
 MAX_TASK_ID = 1000
 BODY_DOC = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"task_id": {"type": "string", "maxLength": MAX_TASK_ID}}}}}}}
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 422, 503)}
 
 router = APIRouter(dependencies=[Depends(require_access)], responses=ERRORS)
 

@@ -7,6 +7,7 @@ the file's partition key, so `task_status/` and the Dagster UI speak of the same
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
@@ -20,7 +21,7 @@ from iska_pipelines.lib.vocabulary import FileKind
 
 log = logging.getLogger("iska.api.uploads")
 CHUNK = 1 << 20
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 422)}
 UPLOADS = {
     "/forecasts/api/v1/forecasts/upload_csv/": FileKind.FORECASTS,
     "/subscriptions/api/v1/subscriptions/upload_additions_csv/": FileKind.ADDITIONS,

@@ -13,7 +13,7 @@ from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.lib.billing.run import BillingAlreadyRunning, BillingSummary, bill_due
-from iska_pipelines.lib.settings import ConfigurationError
+from iska_pipelines.lib.errors import ConfigurationError
 
 BILLING_TAGS = {
     "iska/serial": "billing",  # dagster.yaml admits one run with this tag at a time

@@ -12,7 +12,7 @@ from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.billing.run import BillingRules
 from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.gateways.http import Backoff
-from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.settings import DEFAULTS, Settings
 
 
 class BillingGateway(dg.ConfigurableResource):
@@ -20,11 +20,11 @@ class BillingGateway(dg.ConfigurableResource):
 
     url: str
     token: str
-    concurrency: int = 32
-    timeout_seconds: float = 10.0
-    tries: int = 4
+    concurrency: int = DEFAULTS.http_concurrency
+    timeout_seconds: float = DEFAULTS.http_timeout_seconds
+    tries: int = DEFAULTS.http_tries
     backoff_seconds: float = 0.5
-    max_retry_after_seconds: float = 300.0
+    max_retry_after_seconds: float = DEFAULTS.max_retry_after_seconds
 
     def client(self) -> BillingClient:
         return BillingClient(self.url, self.token, pool_size=self.concurrency,
@@ -34,14 +34,14 @@ class BillingGateway(dg.ConfigurableResource):
 
 
 class BillingPolicy(dg.ConfigurableResource):
-    """When a decline cancels, how long a declined subscriber rests, whose calendar day it is."""
+    """When a decline cancels and how long a declined subscriber rests; the calendar day is
+    ISKA_TIMEZONE's, the one the billing schedule runs in."""
 
-    max_tries: int = 5
-    retry_minutes: int = 60
-    timezone: str = "Africa/Accra"
+    max_tries: int = DEFAULTS.max_billing_try_limit
+    retry_minutes: int = DEFAULTS.billing_retry_minutes
 
     def rules(self, concurrency: int) -> BillingRules:
-        return BillingRules(self.max_tries, self.retry_minutes, self.timezone, concurrency)
+        return BillingRules(self.max_tries, self.retry_minutes, SETTINGS.timezone, concurrency)
 
 
 def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -57,7 +57,6 @@ def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableReso
         "billing_policy": BillingPolicy(
             max_tries=settings.max_billing_try_limit,
             retry_minutes=settings.billing_retry_minutes,
-            timezone=settings.timezone,
         ),
     }
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from iska_pipelines.defs.billing.jobs import billing_job
 from iska_pipelines.defs.resources import SETTINGS
-from iska_pipelines.lib.settings import ConfigurationError
+from iska_pipelines.lib.errors import ConfigurationError
 
 
 def _billing_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:

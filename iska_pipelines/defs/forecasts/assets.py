@@ -7,8 +7,8 @@ from iska_pipelines.defs.inbox.partitions import forecast_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.retries import STEP_RETRY
-from iska_pipelines.lib.forecast_ingest import apply_forecasts
 from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.forecast_ingest import apply_forecasts
 from iska_pipelines.lib.ingest import ingest_file
 from iska_pipelines.lib.storage.forecasts import table_health
 

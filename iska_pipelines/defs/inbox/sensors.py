@@ -8,13 +8,12 @@ from pathlib import Path
 import dagster as dg
 
 from iska_pipelines.defs.inbox.jobs import ingest_forecasts, ingest_subscriptions
-from iska_pipelines.defs.inbox.partitions import partitions_for
+from iska_pipelines.defs.inbox.partitions import partitions_name
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
 from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
-from iska_pipelines.lib.vocabulary import FileKind
+from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS, FileKind
 
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+IN_PROGRESS = [dg.DagsterRunStatus(name) for name in RUNS_IN_PROGRESS]
 
 
 @contextmanager
@@ -39,7 +38,7 @@ def inbox_sensor(
     previous = json.loads(context.cursor) if context.cursor else {}
     look = look_at_inbox(
         folders, database.engine(), previous.get("hashes", {}), time.time(), inbox.settle_seconds,
-        lambda kind, key: context.instance.has_dynamic_partition(partitions_for(kind).name, key),
+        lambda kind, key: context.instance.has_dynamic_partition(partitions_name(kind), key),
         lambda key: bool(context.instance.get_run_records(
             dg.RunsFilter(tags={"dagster/partition": key}, statuses=IN_PROGRESS), limit=1)),
     )
@@ -49,6 +48,7 @@ def inbox_sensor(
             context.log.warning(f"{dropped.path.name}: no kind in its name; moved to {target}")
     for dropped, sha, key in look.duplicates:
         look.hashes.pop(str(dropped.path), None)
+        assert dropped.kind is not None, "only a file of a known kind is found a duplicate"
         with _file_may_vanish(context, dropped.path):
             target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
             context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; "
@@ -57,8 +57,7 @@ def inbox_sensor(
     new_keys: dict[str, list[str]] = {}
     requests = []
     for new in look.new:
-        partitions = partitions_for(new.kind)
-        new_keys.setdefault(partitions.name, []).append(new.key)
+        new_keys.setdefault(partitions_name(new.kind), []).append(new.key)
         job = ingest_forecasts if new.kind is FileKind.FORECASTS else ingest_subscriptions
         requests.append(dg.RunRequest(
             run_key=new.run_key, job_name=job.name, partition_key=new.key,

@@ -3,15 +3,14 @@ callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them
 
 from __future__ import annotations
 
-
 from datetime import date, datetime
 
 import dagster as dg
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
+from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.sms.claims import cutoff
-from iska_pipelines.lib.settings import DEV_CALLBACK_SECRET, Settings
 
 
 class SmsGateway(dg.ConfigurableResource):
@@ -19,12 +18,12 @@ class SmsGateway(dg.ConfigurableResource):
 
     urls: str
     token: str
-    max_tries: int = 5
-    concurrency: int = 32
-    timeout_seconds: float = 10.0
+    max_tries: int = DEFAULTS.max_sms_try_limit
+    concurrency: int = DEFAULTS.http_concurrency
+    timeout_seconds: float = DEFAULTS.http_timeout_seconds
     backoff_seconds: float = 0.5
-    max_retry_after_seconds: float = 300.0
-    self_callback: bool = False
+    max_retry_after_seconds: float = DEFAULTS.max_retry_after_seconds
+    self_callback: bool = DEFAULTS.self_callback
 
     def client(self) -> SmsClient:
         return SmsClient(split_urls(self.urls), self.token, max_tries=self.max_tries,
@@ -34,19 +33,19 @@ class SmsGateway(dg.ConfigurableResource):
 
 
 class SmsOutbox(dg.ConfigurableResource):
-    """What the day's messages say, how they are batched, and where reports come back."""
+    """What the day's messages say, how they are batched, and where reports come back. The
+    day's cutoff is in ISKA_TIMEZONE, the time zone of the SMS partitions."""
 
-    template: str
-    batch_size: int = 5000
-    forecast_max_age_hours: float = 30.0
-    public_url: str = "http://127.0.0.1:8000"
-    callback_secret: str = DEV_CALLBACK_SECRET
+    template: str = DEFAULTS.sms_template
+    batch_size: int = DEFAULTS.sms_batch_size
+    forecast_max_age_hours: float = DEFAULTS.forecast_max_age_hours
+    public_url: str = DEFAULTS.public_url
+    callback_secret: str = DEFAULTS.callback_secret
     claim_seconds: float = 300.0  # a dead sender's messages are taken again after this
-    timezone: str = "Africa/Accra"
-    latest_hour: int = 10  # ISKA_SMS_LATEST_HOUR; 24 = the end of the day
+    latest_hour: int = DEFAULTS.sms_latest_hour  # 24 = the end of the day
 
     def cutoff(self, day: date) -> datetime:
-        return cutoff(day, self.latest_hour, self.timezone)
+        return cutoff(day, self.latest_hour, SETTINGS.timezone)
 
 
 def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -66,7 +65,6 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             forecast_max_age_hours=settings.forecast_max_age_hours,
             public_url=settings.public_url,
             callback_secret=from_env(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
-            timezone=settings.timezone,
             latest_hour=settings.sms_latest_hour,
         ),
     }

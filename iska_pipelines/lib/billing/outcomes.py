@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.gateways.billing import ChargeResult
-from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines.lib.storage.schema import TIMESTAMP, billing_attempts, subscriptions
-from iska_pipelines.lib.vocabulary import CancelReason, Plan, SubscriptionStatus
+from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
-PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
+PLAN_PERIOD: dict[str, timedelta] = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
 ACTIVE = str(SubscriptionStatus.ACTIVE)
 
 
@@ -32,7 +32,7 @@ class Answered:
     result: ChargeResult
     attempted_at: datetime
 
-    def unchanged_since(self) -> dict:
+    def unchanged_since(self) -> dict[str, Any]:
         return {"b_id": self.charge.subscription_id, "b_joins": self.charge.joins, "b_sub": self.charge.sub_date,
                 "b_period": self.charge.period_start, "b_count": self.charge.failed_billing_count,
                 "b_now": self.attempted_at}
@@ -77,7 +77,7 @@ def record_answers(connection: sa.Connection, batch: list[Answered], today: date
     return cancelled  # transport and auth errors change nothing but their attempt row
 
 
-def _attempt_row(answered: Answered, run_id: str | None) -> dict:
+def _attempt_row(answered: Answered, run_id: str | None) -> dict[str, Any]:
     charge, result = answered.charge, answered.result
     return {"subscription_id": charge.subscription_id, "msisdn": charge.msisdn, "plan": str(charge.plan),
             "period_start": charge.period_start, "idempotency_key": charge.key,

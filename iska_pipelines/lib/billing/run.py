@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
-from iska_pipelines.lib.vocabulary import ChargeOutcome
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 BILLING_LOCK_ID = 0x15CA_0003
 WRITE_BATCH = 500
@@ -37,16 +38,16 @@ class BillingAlreadyRunning(RuntimeError):
 
 @dataclass(frozen=True)
 class BillingRules:
-    max_tries: int = 5  # MAX_BILLING_TRY_LIMIT
-    retry_minutes: int = 60  # ISKA_BILLING_RETRY_MINUTES
-    timezone: str = "Africa/Accra"
-    concurrency: int = 32  # ISKA_HTTP_CONCURRENCY
+    max_tries: int = DEFAULTS.max_billing_try_limit
+    retry_minutes: int = DEFAULTS.billing_retry_minutes
+    timezone: str = DEFAULTS.timezone
+    concurrency: int = DEFAULTS.http_concurrency
 
 
 @dataclass
 class BillingSummary:
     due: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[ChargeOutcome] = field(default_factory=Counter)
     cancelled: int = 0
     not_sendable: int = 0  # errors of the subscriber's data: never sent to the gateway
     not_sent: int = 0
@@ -116,10 +117,10 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
 
     After a 401/403 nothing more is sent: the token is wrong for every charge.
     """
-    todo: queue.SimpleQueue = queue.SimpleQueue()
+    todo: queue.SimpleQueue[DueCharge] = queue.SimpleQueue()
     for charge in due:
         todo.put(charge)
-    done: queue.SimpleQueue = queue.SimpleQueue()
+    done: queue.SimpleQueue[Answered | BaseException | None] = queue.SimpleQueue()
     stop = threading.Event()
 
     def work() -> None:

@@ -9,15 +9,25 @@ import polars as pl
 
 from iska_pipelines.lib.csv.geometry import parse_point
 from iska_pipelines.lib.csv.reading import (
-    DECIMAL_4, REASON, ROW, FileRefused, ParsedFile, as_float, first_failure, latitude_invalid,
-    longitude_invalid, read_text_table, require_columns, split_refused,
+    DECIMAL_4,
+    REASON,
+    ROW,
+    FileRefused,
+    ParsedFile,
+    as_float,
+    first_failure,
+    latitude_invalid,
+    longitude_invalid,
+    read_text_table,
+    require_columns,
+    split_refused,
 )
 from iska_pipelines.lib.csv.subscriptions import parse_timestamp
+from iska_pipelines.lib.storage.schema import FCAT_TYPE
 from iska_pipelines.lib.vocabulary import Reason
 
 TRUE_WORDS = ["true", "t", "1", "yes", "y"]
 FALSE_WORDS = ["false", "f", "0", "no", "n"]
-FCAT_TYPE = pl.Decimal(12, 4)
 ISSUED = pl.Datetime("us", "UTC")
 COLUMNS = ["gid", "lat", "lon", "fcat24", "fcat48", "is_active", "issued_at"]
 GID_PATTERN = r"^[+]?[0-9]{1,18}$"  # a positive whole number of at most 18 ASCII digits

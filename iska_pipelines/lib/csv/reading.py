@@ -31,6 +31,7 @@ class ParsedFile:
 
     def refuse(self, bad: pl.DataFrame) -> pl.DataFrame:
         """Rows refused after parsing (`_row`, `reason`) as the file had them."""
+        assert self.source is not None and self.originals is not None, "read without its source"
         return original_rows(bad, self.source, self.originals)
 
     @property
@@ -41,7 +42,7 @@ class ParsedFile:
         if self.refused.height == 0:
             return {}
         counts = self.refused.group_by(REASON).len().sort(REASON)
-        return dict(zip(counts[REASON].to_list(), counts["len"].to_list()))
+        return dict(zip(counts[REASON].to_list(), counts["len"].to_list(), strict=True))
 
 
 def normalise_header(name: str) -> str:

@@ -12,9 +12,19 @@ from pathlib import Path
 import polars as pl
 
 from iska_pipelines.lib.csv.reading import (
-    REASON, ROW, FileRefused, ParsedFile, as_float, first_failure, latitude_invalid,
-    longitude_invalid, read_text_table, require_columns, split_refused,
+    REASON,
+    ROW,
+    FileRefused,
+    ParsedFile,
+    as_float,
+    first_failure,
+    latitude_invalid,
+    longitude_invalid,
+    read_text_table,
+    require_columns,
+    split_refused,
 )
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason
 
 PLAN_COLUMNS = ("service_id", "original_sub_plan", "sub_plan", "plan")
@@ -22,7 +32,6 @@ TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 # after the time: `Z`/`z`, or a sign with hours and optional minutes (`+01`, `+0100`, `+01:00`)
 TS_OFFSET = r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 MAX_OFFSET_MINUTES = 14 * 60
-MAX_FUTURE_MINUTES = 60  # ISKA_MAX_FUTURE_MINUTES's default
 EVENT = pl.Datetime("us", "UTC")
 
 
@@ -33,7 +42,7 @@ def required_columns(kind: FileKind) -> list[str]:
 
 
 def read_subscription_file(path: Path, kind: FileKind, timezone: str,
-                           max_future_minutes: float = MAX_FUTURE_MINUTES,
+                           max_future_minutes: float = DEFAULTS.max_future_minutes,
                            now: datetime | None = None) -> ParsedFile:
     """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan for additions).
 

@@ -74,8 +74,8 @@ class BillingClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> "BillingClient":
+    def __enter__(self) -> BillingClient:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,7 +47,7 @@ class Reply:
         return (self.error or self.text)[:EXCERPT_CHARS]
 
 
-def post_json(session: requests.Session, url: str, body: dict, headers: dict[str, str],
+def post_json(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str],
               timeout_seconds: float) -> Reply:
     try:
         response = session.post(url, json=body, headers=headers, timeout=timeout_seconds)

@@ -90,10 +90,10 @@ class SmsClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "SmsClient":
+    def __enter__(self) -> SmsClient:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
@@ -115,7 +115,7 @@ class SmsClient:
             self._report_delivered(message)
         return SmsOutcome(message.msgid, True, tries, last_url[0])
 
-    def _try_once(self, payload: dict) -> tuple[str, Reply]:
+    def _try_once(self, payload: dict[str, str]) -> tuple[str, Reply]:
         """One try: walk the URLs from the next turn while they refuse or throttle."""
         start = next(self._turn)
         for hop in range(len(self.urls)):
@@ -139,7 +139,7 @@ class SmsClient:
         At most a few times `concurrency` messages are in flight, so memory stays flat for a
         batch of any size. An SmsAuthError stops the rest and is raised.
         """
-        pending: set[Future] = set()
+        pending: set[Future[SmsOutcome]] = set()
         source = iter(messages)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="sms") as pool:
             try:

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
-from iska_pipelines.lib.csv.forecasts import FCAT_TYPE
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord, RecordNotFound
 from iska_pipelines.lib.records.rules import ForecastValues
 from iska_pipelines.lib.storage.assignment import reassign_active
 from iska_pipelines.lib.storage.forecasts import upsert_forecasts
-from iska_pipelines.lib.storage.schema import forecasts
+from iska_pipelines.lib.storage.schema import FCAT_TYPE, forecasts
 from iska_pipelines.lib.storage.timestamps import as_utc
 
 WRITTEN = ("gid", "lat", "lon", "fcat24", "fcat48", "is_active")
 
 
-def _row_dict(row: sa.Row) -> dict:
+def _row_dict(row: sa.Row[Any]) -> dict[str, Any]:
     values = dict(row._mapping)
     for name, value in values.items():
         if isinstance(value, datetime):
@@ -33,7 +33,7 @@ def _row_dict(row: sa.Row) -> dict:
 
 
 def list_forecasts(connection: sa.Connection, limit: int, offset: int,
-                   is_active: bool | None = None) -> tuple[int, list[dict]]:
+                   is_active: bool | None = None) -> tuple[int, list[dict[str, Any]]]:
     where = [] if is_active is None else [forecasts.c.is_active == is_active]
     count = connection.execute(sa.select(sa.func.count()).select_from(forecasts).where(*where)).scalar_one()
     rows = connection.execute(sa.select(forecasts).where(*where).order_by(forecasts.c.gid)
@@ -41,19 +41,19 @@ def list_forecasts(connection: sa.Connection, limit: int, offset: int,
     return count, [_row_dict(row) for row in rows]
 
 
-def find_forecast(connection: sa.Connection, gid: int) -> dict | None:
+def find_forecast(connection: sa.Connection, gid: int) -> dict[str, Any] | None:
     row = connection.execute(sa.select(forecasts).where(forecasts.c.gid == gid)).first()
     return None if row is None else _row_dict(row)
 
 
-def get_forecast(connection: sa.Connection, gid: int) -> dict:
+def get_forecast(connection: sa.Connection, gid: int) -> dict[str, Any]:
     found = find_forecast(connection, gid)
     if found is None:
         raise RecordNotFound(f"no forecast with gid {gid}")
     return found
 
 
-def save_forecast(connection: sa.Connection, values: ForecastValues, max_grid_distance_km: float) -> dict:
+def save_forecast(connection: sa.Connection, values: ForecastValues, max_grid_distance_km: float) -> dict[str, Any]:
     """Upsert one complete forecast (is_active None keeps the stored value; new rows are active)."""
     missing = [name for name in WRITTEN[:-1] if getattr(values, name) is None]
     if missing:
@@ -69,17 +69,18 @@ def save_forecast(connection: sa.Connection, values: ForecastValues, max_grid_di
     upsert = upsert_forecasts(connection, frame)
     if upsert.grid_changed:
         reassign_active(connection, max_grid_distance_km)
+    assert values.gid is not None, "check_forecast requires it"
     return get_forecast(connection, values.gid)
 
 
-def merged(stored: dict, given: ForecastValues) -> ForecastValues:
+def merged(stored: dict[str, Any], given: ForecastValues) -> ForecastValues:
     """PATCH: the stored forecast with the given fields replaced."""
     base = ForecastValues(**{name: stored[name] for name in WRITTEN})
     return replace(base, **{name: getattr(given, name) for name in WRITTEN
                             if getattr(given, name) is not None})
 
 
-def deactivate_forecast(connection: sa.Connection, gid: int, max_grid_distance_km: float) -> dict:
+def deactivate_forecast(connection: sa.Connection, gid: int, max_grid_distance_km: float) -> dict[str, Any]:
     stored = get_forecast(connection, gid)
     return save_forecast(connection, replace(merged(stored, ForecastValues()), is_active=False),
                          max_grid_distance_km)

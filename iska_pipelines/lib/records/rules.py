@@ -7,19 +7,20 @@ refusal reason is the same word. Unlike a file row, every failing field is repor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 import polars as pl
 
-from iska_pipelines.lib.csv.forecasts import FALSE_WORDS, FCAT_TYPE, GID_PATTERN, TRUE_WORDS
+from iska_pipelines.lib.csv.forecasts import FALSE_WORDS, GID_PATTERN, TRUE_WORDS
 from iska_pipelines.lib.csv.geometry import parse_point
 from iska_pipelines.lib.csv.reading import DECIMAL_4, as_float, latitude_invalid, longitude_invalid
-from iska_pipelines.lib.csv.subscriptions import (
-    MAX_FUTURE_MINUTES, normalised_msisdn, parse_timestamp, too_far_ahead,
-)
+from iska_pipelines.lib.csv.subscriptions import normalised_msisdn, parse_timestamp, too_far_ahead
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.storage.schema import FCAT_TYPE
 from iska_pipelines.lib.vocabulary import PLAN_CODES, Plan, Reason
 
 MESSAGES = {
@@ -76,8 +77,8 @@ class SubscriptionValues:
     ts: datetime | None = None
 
 
-def check_subscription(values: dict[str, object], timezone: str, required: list[str] = (),
-                       max_future_minutes: float = MAX_FUTURE_MINUTES,
+def check_subscription(values: dict[str, object], timezone: str, required: Sequence[str] = (),
+                       max_future_minutes: float = DEFAULTS.max_future_minutes,
                        now: datetime | None = None) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
@@ -129,7 +130,7 @@ class ForecastValues:
     is_active: bool | None = None
 
 
-def check_forecast(values: dict[str, object], required: list[str] = ()) -> ForecastValues:
+def check_forecast(values: dict[str, object], required: Sequence[str] = ()) -> ForecastValues:
     """Check the given fields of a forecast (the point as lat/lon or geom)."""
     names = ("gid", "lat", "lon", "fcat24", "fcat48", "is_active")
     geom = cell(values.get("geom"))

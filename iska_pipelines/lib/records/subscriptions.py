@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -22,10 +23,10 @@ from iska_pipelines.lib.csv.reading import REASON, ROW
 from iska_pipelines.lib.events import OUTCOME, Outcome
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
 from iska_pipelines.lib.records.rules import SubscriptionValues
+from iska_pipelines.lib.storage.assignment import with_nearest_lids
 from iska_pipelines.lib.storage.schema import billing_attempts, sms_messages, subscriptions
 from iska_pipelines.lib.storage.subscriptions import apply_file_events, lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
-from iska_pipelines.lib.subscription_ingest import with_nearest_lids
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")
@@ -46,7 +47,7 @@ class EventRules:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def _row_dict(row: sa.Row) -> dict:
+def _row_dict(row: sa.Row[Any]) -> dict[str, Any]:
     values = dict(row._mapping)
     for name, value in values.items():
         if isinstance(value, datetime):
@@ -55,7 +56,7 @@ def _row_dict(row: sa.Row) -> dict:
 
 
 def list_subscriptions(connection: sa.Connection, limit: int, offset: int, msisdn: str | None = None,
-                       status: str | None = None) -> tuple[int, list[dict]]:
+                       status: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     where = []
     if msisdn is not None:
         where.append(subscriptions.c.msisdn == msisdn)
@@ -67,20 +68,20 @@ def list_subscriptions(connection: sa.Connection, limit: int, offset: int, msisd
     return count, [_row_dict(row) for row in rows]
 
 
-def get_subscription(connection: sa.Connection, subscription_id: int) -> dict:
+def get_subscription(connection: sa.Connection, subscription_id: int) -> dict[str, Any]:
     row = connection.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
     if row is None:
         raise RecordNotFound(f"no subscription with id {subscription_id}")
     return _row_dict(row)
 
 
-def _by_msisdn(connection: sa.Connection, msisdn: str) -> dict | None:
+def _by_msisdn(connection: sa.Connection, msisdn: str) -> dict[str, Any] | None:
     row = connection.execute(sa.select(subscriptions).where(subscriptions.c.msisdn == msisdn)).first()
     return None if row is None else _row_dict(row)
 
 
-def history(connection: sa.Connection, table: sa.Table, order: sa.Column, subscription_id: int,
-            limit: int, offset: int) -> tuple[int, list[dict]]:
+def history(connection: sa.Connection, table: sa.Table, order: sa.Column[Any], subscription_id: int,
+            limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
     """A subscription's billing attempts or SMS messages, newest first."""
     get_subscription(connection, subscription_id)
     where = table.c.subscription_id == subscription_id
@@ -91,12 +92,12 @@ def history(connection: sa.Connection, table: sa.Table, order: sa.Column, subscr
 
 
 def list_billing_attempts(connection: sa.Connection, subscription_id: int, limit: int,
-                          offset: int) -> tuple[int, list[dict]]:
+                          offset: int) -> tuple[int, list[dict[str, Any]]]:
     return history(connection, billing_attempts, billing_attempts.c.id, subscription_id, limit, offset)
 
 
 def list_sms_messages(connection: sa.Connection, subscription_id: int, limit: int,
-                      offset: int) -> tuple[int, list[dict]]:
+                      offset: int) -> tuple[int, list[dict[str, Any]]]:
     return history(connection, sms_messages, sms_messages.c.send_date, subscription_id, limit, offset)
 
 
@@ -128,21 +129,24 @@ def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: date
         if reason is Reason.NO_GRID_POINT_NEARBY:  # the location itself is unusable
             raise InvalidRecord([error, FieldError("lon", error.reason, error.message)])
         raise RecordConflict(error)  # valid, but older than what is stored
-    return decided[OUTCOME]
+    return str(decided[OUTCOME])
 
 
 def add_subscription(connection: sa.Connection, values: SubscriptionValues,
-                     rules: EventRules) -> tuple[dict, str]:
+                     rules: EventRules) -> tuple[dict[str, Any], str]:
     """An addition: new, reactivated or renewed (plan and location) as SPEC §5 says."""
+    assert values.msisdn is not None, "check_subscription requires it for an addition"
     ts = values.ts or utcnow()
     outcome = apply_event(connection, FileKind.ADDITIONS, values.msisdn, ts, rules,
                           plan=values.plan, lat=values.lat, lon=values.lon)
     _written_at(connection, values.msisdn, ts)
-    return _by_msisdn(connection, values.msisdn), outcome
+    added = _by_msisdn(connection, values.msisdn)
+    assert added is not None, "just added"
+    return added, outcome
 
 
 def change_subscription(connection: sa.Connection, subscription_id: int, values: SubscriptionValues,
-                        status: str | None, rules: EventRules) -> dict:
+                        status: str | None, rules: EventRules) -> dict[str, Any]:
     """Apply the changes PUT/PATCH asked for as the events that mean them, in one transaction."""
     current = get_subscription(connection, subscription_id)
     if values.msisdn is not None and values.msisdn != current["msisdn"]:
@@ -170,7 +174,7 @@ def change_subscription(connection: sa.Connection, subscription_id: int, values:
     return get_subscription(connection, subscription_id)
 
 
-def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: EventRules) -> dict:
+def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: EventRules) -> dict[str, Any]:
     """DELETE: cancelled with reason `api`; the row and its history stay."""
     current = get_subscription(connection, subscription_id)
     ts = utcnow()

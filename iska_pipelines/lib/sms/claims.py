@@ -12,6 +12,7 @@ storage/database.py), so the same conditional UPDATE is enough there.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,12 +26,12 @@ CLAIMABLE = f"""send_date = :day AND status = {PENDING}
                 AND (claim_expires_at IS NULL OR claim_expires_at <= :now)"""
 
 
-def _params(day: date, now: datetime) -> list[sa.BindParameter]:
+def _params(day: date, now: datetime) -> list[sa.BindParameter[Any]]:
     return [sa.bindparam("day", day, type_=sa.Date), sa.bindparam("now", now, type_=TIMESTAMP)]
 
 
 def claim(connection: sa.Connection, day: date, owner: str, limit: int, claim_seconds: float,
-          now: datetime | None = None) -> list[sa.Row]:
+          now: datetime | None = None) -> list[sa.Row[Any]]:
     """Claim up to `limit` of day D's claimable pending messages for `owner`; returns their
     (msgid, msisdn, text). Call inside a transaction (engine.begin())."""
     now = now or utcnow()
@@ -84,9 +85,9 @@ def next_claim_expiry(connection: sa.Connection, day: date) -> datetime | None:
 
 
 def pending_count(connection: sa.Connection, day: date) -> int:
-    return connection.execute(sa.text(
+    return int(connection.execute(sa.text(
         f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING}"
-    ).bindparams(sa.bindparam("day", day, type_=sa.Date))).scalar_one()
+    ).bindparams(sa.bindparam("day", day, type_=sa.Date))).scalar_one())
 
 
 def days_with_pending(connection: sa.Connection) -> dict[date, int]:

@@ -17,10 +17,10 @@ import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.gateways.sms import SmsOutcome
-from iska_pipelines.lib.vocabulary import MessageStatus
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging
 from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.vocabulary import MessageStatus
 
 EXPIRY_HOURS = 72
 STAGE = "stage_sms_outcomes"
@@ -29,7 +29,7 @@ STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "status": "VARCHAR(12)", "tries": "INTE
 OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
 
 
-def _now(now: datetime | None) -> sa.BindParameter:
+def _now(now: datetime | None) -> sa.BindParameter[datetime]:
     return sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -57,7 +58,10 @@ class OutboxPlan:
         return f"planned {self.planned} SMS for {self.day} of {self.eligible} eligible ({skips})"
 
 
-def _bind(statement: sa.TextClause, day: date, fresh_after: datetime) -> sa.TextClause:
+TextClauseT = TypeVar("TextClauseT", sa.TextClause, sa.TextualSelect)
+
+
+def _bind(statement: TextClauseT, day: date, fresh_after: datetime) -> TextClauseT:
     return statement.bindparams(sa.bindparam("day", day, type_=sa.Date),
                                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))
 

@@ -19,7 +19,11 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsClient, SmsOutcome
 from iska_pipelines.lib.sms.claims import (
-    claim, extend_claims, next_claim_expiry, pending_count, skip_too_late,
+    claim,
+    extend_claims,
+    next_claim_expiry,
+    pending_count,
+    skip_too_late,
 )
 from iska_pipelines.lib.sms.delivery import record_outcomes
 from iska_pipelines.lib.sms.signing import callback_url

@@ -12,7 +12,7 @@ import string
 from datetime import date
 from decimal import Decimal
 
-from iska_pipelines.lib.settings import ConfigurationError
+from iska_pipelines.lib.errors import ConfigurationError
 
 SMS_SEPTETS = 160
 FIELDS = ("date", "fcat24", "fcat48")

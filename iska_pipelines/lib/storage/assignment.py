@@ -9,6 +9,7 @@ from iska_pipelines.lib.grid import NO_POINT, Grid
 from iska_pipelines.lib.storage.bulk import create_staging, load_staging, read_frame
 from iska_pipelines.lib.storage.forecasts import active_grid
 from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.subscriptions import lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
 
 STAGE = "stage_lids"
@@ -25,6 +26,20 @@ def nearest_lids(grid: Grid, lats: pl.Series, lons: pl.Series, max_km: float) ->
     gids, _ = grid.nearest(lats.to_numpy(), lons.to_numpy(), max_km)
     lids = pl.Series("lid", gids, dtype=pl.Int64)
     return pl.select(pl.when(lids != NO_POINT).then(lids)).to_series().alias("lid")
+
+
+def with_nearest_lids(connection: sa.Connection, events: pl.DataFrame, max_km: float) -> pl.DataFrame:
+    """Adds `lid` and `no_grid` (a grid exists but no point is within max_km).
+
+    The lock comes before the grid is read: a forecasts write takes it too, so a grid change
+    either commits before this read or waits for this transaction and then reassigns its rows.
+    """
+    lock_subscriptions(connection)
+    grid = load_grid(connection)
+    if len(grid) == 0 or events.height == 0:  # no grid yet: applied without a lid
+        return events.with_columns(lid=pl.lit(None, pl.Int64), no_grid=pl.lit(False))
+    lids = nearest_lids(grid, events["lat"], events["lon"], max_km)
+    return events.with_columns(lids).with_columns(no_grid=pl.col("lid").is_null())
 
 
 def reassign_active(connection: sa.Connection, max_km: float, grid: Grid | None = None) -> int:

@@ -12,14 +12,25 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
 import sqlalchemy as sa
+from polars.datatypes import DataTypeClass
 
 SQLITE_BATCH_ROWS = 50_000
 BINARY_CHUNK_ROWS = 100_000
+# a column's Polars type: a class (pl.Int64) or an instance (pl.Datetime("us", "UTC"))
+ColumnType = pl.DataType | DataTypeClass
+
+
+def _driver_cursor(connection: sa.Connection) -> Any:
+    """The driver's own cursor: COPY (psycopg2's copy_expert) and executemany on SQLite's."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None, "the connection is closed"
+    return raw.cursor()
 
 
 def create_staging(connection: sa.Connection, name: str, columns: dict[str, str]) -> None:
@@ -42,8 +53,7 @@ def load_staging(connection: sa.Connection, name: str, frame: pl.DataFrame) -> i
         buffer = io.BytesIO()
         frame.write_csv(buffer, include_header=False, null_value="", quote_style="necessary")
         buffer.seek(0)
-        raw = connection.connection.dbapi_connection
-        with raw.cursor() as cursor:
+        with _driver_cursor(connection) as cursor:
             cursor.copy_expert(
                 f"COPY {name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '')", buffer
             )
@@ -53,7 +63,7 @@ def load_staging(connection: sa.Connection, name: str, frame: pl.DataFrame) -> i
     frame = _sqlite_values(frame)
     placeholders = ", ".join("?" for _ in columns)
     statement = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({placeholders})"
-    cursor = connection.connection.dbapi_connection.cursor()
+    cursor = _driver_cursor(connection)
     try:
         for batch in frame.iter_slices(SQLITE_BATCH_ROWS):
             cursor.executemany(statement, batch.rows())
@@ -79,7 +89,7 @@ def _sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(conversions) if conversions else frame
 
 
-def read_frame(connection: sa.Connection, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def read_frame(connection: sa.Connection, query: str, schema: Mapping[str, ColumnType]) -> pl.DataFrame:
     """A query's rows as a typed Polars frame; PostgreSQL streams them out with COPY.
 
     Dates, times and booleans travel as text/integers (their spelling differs between the two
@@ -88,8 +98,7 @@ def read_frame(connection: sa.Connection, query: str, schema: dict[str, pl.DataT
     wire = {c: _wire_type(t) for c, t in schema.items()}
     if connection.dialect.name == "postgresql":
         buffer = io.BytesIO()
-        raw = connection.connection.dbapi_connection
-        with raw.cursor() as cursor:
+        with _driver_cursor(connection) as cursor:
             cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER false)", buffer)
         if buffer.tell() == 0:
             frame = pl.DataFrame(schema=wire)
@@ -102,7 +111,7 @@ def read_frame(connection: sa.Connection, query: str, schema: dict[str, pl.DataT
     return frame.with_columns([_from_wire(c, t) for c, t in schema.items() if t != wire[c]])
 
 
-def _wire_type(dtype: pl.DataType) -> pl.DataType:
+def _wire_type(dtype: ColumnType) -> ColumnType:
     if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
         return pl.String
     if dtype == pl.Boolean:
@@ -110,7 +119,7 @@ def _wire_type(dtype: pl.DataType) -> pl.DataType:
     return dtype
 
 
-def _from_wire(column: str, dtype: pl.DataType) -> pl.Expr:
+def _from_wire(column: str, dtype: ColumnType) -> pl.Expr:
     text = pl.col(column)
     if dtype == pl.Date:
         return text.str.slice(0, 10).str.to_date("%Y-%m-%d").alias(column)
@@ -119,7 +128,7 @@ def _from_wire(column: str, dtype: pl.DataType) -> pl.Expr:
     # PostgreSQL (session time zone UTC) writes `+00`; SQLite stores naive UTC
     parsed = (text.str.replace("T", " ").str.replace(r"(\+00(:?00)?|Z)$", "")
               .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f"))
-    if dtype.time_zone:
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone:
         parsed = parsed.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
     return parsed.cast(dtype).alias(column)
 
@@ -144,8 +153,7 @@ def copy_binary(connection: sa.Connection, name: str, frame: pl.DataFrame, freez
     """
     if frame.height == 0:
         return 0
-    raw = connection.connection.dbapi_connection
-    with raw.cursor() as cursor:
+    with _driver_cursor(connection) as cursor:
         cursor.copy_expert(
             f"COPY {name} ({', '.join(frame.columns)}) FROM STDIN "
             f"WITH (FORMAT binary{', FREEZE' if freeze else ''})",
@@ -154,10 +162,10 @@ def copy_binary(connection: sa.Connection, name: str, frame: pl.DataFrame, freez
     return frame.height
 
 
-_FIXED_TYPES = {pl.Int64: ">i8", pl.Int32: ">i4", pl.Float64: ">f8", pl.Boolean: "u1"}
+_FIXED_TYPES: dict[ColumnType, str] = {pl.Int64: ">i8", pl.Int32: ">i4", pl.Float64: ">f8", pl.Boolean: "u1"}
 
 
-def read_binary(connection: sa.Connection, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def read_binary(connection: sa.Connection, query: str, schema: Mapping[str, ColumnType]) -> pl.DataFrame:
     """A query's rows through binary `COPY ... TO STDOUT` (PostgreSQL), decoded with NumPy.
 
     For NOT NULL fixed-width columns only: Int64, Int32, Float64, Boolean, and Datetime (read from
@@ -170,8 +178,7 @@ def read_binary(connection: sa.Connection, query: str, schema: dict[str, pl.Data
         fields += [(f"_len_{column}", ">i4"), (column, code)]
     layout = np.dtype(fields)
     buffer = io.BytesIO()
-    raw = connection.connection.dbapi_connection
-    with raw.cursor() as cursor:
+    with _driver_cursor(connection) as cursor:
         cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buffer)
     data = buffer.getvalue()
     buffer.close()
@@ -207,7 +214,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target) -> int:
+    def readinto(self, target: Any) -> int:  # a writable buffer
         while not self._pending:
             chunk = next(self._chunks, None)
             if chunk is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -35,7 +36,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     """
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -44,11 +45,11 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection):
+    def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_iska_engine(url: str, **kwargs) -> sa.Engine:
+def create_iska_engine(url: str, **kwargs: Any) -> sa.Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database

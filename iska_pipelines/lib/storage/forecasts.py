@@ -27,9 +27,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.storage.bulk import (
-    copy_binary, create_staging, load_staging, read_binary, read_frame,
+    ColumnType,
+    copy_binary,
+    create_staging,
+    load_staging,
+    read_binary,
+    read_frame,
 )
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.storage.schema import FCAT_TYPE, TIMESTAMP
 from iska_pipelines.lib.storage.subscriptions import lock_subscriptions
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -43,8 +48,7 @@ STAGE_COLUMNS = {
     "is_active": "BOOLEAN",
     "issued_at": "TIMESTAMP WITH TIME ZONE",
 }
-GRID_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
-FCAT = pl.Decimal(12, 4)
+GRID_SCHEMA: dict[str, ColumnType] = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}
 # what the rewrite reads of every stored row (fixed width: binary COPY, no text)
 UTC_TIME = pl.Datetime("us", "UTC")
 # fcats as integer ten-thousandths, a missing issue time as the epoch: all fixed width
@@ -52,10 +56,10 @@ STORED = """SELECT gid, lat, lon, (fcat24 * 10000)::bigint AS fcat24_units,
                    (fcat48 * 10000)::bigint AS fcat48_units, is_active,
                    coalesce(issued_at, 'epoch'::timestamptz) AS issued_at, created_at, updated_at
             FROM forecasts"""
-STORED_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_units": pl.Int64,
+STORED_SCHEMA: dict[str, ColumnType] = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_units": pl.Int64,
                  "fcat48_units": pl.Int64, "is_active": pl.Boolean, "issued_at": UTC_TIME,
                  "created_at": UTC_TIME, "updated_at": UTC_TIME}
-ROW_SCHEMA = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT, "fcat48": FCAT,
+ROW_SCHEMA: dict[str, ColumnType] = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT_TYPE, "fcat48": FCAT_TYPE,
               "is_active": pl.Boolean, "issued_at": UTC_TIME, "created_at": UTC_TIME,
               "updated_at": UTC_TIME}
 # a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4),
@@ -117,7 +121,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
                              THEN 1 ELSE 0 END), 0)
         FROM {STAGE} s LEFT JOIN forecasts f ON f.gid = s.gid
     """)).one()
-    now = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
+    stamp = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
     updated = 0
     if existing:
         updated = connection.execute(sa.text(f"""
@@ -125,7 +129,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
                    is_active = coalesce(s.is_active, forecasts.is_active), issued_at = s.issued_at,
                    updated_at = :now
             FROM {STAGE} s WHERE forecasts.gid = s.gid AND {CHANGED}
-        """).bindparams(now)).rowcount
+        """).bindparams(stamp)).rowcount
     if existing < frame.height:
         only_new = "WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)" if existing else ""
         connection.execute(sa.text(f"""
@@ -134,7 +138,7 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
             SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), s.issued_at,
                    :now, :now
             FROM {STAGE} s {only_new}
-        """).bindparams(now))
+        """).bindparams(stamp))
     return ForecastUpsert(frame.height - existing, updated, changed > 0)
 
 

@@ -4,12 +4,15 @@ Alembic migrations create and upgrade these; the metadata is what the queries ar
 against. Column names are the ones operators query directly.
 """
 
+import polars as pl
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
 # 4 decimal places as published by the grid provider; Numeric keeps them exact (no float noise)
-FCAT = sa.Numeric(12, 4, asdecimal=True)
+FCAT_PRECISION, FCAT_SCALE = 12, 4
+FCAT = sa.Numeric(FCAT_PRECISION, FCAT_SCALE, asdecimal=True)
+FCAT_TYPE = pl.Decimal(FCAT_PRECISION, FCAT_SCALE)  # the same values in polars frames
 TIMESTAMP = sa.DateTime(timezone=True)
 
 forecasts = sa.Table(

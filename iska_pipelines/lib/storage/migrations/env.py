@@ -8,7 +8,9 @@ connection = context.config.attributes.get("connection")
 if connection is None:  # `alembic` CLI use: build an engine from the URL in the config
     from iska_pipelines.lib.storage.database import create_iska_engine
 
-    engine = create_iska_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "alembic.ini names no sqlalchemy.url"
+    engine = create_iska_engine(url)
     connection = engine.connect()
 
 context.configure(
