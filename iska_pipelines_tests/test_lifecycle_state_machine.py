@@ -48,7 +48,11 @@ from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptio
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import (
-    expire_unreported_sms, plan_sms, report_sms_day, send_sms_batch, sms_job,
+    expire_unreported_sms,
+    plan_sms,
+    report_sms_day,
+    send_sms_batch,
+    sms_job,
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
