@@ -183,10 +183,11 @@ def read_binary(connection: sa.Connection, query: str, schema: Mapping[str, Colu
     data = buffer.getvalue()
     buffer.close()
     start = len(_BINARY_HEADER) + struct.unpack_from("!i", data, len(_BINARY_HEADER) - 4)[0]
-    count = (len(data) - start - len(_BINARY_TRAILER)) // layout.itemsize
+    count, rest = divmod(len(data) - start - len(_BINARY_TRAILER), layout.itemsize)
     rows = np.frombuffer(data, dtype=layout, count=count, offset=start)
-    if count and (np.any(rows["_fields"] != len(schema)) or any(
-            np.any(rows[f"_len_{c}"] != layout[c].itemsize) for c in schema)):
+    if rest or (count and (np.any(rows["_fields"] != len(schema)) or any(
+            np.any(rows[f"_len_{c}"] != layout[c].itemsize) for c in schema))):
+        # a NULL is shorter than its field: the rows no longer line up (rest), or do by chance
         raise ValueError("read_binary: a NULL or variable-width value in the answer")
     columns = {}
     for column, dtype in schema.items():
