@@ -137,6 +137,7 @@ class Settings:
     max_future_minutes: int = 60
     max_grid_distance_km: float = 50.0
     forecast_max_age_hours: float = 30.0
+    min_delivery_rate: float = 0.9  # below it the day's delivery check fails (SPEC §16)
     max_task_retry: int = 3
     # billing (SPEC §6)
     billing_url: str = "http://127.0.0.1:8010/billing"
@@ -180,6 +181,7 @@ class Settings:
             max_future_minutes=env_int(env, "ISKA_MAX_FUTURE_MINUTES", 60),
             max_grid_distance_km=env_float(env, "ISKA_MAX_GRID_DISTANCE_KM", 50.0, minimum=0.001),
             forecast_max_age_hours=env_float(env, "ISKA_FORECAST_MAX_AGE_HOURS", 30.0, minimum=0.0),
+            min_delivery_rate=env_float(env, "ISKA_MIN_DELIVERY_RATE", 0.9, 0.0, 1.0),
             max_task_retry=env_int(env, "MAX_TASK_RETRY", 3),
             billing_url=env_url(env, "BILLING_URL", "http://127.0.0.1:8010/billing"),
             billing_token=_raw(env, "BILLING_TOKEN") or "",
