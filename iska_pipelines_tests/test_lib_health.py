@@ -68,7 +68,7 @@ def test_file_figures_count_outcomes_and_refused_rows_by_reason(engine):
     assert figures["rows_applied"] == 13 and figures["rows_refused"] == 2
     assert figures["refused_invalid_msisdn"] == 1 and figures["refused_invalid_ts"] == 1
     assert {line.name for line in refused} == {"forecasts_bad.csv", "notes.csv"}
-    assert REFUSAL in [line.detail for line in refused]
+    assert f"refused: {REFUSAL}" in [line.detail for line in refused]
 
 
 @pytest.mark.parametrize("age, passed", [(2.0, True), (60.0, False)])

@@ -53,7 +53,7 @@ class FileLine:
     rows_in: int
     rows_applied: int
     rows_refused: int
-    detail: str  # the refusal reason, the file a duplicate matched, or the rows refused by reason
+    detail: str  # file_account: rows applied/refused, the refusal reason, or the file a duplicate matched
     taken_at: datetime
 
     def as_dict(self) -> dict:
@@ -67,13 +67,18 @@ def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool 
     if refused_only:
         query = query.where(t.outcome.in_([str(F.REJECTED), str(F.UNKNOWN)]))
     return [FileLine(row.partition_key, row.kind, row.name, row.outcome, row.rows_in, row.rows_applied,
-                     row.rows_refused, file_detail(row.outcome, row.error, row.refused_by_reason),
-                     as_utc(row.created_at))
+                     row.rows_refused, file_account(row), as_utc(row.created_at))
             for row in connection.execute(query)]
 
 
-def file_detail(outcome: str, error: str | None, refused_by_reason: str | None) -> str:
-    if outcome == F.APPLIED:
-        reasons = json.loads(refused_by_reason) if refused_by_reason else {}
-        return ", ".join(f"{n} {reason}" for reason, n in reasons.items()) or "every row applied"
-    return (error or "").strip()
+def file_account(row: sa.Row) -> str:
+    """An `ingested_files` row in words: rows applied and refused by reason, why the file was
+    refused, or which earlier file a duplicate matched (task_status's `detail` too)."""
+    if row.outcome == F.APPLIED:
+        reasons = json.loads(row.refused_by_reason) if row.refused_by_reason else {}
+        refused = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+        return (f"applied {row.rows_applied} of {row.rows_in} rows from {row.name}"
+                + (f"; refused {row.rows_refused} ({refused})" if row.rows_refused else ""))
+    if row.outcome == F.REJECTED:
+        return f"refused: {(row.error or '').strip()}"
+    return (row.error or row.outcome).strip()

@@ -75,3 +75,10 @@ def record_set_aside(connection: sa.Connection, record: FileRecord) -> None:
     ).scalar_one_or_none()
     if exists is None or exists == record.outcome:
         record_file(connection, record)
+
+
+def file_row(connection: sa.Connection, partition_key: str) -> sa.Row | None:
+    """The file's whole record (outcome, rows, error, refused_by_reason), if any."""
+    return connection.execute(
+        sa.select(ingested_files).where(ingested_files.c.partition_key == partition_key)
+    ).one_or_none()
