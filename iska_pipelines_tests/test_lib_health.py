@@ -8,7 +8,7 @@ import pytest
 
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
-    HealthRules, delivery_rate, grid_fresh, no_refused_files, no_transport_errors,
+    HealthRules, delivery_rate, grid_fresh, next_sms_time, no_refused_files, no_transport_errors,
 )
 from iska_pipelines.lib.health.grid import grid_age
 from iska_pipelines.lib.health.status import snapshot
@@ -73,11 +73,12 @@ def test_file_figures_count_outcomes_and_refused_rows_by_reason(engine):
 
 @pytest.mark.parametrize("age, passed", [(2.0, True), (60.0, False)])
 def test_the_grid_check_judges_the_grids_age_at_the_sms_hour(engine, age, passed):
-    seeded = seed_day(engine)
+    seed_day(engine)
     age_grid(engine, age)
     with engine.connect() as connection:
-        verdict = grid_fresh(grid_age(connection), seeded.day, RULES)
+        verdict = grid_fresh(grid_age(connection), next_sms_time(utcnow(), RULES), RULES)
     assert verdict.passed is passed
+    assert ("drop a newer forecasts file" in verdict.description) is not passed
 
 
 def test_the_delivery_check_fails_below_the_minimum_of_answered_messages(engine):
@@ -107,3 +108,10 @@ def test_the_snapshot_has_today_the_grid_the_files_and_the_verdicts(engine):
     assert {c["name"]: c["passed"] for c in status["checks"]} == {
         "delivery_rate_at_least_minimum": False, "grid_fresh_at_sms_hour": True,
         "no_billing_transport_errors": False, "no_refused_files": False}
+
+
+def test_the_next_sms_hour_is_todays_until_it_has_passed():
+    from datetime import UTC, datetime
+
+    assert next_sms_time(datetime(2026, 5, 1, 4, 59, tzinfo=UTC), RULES).day == 1
+    assert next_sms_time(datetime(2026, 5, 1, 5, 1, tzinfo=UTC), RULES).day == 2

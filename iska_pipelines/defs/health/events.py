@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from iska_pipelines.defs.resources import SETTINGS
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
-    HealthRules, Severity, Verdict, delivery_rate, grid_fresh, no_refused_files, no_transport_errors,
+    HealthRules, Severity, Verdict, delivery_rate, grid_fresh, next_sms_time, no_refused_files,
+    no_transport_errors,
 )
-from iska_pipelines.lib.health.days import local_day
+from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import grid_age
 from iska_pipelines.lib.storage.timestamps import utcnow
 
@@ -54,7 +55,9 @@ def sms_health(connection: sa.Connection, day: date, rules: HealthRules, now: da
     if day >= local_day(now, rules.timezone):  # who is skipped is only meaningful for today on
         fresh_after = now - timedelta(hours=rules.forecast_max_age_hours)
         figures.update(deliveries.skips_now(connection, day, fresh_after))
-    verdicts = [delivery_rate(figures, rules), grid_fresh(grid_age(connection), day, rules)]
+    today = local_day(now, rules.timezone)
+    sms_time = next_sms_time(now, rules) if day == today else at_hour(day, rules.sms_hour, rules.timezone)
+    verdicts = [delivery_rate(figures, rules), grid_fresh(grid_age(connection), sms_time, rules)]
     return DayHealth(SMS_DELIVERIES, day, figures, verdicts)
 
 

@@ -4,10 +4,10 @@ status page and `iska status` as lines. Each says in words what is wrong and wha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from iska_pipelines.lib.health.days import at_hour
+from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import GridAge
 
 
@@ -54,19 +54,26 @@ def delivery_rate(figures: dict, rules: HealthRules) -> Verdict:
                     "answered_delivery_rate": rate, "min_delivery_rate": rules.min_delivery_rate})
 
 
-def grid_fresh(grid: GridAge, day: date, rules: HealthRules) -> Verdict:
-    """The grid as it will be (or was) at the day's SMS hour: older than the limit means every
+def next_sms_time(now: datetime, rules: HealthRules) -> datetime:
+    """The SMS hour still ahead: today's, or tomorrow's once today's has passed."""
+    today = local_day(now, rules.timezone)
+    sms_time = at_hour(today, rules.sms_hour, rules.timezone)
+    return sms_time if sms_time >= now else at_hour(today + timedelta(days=1), rules.sms_hour, rules.timezone)
+
+
+def grid_fresh(grid: GridAge, sms_time: datetime, rules: HealthRules) -> Verdict:
+    """The grid as it will be (or was) at an SMS hour: older than the limit means every
     subscriber is skipped `stale_forecast` unless a new grid is dropped first."""
-    sms_time = at_hour(day, rules.sms_hour, rules.timezone)
     age = grid.age_hours(sms_time)
     passed = age is not None and age <= rules.forecast_max_age_hours
+    when = f"{sms_time:%Y-%m-%d %H:%M}"
     if age is None:
-        words = "no active forecast grid: drop a forecasts file before the SMS hour"
+        words = f"no active forecast grid: drop a forecasts file before the SMS hour ({when})"
     else:
-        words = (f"the grid will be {age:g} h old at {sms_time:%H:%M} on {day} "
+        words = (f"the grid is {max(age, 0.0):g} h old at the SMS hour {when} "
                  f"(limit {rules.forecast_max_age_hours:g} h, ISKA_FORECAST_MAX_AGE_HOURS)")
         if not passed:
-            words += ": drop a newer forecasts file before the SMS hour"
+            words += ": drop a newer forecasts file before then"
     return Verdict(GRID_FRESH, passed, Severity.ERROR, words,
                    {"grid_points": grid.points, "grid_age_hours_at_sms_hour": age if age is not None else -1.0,
                     "max_age_hours": rules.forecast_max_age_hours})
@@ -74,7 +81,7 @@ def grid_fresh(grid: GridAge, day: date, rules: HealthRules) -> Verdict:
 
 def no_transport_errors(figures: dict) -> Verdict:
     errors = figures["transport_errors"] + figures["auth_errors"]
-    words = (f"{errors} charges got no answer from the billing gateway (or it refused our token): "
+    words = (f"{errors} charge(s) got no answer from the billing gateway (or it refused our token): "
              "they stay due; see the billing_job run and BILLING_URL/BILLING_TOKEN"
              if errors else f"every one of {figures['attempts']} charges was answered")
     return Verdict(NO_TRANSPORT_ERRORS, errors == 0, Severity.ERROR, words,
@@ -83,7 +90,7 @@ def no_transport_errors(figures: dict) -> Verdict:
 
 def no_refused_files(figures: dict) -> Verdict:
     refused = figures["files_refused"] + figures["unknown_names"]
-    words = (f"{refused} files refused as a whole: `iska files --refused` or data/rejected/ says why"
+    words = (f"{refused} file(s) refused as a whole: `iska files --refused` or data/rejected/ says why"
              if refused else "no file refused as a whole")
     return Verdict(NO_REFUSED_FILES, refused == 0, Severity.WARN, words,
                    {"files_refused": figures["files_refused"], "unknown_names": figures["unknown_names"]})

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
-    HealthRules, Verdict, delivery_rate, grid_fresh, no_refused_files, no_transport_errors,
+    HealthRules, Verdict, delivery_rate, grid_fresh, next_sms_time, no_refused_files,
+    no_transport_errors,
 )
 from iska_pipelines.lib.health.days import local_day
 from iska_pipelines.lib.health.grid import grid_age
@@ -40,7 +41,7 @@ def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 
         "grid": {"points": grid.points, "issued_at": grid.issued.isoformat() if grid.issued else None,
                  "age_hours": age, "max_age_hours": rules.forecast_max_age_hours},
         "checks": [verdict_dict(v) for v in (
-            delivery_rate(sms, rules), grid_fresh(grid, today, rules), no_transport_errors(charges),
+            delivery_rate(sms, rules), grid_fresh(grid, next_sms_time(now, rules), rules), no_transport_errors(charges),
             no_refused_files(taken))],
         "last_files": [line.as_dict() for line in last],
     }
