@@ -54,6 +54,7 @@ def test_the_refresh_reports_a_day_again_when_a_delivery_report_arrived(engine, 
     seeded = seed_day(engine)
     day = seeded.day.isoformat()
     first = refresh(instance, database_url, None)
+    dg.serialize_value(first.asset_events)  # as the daemon stores them
     assert delivered_today(first, day) == [13]
     assert {e.check_name for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)} == {
         "delivery_rate_at_least_minimum", "grid_fresh_at_sms_hour", "no_billing_transport_errors",
@@ -67,3 +68,14 @@ def test_the_refresh_reports_a_day_again_when_a_delivery_report_arrived(engine, 
     assert delivered_today(later, day) == [15]
     assert [e.asset_key.to_user_string() for e in later.asset_events
             if isinstance(e, dg.AssetMaterialization)] == ["sms_deliveries"]
+
+
+def test_the_checks_are_judged_again_after_a_run_reported_the_day(engine, database_url, instance):
+    seeded = seed_day(engine)
+    first = refresh(instance, database_url, None)
+    dg.materialize([sms_deliveries], instance=instance, partition_key=seeded.day.isoformat(),
+                   resources=resources(database_url))  # as sms_job's report does
+    later = refresh(instance, database_url, first.cursor)
+    assert [e.check_name for e in later.asset_events if isinstance(e, dg.AssetCheckEvaluation)] == [
+        "delivery_rate_at_least_minimum", "grid_fresh_at_sms_hour"]
+    assert not any(isinstance(e, dg.AssetMaterialization) for e in later.asset_events)

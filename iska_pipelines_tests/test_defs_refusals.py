@@ -50,6 +50,7 @@ def test_a_duplicate_and_an_unknown_name_show_on_file_intake_and_in_task_status(
     iska.drop(b"x\n", name="notes.csv")
     result = iska.tick()
     assert result.run_requests == []
+    dg.serialize_value(result.asset_events)  # as the daemon stores them
     observed = {e.metadata["outcome"].value: e.metadata["detail"].value for e in result.asset_events
                 if e.asset_key == dg.AssetKey("file_intake")}
     assert original in observed["duplicate"] and "notes.csv" in observed["unknown"]

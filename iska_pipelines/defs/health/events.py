@@ -101,5 +101,5 @@ def intake_observation(name: str, outcome: str, detail: str, moved_to: Path) -> 
     """A file set aside by the sensor (duplicate, unknown name), on file_intake's day."""
     return dg.AssetObservation(
         asset_key=FILE_INTAKE, partition=local_day(utcnow(), SETTINGS.timezone).isoformat(),
-        metadata={"file": name, "outcome": outcome, "detail": detail,
+        metadata={"file": name, "outcome": str(outcome), "detail": detail,
                   "moved_to": dg.MetadataValue.path(str(moved_to))})

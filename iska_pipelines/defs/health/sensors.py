@@ -18,7 +18,7 @@ from iska_pipelines.lib.health.days import local_day, recent_days
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS
 from iska_pipelines.lib.storage.timestamps import utcnow
 
-REFRESH_SECONDS = 300
+REFRESH_SECONDS = 120
 DAYS = EXPIRY_HOURS // 24 + 1  # a message's report can come until it expires after 72 h
 SKIPS = "skipped_"
 
@@ -42,6 +42,14 @@ def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayH
     return DayHealth(health.asset, health.day, {**health.figures, **kept}, health.verdicts)
 
 
+def _materialised_by_a_run(instance: dg.DagsterInstance, asset: str) -> int | None:
+    """The storage id of the asset's newest materialization when a run wrote it (a work run
+    reporting its day, or Materialize in the UI), else None. Checks are shown for the newest
+    materialization only, so they are evaluated again after such a one."""
+    found = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+    return found[0].storage_id if found and found[0].run_id else None
+
+
 @dg.sensor(minimum_interval_seconds=REFRESH_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Counts today's and the last days' SMS, billing and files again and reports "
                        "what changed to the health assets and their checks.")
@@ -50,21 +58,29 @@ def health_refresh(context: dg.SensorEvaluationContext, database: IskaDatabase,
     rules = health_checks.rules()
     now = utcnow()
     today = local_day(now, rules.timezone)
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    kept: dict[str, str] = {}
-    events: list = []
-    for day in recent_days(today, DAYS):
-        for asset in REPORTS:
+    seen: dict[str, object] = json.loads(context.cursor) if context.cursor else {}
+    kept: dict[str, object] = {}
+    materialised: list[dg.AssetMaterialization] = []
+    checks: list[dg.AssetCheckEvaluation] = []
+    for asset in REPORTS:
+        reported = False
+        for day in recent_days(today, DAYS):
             health = day_health(database.engine(), asset, day, rules, now)
             key = f"{asset}/{day}"
             kept[key] = _digest(health.figures)
             if seen.get(key) != kept[key]:
-                events.append(_with_earlier_skips(context.instance, health).materialization())
+                materialised.append(_with_earlier_skips(context.instance, health).materialization())
+                reported = True
             if day == today:
-                verdicts = [(v.name, v.passed, v.description) for v in health.verdicts]
-                kept[f"{key}/checks"] = _digest(verdicts)
-                if seen.get(f"{key}/checks") != kept[f"{key}/checks"]:
-                    events.extend(health.check_evaluations())
-    context.log.info(f"{len(events)} health events for {today} and the {DAYS - 1} days before")
+                todays = health
+        by_run = _materialised_by_a_run(context.instance, asset)
+        kept[f"{asset}/checked_after"] = by_run
+        verdicts = _digest([(v.name, v.passed, v.description) for v in todays.verdicts])
+        kept[f"{asset}/verdicts"] = verdicts
+        if reported or by_run != seen.get(f"{asset}/checked_after") or verdicts != seen.get(f"{asset}/verdicts"):
+            checks.extend(todays.check_evaluations())
+    events = [*materialised, *checks]  # checks last: they judge the newest materialization
+    context.log.info(f"{len(materialised)} days reported again, {len(checks)} check verdicts "
+                     f"(today {today} and the {DAYS - 1} days before)")
     return dg.SensorResult(asset_events=events, cursor=json.dumps(kept),
                            skip_reason=None if events else "no figure changed")
