@@ -12,7 +12,7 @@ from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.health.sensors import health_refresh
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.lib.storage.schema import sms_messages
-from iska_pipelines_tests.health_world import seed_day
+from iska_pipelines_tests.health_world import REFUSAL, seed_day
 from iska_pipelines_tests.sms_world import TIMEZONE
 
 
@@ -34,6 +34,7 @@ def test_a_days_partition_shows_its_figures_and_the_checks_verdicts(engine, data
     assert figures["sms_deliveries"]["delivered"] == 13 and figures["sms_deliveries"]["sent"] == 19
     assert figures["billing_outcomes"]["transport_errors"] == 1
     assert figures["file_intake"]["files_refused"] == 1
+    assert REFUSAL in figures["file_intake"]["refused_files"] and "notes.csv" in figures["file_intake"]["refused_files"]
     assert checks_of(result) == {
         "delivery_rate_at_least_minimum": (False, "ERROR"), "grid_fresh_at_sms_hour": (True, "ERROR"),
         "no_billing_transport_errors": (False, "ERROR"), "no_refused_files": (False, "WARN")}

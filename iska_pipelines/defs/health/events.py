@@ -24,6 +24,7 @@ from iska_pipelines.lib.storage.timestamps import utcnow
 SMS_DELIVERIES = "sms_deliveries"
 BILLING_OUTCOMES = "billing_outcomes"
 FILE_INTAKE = "file_intake"
+REFUSED_LISTED = 50  # refused files named on a day's file_intake (the count has them all)
 SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.AssetCheckSeverity.ERROR}
 
 
@@ -31,7 +32,7 @@ SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.AssetC
 class DayHealth:
     asset: str
     day: date
-    figures: dict[str, int | float]
+    figures: dict[str, object]  # numbers (plotted), and file_intake's list of refused files
     verdicts: list[Verdict]
 
     def materialization(self) -> dg.AssetMaterialization:
@@ -69,7 +70,12 @@ def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now
 
 
 def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now: datetime) -> DayHealth:
-    figures = intake.day_figures(connection, day, rules.timezone)
+    figures: dict = intake.day_figures(connection, day, rules.timezone)
+    refused = intake.recent_files(connection, REFUSED_LISTED, refused_only=True, day=day,
+                                  timezone=rules.timezone)
+    if refused:  # the reasons themselves, on the asset's page without opening anything
+        figures["refused_files"] = dg.MetadataValue.md("\n".join(
+            f"- `{line.partition_key}`: {line.detail}" for line in refused))
     return DayHealth(FILE_INTAKE, day, figures, [no_refused_files(figures)])
 
 

@@ -24,7 +24,11 @@ SKIPS = "skipped_"
 
 
 def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if isinstance(value, dict):  # metadata values (file_intake's markdown) by their text
+        value = {k: v if isinstance(v, (int, float, str)) else str(getattr(v, "value", v))
+                 for k, v in value.items()}
+    plain = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(plain.encode()).hexdigest()[:16]
 
 
 def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayHealth:

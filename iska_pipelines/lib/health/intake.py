@@ -14,6 +14,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from iska_pipelines.lib.health.billing import _bounds
+from iska_pipelines.lib.health.days import day_bounds
 from iska_pipelines.lib.storage.schema import ingested_files
 from iska_pipelines.lib.storage.timestamps import as_utc
 from iska_pipelines.lib.vocabulary import FileOutcome
@@ -60,12 +61,17 @@ class FileLine:
         return {**self.__dict__, "taken_at": self.taken_at.isoformat()}
 
 
-def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool = False) -> list[FileLine]:
-    """The last files taken, newest first; `refused_only`: files refused as a whole or set aside."""
+def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool = False,
+                 day: date | None = None, timezone: str = "UTC") -> list[FileLine]:
+    """The last files taken, newest first; `refused_only`: files refused as a whole or whose
+    name routed nowhere; `day`: only those first taken that local day."""
     t = ingested_files.c
     query = sa.select(ingested_files).order_by(t.created_at.desc(), t.partition_key).limit(limit)
     if refused_only:
         query = query.where(t.outcome.in_([str(F.REJECTED), str(F.UNKNOWN)]))
+    if day is not None:
+        start, end = day_bounds(day, timezone)
+        query = query.where(t.created_at >= start, t.created_at < end)
     return [FileLine(row.partition_key, row.kind, row.name, row.outcome, row.rows_in, row.rows_applied,
                      row.rows_refused, file_account(row), as_utc(row.created_at))
             for row in connection.execute(query)]
