@@ -92,8 +92,16 @@ def day_health(engine: sa.Engine, asset: str, day: date, rules: HealthRules, now
 def report_day(context: dg.OpExecutionContext, engine: sa.Engine, asset: str, day: date,
                timezone: str, now: datetime) -> None:
     """From a run that did the work: the day's figures as a materialization of `asset`. The
-    checks follow with the refresh sensor, which knows the thresholds."""
-    health = day_health(engine, asset, day, HealthRules(timezone=timezone), now)
+    checks follow with the refresh sensor, which knows the thresholds.
+
+    The work is done and committed when this runs, so a failure here is logged, never the
+    run's failure: the refresh sensor reports the same day within minutes."""
+    try:
+        health = day_health(engine, asset, day, HealthRules(timezone=timezone), now)
+    except Exception as error:  # noqa: BLE001 - see above: reporting must not fail the work
+        context.log.warning(f"could not count {asset} for {day} ({type(error).__name__}: {error}); "
+                            "the health_refresh sensor will report it")
+        return
     context.log_event(health.materialization())
 
 

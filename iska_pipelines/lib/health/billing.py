@@ -10,16 +10,10 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.health.days import day_bounds
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.health.days import bound_params
 from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
 O = ChargeOutcome
-
-
-def _bounds(day: date, timezone: str) -> list[sa.BindParameter]:
-    start, end = day_bounds(day, timezone)
-    return [sa.bindparam("start", start, type_=TIMESTAMP), sa.bindparam("end", end, type_=TIMESTAMP)]
 
 
 def day_figures(connection: sa.Connection, day: date, timezone: str,
@@ -28,15 +22,15 @@ def day_figures(connection: sa.Connection, day: date, timezone: str,
     attempts = connection.execute(sa.text("""
         SELECT outcome, plan, count(*) FROM billing_attempts
         WHERE attempted_at >= :start AND attempted_at < :end GROUP BY outcome, plan
-    """).bindparams(*_bounds(day, timezone))).all()
+    """).bindparams(*bound_params(day, timezone))).all()
     tried = connection.execute(sa.text("""
         SELECT count(DISTINCT subscription_id) FROM billing_attempts
         WHERE attempted_at >= :start AND attempted_at < :end
-    """).bindparams(*_bounds(day, timezone))).scalar_one()
+    """).bindparams(*bound_params(day, timezone))).scalar_one()
     left = dict(connection.execute(sa.text("""
         SELECT cancel_reason, count(*) FROM subscriptions
         WHERE status = :cancelled AND unsub_date >= :start AND unsub_date < :end GROUP BY cancel_reason
-    """).bindparams(*_bounds(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))).all())
+    """).bindparams(*bound_params(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))).all())
 
     def count(outcome: ChargeOutcome, plan: Plan | None = None) -> int:
         return sum(n for o, p, n in attempts if o == outcome and (plan is None or p == plan))
@@ -63,5 +57,5 @@ def due_untried(connection: sa.Connection, day: date, timezone: str) -> int:
         WHERE s.status = :active AND s.next_billing_date <= :day
           AND NOT EXISTS (SELECT 1 FROM billing_attempts a WHERE a.subscription_id = s.id
                           AND a.attempted_at >= :start AND a.attempted_at < :end)
-    """).bindparams(*_bounds(day, timezone), sa.bindparam("day", day, type_=sa.Date),
+    """).bindparams(*bound_params(day, timezone), sa.bindparam("day", day, type_=sa.Date),
                     active=str(SubscriptionStatus.ACTIVE))).scalar_one()

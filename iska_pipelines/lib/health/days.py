@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
+from iska_pipelines.lib.storage.schema import TIMESTAMP
+
 
 def local_day(now: datetime, timezone: str) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
@@ -26,3 +30,9 @@ def at_hour(day: date, hour: int, timezone: str) -> datetime:
 def recent_days(today: date, count: int) -> list[date]:
     """Today and the `count - 1` days before it, newest first."""
     return [today - timedelta(days=n) for n in range(count)]
+
+
+def bound_params(day: date, timezone: str) -> list[sa.BindParameter]:
+    """`:start` and `:end` of the local day, for `ts >= :start AND ts < :end`."""
+    start, end = day_bounds(day, timezone)
+    return [sa.bindparam("start", start, type_=TIMESTAMP), sa.bindparam("end", end, type_=TIMESTAMP)]

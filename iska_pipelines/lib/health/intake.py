@@ -13,8 +13,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.health.billing import _bounds
-from iska_pipelines.lib.health.days import day_bounds
+from iska_pipelines.lib.health.days import bound_params, day_bounds
 from iska_pipelines.lib.storage.schema import ingested_files
 from iska_pipelines.lib.storage.timestamps import as_utc
 from iska_pipelines.lib.vocabulary import FileOutcome
@@ -26,7 +25,7 @@ def day_figures(connection: sa.Connection, day: date, timezone: str) -> dict[str
     rows = connection.execute(sa.text("""
         SELECT outcome, rows_applied, rows_refused, refused_by_reason FROM ingested_files
         WHERE created_at >= :start AND created_at < :end
-    """).bindparams(*_bounds(day, timezone))).all()
+    """).bindparams(*bound_params(day, timezone))).all()
     files: Counter[str] = Counter(row.outcome for row in rows)
     by_reason: Counter[str] = Counter()
     for row in rows:
