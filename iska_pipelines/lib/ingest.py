@@ -11,6 +11,7 @@ when the file was applied. What the re-run itself found is in its run's metadata
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,11 +96,13 @@ def ingest_file(
         rerun = file_outcome(connection, key) == FileOutcome.APPLIED
         applied = apply(connection, parsed, taken_at if rerun else None)
         refused = _all_refused(parsed, applied)
+        by_reason = ParsedFile(pl.DataFrame(), refused, parsed.rows_in).refused_by_reason()
         if not rerun:
             record_file(connection, FileRecord(
                 partition_key=key, kind=kind, name=source.name, sha256=sha, rows_in=parsed.rows_in,
                 rows_applied=applied.rows_applied, rows_refused=refused.height,
                 outcome=FileOutcome.APPLIED, run_id=run_id,
+                refused_by_reason=json.dumps(by_reason) if by_reason else None,
             ))
     try:
         archived = folders.archive_applied(source, kind, sha)
@@ -112,7 +115,6 @@ def ingest_file(
         refused.sort(ROW).drop(ROW).write_csv(rejected_rows)
     else:
         rejected_rows.unlink(missing_ok=True)
-    by_reason = ParsedFile(pl.DataFrame(), refused, parsed.rows_in).refused_by_reason()
     return FileApplied(
         key=key, kind=kind, name=source.name, archived=archived,
         rejected_rows=rejected_rows if refused.height else None, rows_in=parsed.rows_in,

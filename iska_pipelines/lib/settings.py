@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     max_future_minutes: int = Field(60, ge=0, alias="ISKA_MAX_FUTURE_MINUTES")
     max_grid_distance_km: float = Field(50.0, ge=0.001, alias="ISKA_MAX_GRID_DISTANCE_KM")
     forecast_max_age_hours: float = Field(30.0, ge=0, alias="ISKA_FORECAST_MAX_AGE_HOURS")
+    # below it the day's delivery check fails (SPEC §16)
+    min_delivery_rate: float = Field(0.9, ge=0, le=1, alias="ISKA_MIN_DELIVERY_RATE")
     max_task_retry: int = Field(3, ge=0, alias="MAX_TASK_RETRY")
     # billing (SPEC §6)
     billing_url: HttpUrl = Field("http://127.0.0.1:8010/billing", alias="BILLING_URL")

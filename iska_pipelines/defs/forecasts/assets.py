@@ -1,7 +1,10 @@
 """The forecasts asset: one partition per dropped forecasts file."""
 
+from functools import partial
+
 import dagster as dg
 
+from iska_pipelines.defs.health.events import report_intake
 from iska_pipelines.defs.inbox.failures import refusals_fail_without_retry
 from iska_pipelines.defs.inbox.partitions import forecast_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
@@ -35,7 +38,8 @@ def forecasts(
     """Upsert one forecasts file by gid in one transaction; reassign subscribers if the grid moved."""
     engine = database.engine()
     ingest_rules = rules.ingest_rules()
-    with refusals_fail_without_retry():
+    report = partial(report_intake, context, engine, ingest_rules.timezone)
+    with refusals_fail_without_retry(context, report):
         applied = ingest_file(
             engine, inbox.folders(), context.partition_key,
             lambda path, _taken_at: read_forecasts(path, ingest_rules.timezone),
@@ -43,6 +47,7 @@ def forecasts(
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())
+    report()
     with engine.connect() as connection:
         health = table_health(connection)
     return dg.MaterializeResult(

@@ -15,6 +15,7 @@ from datetime import date
 
 import dagster as dg
 
+from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
@@ -26,6 +27,7 @@ from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
 from iska_pipelines.lib.sms.report import day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
 from iska_pipelines.lib.sms.text import validate_template
+from iska_pipelines.lib.storage.timestamps import utcnow
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
@@ -105,6 +107,7 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     batches = [*sent, rest] if rest.sent else list(sent)
     metrics = day_metrics(plan, batches, expired, statuses)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
+    report_day(context, engine, SMS_DELIVERIES, day, sms_outbox.timezone, utcnow())
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)

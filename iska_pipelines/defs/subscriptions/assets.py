@@ -1,7 +1,10 @@
 """The subscriptions asset: one partition per dropped additions, cancellations or updates file."""
 
+from functools import partial
+
 import dagster as dg
 
+from iska_pipelines.defs.health.events import report_intake
 from iska_pipelines.defs.inbox.failures import refusals_fail_without_retry
 from iska_pipelines.defs.inbox.partitions import subscription_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
@@ -28,7 +31,8 @@ def subscriptions(
     """Apply one subscription file in one transaction, strictly one file at a time."""
     kind = parse_key(context.partition_key).kind
     ingest_rules = rules.ingest_rules()
-    with refusals_fail_without_retry():
+    report = partial(report_intake, context, database.engine(), ingest_rules.timezone)
+    with refusals_fail_without_retry(context, report):
         applied = ingest_file(
             database.engine(), inbox.folders(), context.partition_key,
             lambda path, taken_at: read_subscription_file(path, kind, ingest_rules.timezone,
@@ -38,6 +42,7 @@ def subscriptions(
             ingest_rules, run_id=context.run_id,
         )
     context.log.info(applied.summary())
+    report()
     return dg.MaterializeResult(
         metadata={**file_metadata(applied), "kind": str(kind)},
         check_results=[refused_rows_check(applied)],

@@ -108,6 +108,8 @@ ingested_files = sa.Table(
     sa.Column("outcome", sa.String(10), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("run_id", sa.String(64)),
+    # JSON {"reason": rows}: the file's refused rows by reason (SPEC §16 file_intake)
+    sa.Column("refused_by_reason", sa.Text),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
     sa.Index("ix_ingested_files_kind_sha256", "kind", "sha256"),
