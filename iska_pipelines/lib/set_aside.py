@@ -21,6 +21,7 @@ def duplicate_detail(same_as: str) -> str:
 
 def record_duplicate(engine: sa.Engine, dropped: DroppedFile, sha: str, same_as: str) -> str:
     """Returns the duplicate's own key (the one an upload's task_id names)."""
+    assert dropped.kind is not None, "only a file of a known kind is found a duplicate"
     key = partition_key(dropped.kind, dropped.path.name, sha)
     if key != same_as:
         with engine.begin() as connection:

@@ -39,8 +39,8 @@ def charge_due_subscriptions(
         raise dg.Failure(description=str(refused), allow_retries=False) from refused
     context.log.info(summary.summary())
     now = utcnow()
-    report_day(context, database.engine(), BILLING_OUTCOMES, billing_day(now, billing_policy.timezone),
-               billing_policy.timezone, now)
+    report_day(context, database.engine(), BILLING_OUTCOMES, billing_day(now, SETTINGS.timezone),
+               SETTINGS.timezone, now)
     metadata = summary.metadata()
     if summary.auth_error:
         raise dg.Failure(description=_auth_failure(summary, billing_gateway.url), metadata=metadata,

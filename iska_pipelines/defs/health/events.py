@@ -3,10 +3,11 @@ asset itself, the refresh sensor, or the runs that did the work)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.AssetC
 class DayHealth:
     asset: str
     day: date
-    figures: dict[str, object]  # numbers (plotted), and file_intake's list of refused files
+    figures: Mapping[str, Any]  # numbers (plotted), and file_intake's list of refused files
     verdicts: list[Verdict]
 
     def materialization(self) -> dg.AssetMaterialization:
@@ -76,7 +77,7 @@ def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now
 
 
 def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now: datetime) -> DayHealth:
-    figures: dict = intake.day_figures(connection, day, rules.timezone)
+    figures: dict[str, Any] = intake.day_figures(connection, day, rules.timezone)
     refused = intake.recent_files(connection, REFUSED_LISTED, refused_only=True, day=day,
                                   timezone=rules.timezone)
     if refused:  # the reasons themselves, on the asset's page without opening anything
@@ -95,7 +96,7 @@ def day_health(engine: sa.Engine, asset: str, day: date, rules: HealthRules, now
         return REPORTS[asset](connection, day, rules, now)
 
 
-def report_day(context: dg.OpExecutionContext, engine: sa.Engine, asset: str, day: date,
+def report_day(context: dg.OpExecutionContext | dg.AssetExecutionContext, engine: sa.Engine, asset: str, day: date,
                timezone: str, now: datetime) -> None:
     """From a run that did the work: the day's figures as a materialization of `asset`. The
     checks follow with the refresh sensor, which knows the thresholds.

@@ -41,7 +41,9 @@ def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayH
                               asset_partitions=[health.day.isoformat()]), limit=1).records
     if not found:
         return health
-    earlier = found[0].asset_materialization.metadata
+    materialization = found[0].asset_materialization
+    assert materialization is not None, "a materialization record holds one"
+    earlier = materialization.metadata
     kept = {k: v.value for k, v in earlier.items() if k.startswith(SKIPS) and k not in health.figures}
     return DayHealth(health.asset, health.day, {**health.figures, **kept}, health.verdicts)
 
@@ -83,7 +85,7 @@ def health_refresh(context: dg.SensorEvaluationContext, database: IskaDatabase,
         kept[f"{asset}/verdicts"] = verdicts
         if reported or by_run != seen.get(f"{asset}/checked_after") or verdicts != seen.get(f"{asset}/verdicts"):
             checks.extend(todays.check_evaluations())
-    events = [*materialised, *checks]  # checks last: they judge the newest materialization
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = [*materialised, *checks]  # checks last: they judge the newest materialization
     context.log.info(f"{len(materialised)} days reported again, {len(checks)} check verdicts "
                      f"(today {today} and the {DAYS - 1} days before)")
     return dg.SensorResult(asset_events=events, cursor=json.dumps(kept),

@@ -16,7 +16,7 @@ from datetime import date
 import dagster as dg
 
 from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
-from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
@@ -107,7 +107,7 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     batches = [*sent, rest] if rest.sent else list(sent)
     metrics = day_metrics(plan, batches, expired, statuses)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
-    report_day(context, engine, SMS_DELIVERIES, day, sms_outbox.timezone, utcnow())
+    report_day(context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow())
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)

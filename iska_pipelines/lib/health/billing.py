@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.health.days import bound_params
 from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
-O = ChargeOutcome
+Outcome = ChargeOutcome
 
 
 def day_figures(connection: sa.Connection, day: date, timezone: str,
@@ -27,7 +27,7 @@ def day_figures(connection: sa.Connection, day: date, timezone: str,
         SELECT count(DISTINCT subscription_id) FROM billing_attempts
         WHERE attempted_at >= :start AND attempted_at < :end
     """).bindparams(*bound_params(day, timezone))).scalar_one()
-    left = dict(connection.execute(sa.text("""
+    left: dict[str, int] = dict(connection.execute(sa.text("""
         SELECT cancel_reason, count(*) FROM subscriptions
         WHERE status = :cancelled AND unsub_date >= :start AND unsub_date < :end GROUP BY cancel_reason
     """).bindparams(*bound_params(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))).all())
@@ -38,24 +38,24 @@ def day_figures(connection: sa.Connection, day: date, timezone: str,
     return {
         "due": int(tried) + (still_due or 0),
         "attempts": sum(n for _, _, n in attempts),
-        "charged": count(O.SUCCESS),
-        "declined": count(O.DECLINED),
-        "transport_errors": count(O.ERROR),
-        "auth_errors": count(O.AUTH_ERROR),
+        "charged": count(Outcome.SUCCESS),
+        "declined": count(Outcome.DECLINED),
+        "transport_errors": count(Outcome.ERROR),
+        "auth_errors": count(Outcome.AUTH_ERROR),
         "cancelled_for_billing": int(left.get(str(CancelReason.BILLING), 0)),
         "opt_outs": int(left.get(str(CancelReason.USER), 0)),
         "cancelled_by_api": int(left.get(str(CancelReason.API), 0)),
-        "revenue_daily_plans": count(O.SUCCESS, Plan.DAILY),
-        "revenue_weekly_plans": count(O.SUCCESS, Plan.WEEKLY),
+        "revenue_daily_plans": count(Outcome.SUCCESS, Plan.DAILY),
+        "revenue_weekly_plans": count(Outcome.SUCCESS, Plan.WEEKLY),
     }
 
 
 def due_untried(connection: sa.Connection, day: date, timezone: str) -> int:
     """Active subscriptions due on `day` that no charge has been tried for yet that day."""
-    return connection.execute(sa.text("""
+    return int(connection.execute(sa.text("""
         SELECT count(*) FROM subscriptions s
         WHERE s.status = :active AND s.next_billing_date <= :day
           AND NOT EXISTS (SELECT 1 FROM billing_attempts a WHERE a.subscription_id = s.id
                           AND a.attempted_at >= :start AND a.attempted_at < :end)
     """).bindparams(*bound_params(day, timezone), sa.bindparam("day", day, type_=sa.Date),
-                    active=str(SubscriptionStatus.ACTIVE))).scalar_one()
+                    active=str(SubscriptionStatus.ACTIVE))).scalar_one())

@@ -3,12 +3,15 @@ status page and `iska status` as lines. Each says in words what is wrong and wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import GridAge
+
+Figures = Mapping[str, int | float]  # a day's numbers, as lib/health counts them
 
 
 class Severity(StrEnum):
@@ -39,7 +42,7 @@ NO_TRANSPORT_ERRORS = "no_billing_transport_errors"
 NO_REFUSED_FILES = "no_refused_files"
 
 
-def delivery_rate(figures: dict, rules: HealthRules) -> Verdict:
+def delivery_rate(figures: Figures, rules: HealthRules) -> Verdict:
     """Judged on the messages with a final word (delivered or not): one still awaiting its
     report counts neither way, so the morning's sending does not raise a false alarm."""
     answered, rate = figures["answered"], figures["answered_delivery_rate"]
@@ -79,7 +82,7 @@ def grid_fresh(grid: GridAge, sms_time: datetime, rules: HealthRules) -> Verdict
                     "max_age_hours": rules.forecast_max_age_hours})
 
 
-def no_transport_errors(figures: dict) -> Verdict:
+def no_transport_errors(figures: Figures) -> Verdict:
     errors = figures["transport_errors"] + figures["auth_errors"]
     words = (f"{errors} charge(s) got no answer from the billing gateway (or it refused our token): "
              "they stay due; see the billing_job run and BILLING_URL/BILLING_TOKEN"
@@ -88,7 +91,7 @@ def no_transport_errors(figures: dict) -> Verdict:
                    {"transport_errors": figures["transport_errors"], "auth_errors": figures["auth_errors"]})
 
 
-def no_refused_files(figures: dict) -> Verdict:
+def no_refused_files(figures: Figures) -> Verdict:
     refused = figures["files_refused"] + figures["unknown_names"]
     words = (f"{refused} file(s) refused as a whole: `iska files --refused` or data/rejected/ says why"
              if refused else "no file refused as a whole")

@@ -32,7 +32,7 @@ def recent_days(today: date, count: int) -> list[date]:
     return [today - timedelta(days=n) for n in range(count)]
 
 
-def bound_params(day: date, timezone: str) -> list[sa.BindParameter]:
+def bound_params(day: date, timezone: str) -> list[sa.BindParameter[datetime]]:
     """`:start` and `:end` of the local day, for `ts >= :start AND ts < :end`."""
     start, end = day_bounds(day, timezone)
     return [sa.bindparam("start", start, type_=TIMESTAMP), sa.bindparam("end", end, type_=TIMESTAMP)]

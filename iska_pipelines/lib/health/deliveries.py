@@ -68,7 +68,7 @@ def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
 
 def skips_now(connection: sa.Connection, day: date, fresh_after: datetime) -> dict[str, int]:
     """Why each subscription gets no message on day D, judged now (`skipped_<reason>`)."""
-    counts = dict(connection.execute(sa.text(
+    counts: dict[str, int] = dict(connection.execute(sa.text(
         f"SELECT reason, count(*) FROM ({CLASSIFIED}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
     ).bindparams(sa.bindparam("day", day, type_=sa.Date),
                  sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))).all())

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -56,7 +57,7 @@ class FileLine:
     detail: str  # file_account: rows applied/refused, the refusal reason, or the file a duplicate matched
     taken_at: datetime
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "taken_at": self.taken_at.isoformat()}
 
 
@@ -72,11 +73,17 @@ def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool 
         start, end = day_bounds(day, timezone)
         query = query.where(t.created_at >= start, t.created_at < end)
     return [FileLine(row.partition_key, row.kind, row.name, row.outcome, row.rows_in, row.rows_applied,
-                     row.rows_refused, file_account(row), as_utc(row.created_at))
+                     row.rows_refused, file_account(row), _taken_at(row.created_at))
             for row in connection.execute(query)]
 
 
-def file_account(row: sa.Row) -> str:
+def _taken_at(value: datetime) -> datetime:
+    taken = as_utc(value)
+    assert taken is not None, "ingested_files.created_at is NOT NULL"
+    return taken
+
+
+def file_account(row: sa.Row[Any]) -> str:
     """An `ingested_files` row in words: rows applied and refused by reason, why the file was
     refused, or which earlier file a duplicate matched (task_status's `detail` too)."""
     if row.outcome == F.APPLIED:
@@ -86,4 +93,4 @@ def file_account(row: sa.Row) -> str:
                 + (f"; refused {row.rows_refused} ({refused})" if row.rows_refused else ""))
     if row.outcome == F.REJECTED:
         return f"refused: {(row.error or '').strip()}"
-    return (row.error or row.outcome).strip()
+    return str(row.error or row.outcome).strip()

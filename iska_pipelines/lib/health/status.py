@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,11 +23,11 @@ from iska_pipelines.lib.health.days import local_day
 from iska_pipelines.lib.health.grid import grid_age
 
 
-def verdict_dict(verdict: Verdict) -> dict:
+def verdict_dict(verdict: Verdict) -> dict[str, Any]:
     return {**asdict(verdict), "severity": str(verdict.severity)}
 
 
-def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 10) -> dict:
+def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 10) -> dict[str, Any]:
     today = local_day(now, rules.timezone)
     with engine.connect() as connection:
         sms = deliveries.day_figures(connection, today)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -77,7 +78,7 @@ def record_set_aside(connection: sa.Connection, record: FileRecord) -> None:
         record_file(connection, record)
 
 
-def file_row(connection: sa.Connection, partition_key: str) -> sa.Row | None:
+def file_row(connection: sa.Connection, partition_key: str) -> sa.Row[Any] | None:
     """The file's whole record (outcome, rows, error, refused_by_reason), if any."""
     return connection.execute(
         sa.select(ingested_files).where(ingested_files.c.partition_key == partition_key)
