@@ -148,6 +148,7 @@ class Settings:
     http_timeout_seconds: float = 10.0
     http_tries: int = 4
     max_retry_after_seconds: float = 300.0
+    billing_max_tps: float = 0.0  # calls per second to BILLING_URL; 0: no cap
     # daily SMS and the HTTP API (SPEC §7, §8)
     sms_urls: tuple[str, ...] = DEFAULT_SMS_URLS
     sms_token: str = ""
@@ -155,6 +156,7 @@ class Settings:
     sms_hour: int = 5
     sms_latest_hour: int = 10
     sms_batch_size: int = 5000
+    sms_max_tps: float = 0.0  # calls per second to each of SMS_URLS; 0: no cap
     sms_template: str = DEFAULT_SMS_TEMPLATE
     public_url: str = "http://127.0.0.1:8000"
     callback_secret: str = DEV_CALLBACK_SECRET
@@ -190,12 +192,14 @@ class Settings:
             http_timeout_seconds=env_float(env, "ISKA_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.01),
             http_tries=env_int(env, "ISKA_HTTP_TRIES", 4, minimum=1),
             max_retry_after_seconds=env_float(env, "ISKA_MAX_RETRY_AFTER_SECONDS", 300.0, minimum=0.0),
+            billing_max_tps=env_float(env, "BILLING_MAX_TPS", 0.0),
             sms_urls=env_urls(env, "SMS_URLS", DEFAULT_SMS_URLS),
             sms_token=_raw(env, "SMS_TOKEN") or _raw(env, "BILLING_TOKEN") or "",
             max_sms_try_limit=env_int(env, "MAX_SMS_TRY_LIMIT", 5, minimum=1),
             sms_hour=env_hour(env, "ISKA_SMS_HOUR", 5),
             sms_latest_hour=env_hour(env, "ISKA_SMS_LATEST_HOUR", 10),
             sms_batch_size=env_int(env, "ISKA_SMS_BATCH_SIZE", 5000, minimum=1),
+            sms_max_tps=env_float(env, "SMS_MAX_TPS", 0.0),
             sms_template=env_sms_template(env, "ISKA_SMS_TEMPLATE", DEFAULT_SMS_TEMPLATE),
             public_url=env_url(env, "ISKA_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             callback_secret=_raw(env, "ISKA_CALLBACK_SECRET") or DEV_CALLBACK_SECRET,

@@ -75,9 +75,10 @@ def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaData
                    sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
     """Claim and send the day's pending messages over pooled connections until none is left."""
     me = sender(context, sms_outbox, day)
+    engine = database.engine()
     try:
-        with sms_gateway.client() as client:
-            sent = send_pending(database.engine(), day, client, me)
+        with sms_gateway.client(engine) as client:
+            sent = send_pending(engine, day, client, me)
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
     context.log.info(sent.summary(me.owner))
@@ -96,7 +97,7 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     me = sender(context, sms_outbox, day)
     engine = database.engine()
     try:
-        with sms_gateway.client() as client:
+        with sms_gateway.client(engine) as client:
             rest = finish_pending(engine, day, client, me)
     except SmsAuthError as error:
         raise dg.Failure(str(error), allow_retries=False) from error
