@@ -124,7 +124,50 @@ def sms(args: dict) -> dict:
     return {"seconds": seconds, "send_seconds": window, "cpu_seconds": _cpu_seconds() - cpu}
 
 
-TASKS = {"materialize": materialize, "billing": billing, "sms": sms}
+def floor(args: dict) -> dict:
+    """The transport's floor: bare urllib3 from `concurrency` threads, the same JSON bodies and
+    headers ISKA sends, the answer read and parsed; nothing else (no retries, no database)."""
+    import threading
+
+    import urllib3
+
+    urls, token, count = args["urls"], args["token"], args["requests"]
+    sms = "/sms/" in urls[0]
+    pool = urllib3.PoolManager(maxsize=args["concurrency"], block=True, retries=False)
+    turn = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                n = next(turn, None)
+            if n is None:
+                return
+            if sms:
+                body = {"msisdn": f"23340{n:07d}", "msgid": f"floor-{args['tag']}-{n}",
+                        "text": "Iska 2026-01-01: next 24h 12.3, next 48h 7.5",
+                        "callback": "http://127.0.0.1:9/cb?sig=00"}
+                headers = {"Auth-Key": token, "Content-Type": "application/json"}
+            else:
+                body = {"msisdn": f"23340{n:07d}", "sub_plan": 11}
+                headers = {"Auth-Key": token, "Idempotency-Key": f"floor-{args['tag']}-{n}",
+                           "Content-Type": "application/json"}
+            response = pool.request("POST", urls[n % len(urls)], body=json.dumps(body).encode(),
+                                    headers=headers)
+            json.loads(response.data)
+
+    threads = [threading.Thread(target=work) for _ in range(args["concurrency"])]
+    cpu = _cpu_seconds()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu, "requests": count}
+
+
+TASKS = {"materialize": materialize, "billing": billing, "sms": sms, "floor": floor}
 
 if __name__ == "__main__":
     print(json.dumps(TASKS[sys.argv[1]](json.loads(sys.argv[2]))))
