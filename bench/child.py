@@ -57,10 +57,18 @@ def materialize(args: dict) -> dict:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of the step processes it waited for."""
+    """CPU time of this process, of the step processes it waited for, and of its children still
+    alive with theirs (a forkserver and the step processes it forked and reaped)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    alive = 0.0
+    for child in psutil.Process().children():
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        alive += times.user + times.system + times.children_user + times.children_system
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + alive
 
 
 def _step_window(instance: dg.DagsterInstance, run_id: str, prefix: str) -> float:
@@ -94,6 +102,7 @@ def billing(args: dict) -> dict:
 def sms(args: dict) -> dict:
     """One day of sms_job: in process, or with the multiprocess executor as a deployment runs it."""
     from bench.jobs import bench_sms_job
+    from iska_pipelines.defs.sms.jobs import STEP_PROCESSES
 
     day = args["day"]
     cpu = _cpu_seconds()
@@ -112,7 +121,8 @@ def sms(args: dict) -> dict:
                 dg.reconstructable(bench_sms_job), instance=instance,
                 tags={"dagster/partition": day},
                 run_config={"execution": {"config": {"multiprocess": {
-                    "max_concurrent": args["max_concurrent"]}}}},
+                    "max_concurrent": args["max_concurrent"],
+                    **({} if args.get("start_method") == "spawn" else STEP_PROCESSES)}}}},
             )
             seconds = time.perf_counter() - started
             run_id, success = result.run_id, result.success
