@@ -160,7 +160,7 @@ def _cap_lines(what: str, size: str, cap: float, per_url: dict[str, list[float]]
     reference = Sample([cap])
     return [
         Line(f"{what}: most calls in any one-second window at the gateway (simulator's arrival log)",
-             size, Sample([most]), "calls", "the cap", reference, f"{most / cap:.0%}", "≤ the cap",
+             size, Sample([most]), "/s", "the cap", reference, f"{most / cap:.0%}", "≤ the cap",
              most <= cap),
         Line(f"{what}: achieved rate at the gateway (calls ÷ span of arrivals)", size, Sample([rate]),
              "/s", "the cap", reference, f"{rate / cap:.0%}", f"≥ {CAP_SHARE:.0%} of the cap",

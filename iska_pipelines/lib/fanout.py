@@ -26,6 +26,7 @@ R = TypeVar("R")
 
 BATCH_SIZE = 500  # results written per statement
 BATCH_SECONDS = 0.5  # at most this much sending is asked again (same keys) after a crash
+POLL_SECONDS = 0.02  # while a batch fills, the calling thread looks for results this often
 
 
 class _Done:
@@ -82,23 +83,28 @@ def fan_out(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
     deadline = 0.0
     try:
         while running:
-            timeout = max(0.0, deadline - time.monotonic()) if batch else None
-            try:
-                item = results.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            else:
+            item = results.get() if not batch else None  # the first result of a batch: wait for it
+            while True:
                 if item is _DONE:
                     running -= 1
                 elif isinstance(item, BaseException):
                     failure = failure or item
-                else:
+                elif item is not None:
                     if not batch:
                         deadline = time.monotonic() + batch_seconds
                     batch.append(item)  # type: ignore[arg-type]
-            if batch and (len(batch) >= batch_size or time.monotonic() >= deadline or not running):
+                if len(batch) >= batch_size:
+                    break
+                try:  # then take what is there without waiting on each one
+                    item = results.get_nowait()
+                except queue.Empty:
+                    break
+            now = time.monotonic()
+            if batch and (len(batch) >= batch_size or now >= deadline or not running):
                 yield batch
                 batch = []
+            elif batch:  # let results gather: one wake-up per poll, not per result
+                time.sleep(min(POLL_SECONDS, deadline - now))
         if batch:
             yield batch
         if failure is not None:

@@ -117,7 +117,8 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
 # the run worker's own entry point), instead of each spawning a fresh interpreter that imports
 # them again: with spawn, imports were most of a multiprocess run's client CPU per message.
 PRELOAD = ["__main__", "iska_pipelines.step_preload", "dagster._core.storage.runs",
-           "dagster._core.storage.event_log", "dagster._core.storage.schedules", "dagster_postgres"]
+           "dagster._core.storage.event_log", "dagster._core.storage.schedules", "dagster_postgres", "psycopg2",
+           "upath"]
 STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
 
 # one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
