@@ -117,9 +117,11 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(10.0, ge=0.01, alias="ISKA_HTTP_TIMEOUT_SECONDS")
     http_tries: int = Field(4, ge=1, alias="ISKA_HTTP_TRIES")
     max_retry_after_seconds: float = Field(300.0, ge=0, alias="ISKA_MAX_RETRY_AFTER_SECONDS")
+    billing_max_tps: float = Field(0.0, ge=0, alias="BILLING_MAX_TPS")  # calls/s to BILLING_URL; 0: no cap
     # daily SMS and the HTTP API (SPEC §7, §8)
     sms_urls: HttpUrls = Field(DEFAULT_SMS_URLS, alias="SMS_URLS")
     sms_token: str = Field("", alias="SMS_TOKEN")  # unset: BILLING_TOKEN
+    sms_max_tps: float = Field(0.0, ge=0, alias="SMS_MAX_TPS")  # calls/s to each of SMS_URLS; 0: no cap
     max_sms_try_limit: int = Field(5, ge=1, alias="MAX_SMS_TRY_LIMIT")
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")

@@ -32,8 +32,9 @@ def charge_due_subscriptions(
 ):
     """Charge every due subscription concurrently; record each attempt with its outcome."""
     try:
-        with billing_gateway.client() as client:
-            summary = bill_due(database.engine(), client, billing_policy.rules(billing_gateway.concurrency),
+        engine = database.engine()
+        with billing_gateway.client(engine) as client:
+            summary = bill_due(engine, client, billing_policy.rules(billing_gateway.concurrency),
                                run_id=context.run_id)
     except (ConfigurationError, BillingAlreadyRunning) as refused:
         raise dg.Failure(description=str(refused), allow_retries=False) from refused

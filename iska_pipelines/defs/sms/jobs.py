@@ -75,9 +75,10 @@ def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaData
                    sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
     """Claim and send the day's pending messages over pooled connections until none is left."""
     me = sender(context, sms_outbox, day)
+    engine = database.engine()
     try:
-        with sms_gateway.client() as client:
-            sent = send_pending(database.engine(), day, client, me)
+        with sms_gateway.client(engine) as client:
+            sent = send_pending(engine, day, client, me)
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
     context.log.info(sent.summary(me.owner))
@@ -96,7 +97,7 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     me = sender(context, sms_outbox, day)
     engine = database.engine()
     try:
-        with sms_gateway.client() as client:
+        with sms_gateway.client(engine) as client:
             rest = finish_pending(engine, day, client, me)
     except SmsAuthError as error:
         raise dg.Failure(str(error), allow_retries=False) from error
@@ -113,12 +114,21 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     return dg.Output(metrics, metadata=metrics)
 
 
+# Step processes fork from a server that imported ISKA and Dagster's storage once ("__main__" is
+# the run worker's own entry point), instead of each spawning a fresh interpreter that imports
+# them again: with spawn, imports were most of a multiprocess run's client CPU per message.
+PRELOAD = ["__main__", "iska_pipelines.step_preload", "dagster._core.storage.runs",
+           "dagster._core.storage.event_log", "dagster._core.storage.schedules", "dagster_postgres", "psycopg2",
+           "upath"]
+STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
+
 # one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
 # by run monitoring after MAX_RUNTIME_SECONDS instead of holding that slot for ever
 MAX_RUNTIME_SECONDS = 3600
 
 
 @dg.job(partitions_def=sms_days,
+        config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
         tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Send the day's forecast SMS to every paid subscriber.")
 def sms_job():

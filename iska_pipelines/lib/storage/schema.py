@@ -114,3 +114,11 @@ ingested_files = sa.Table(
     sa.Column("updated_at", TIMESTAMP, nullable=False),
     sa.Index("ix_ingested_files_kind_sha256", "kind", "sha256"),
 )
+
+# the next free call slot of each capped gateway URL, shared by every process (lib/gateways/limiter.py)
+gateway_pacing = sa.Table(
+    "gateway_pacing",
+    metadata,
+    sa.Column("url", sa.String(255), primary_key=True),
+    sa.Column("next_slot", sa.Float, nullable=False),  # epoch seconds
+)
