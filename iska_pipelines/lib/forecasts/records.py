@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from iska_pipelines.lib.db.schema import FCAT_TYPE, forecasts
 from iska_pipelines.lib.db.timestamps import as_utc
 from iska_pipelines.lib.errors import FieldError, InvalidRecord, RecordNotFound
+from iska_pipelines.lib.forecasts.assignment import reassign_active
+from iska_pipelines.lib.forecasts.rules import ForecastValues
 from iska_pipelines.lib.forecasts.storage import upsert_forecasts
-from iska_pipelines.lib.rules import ForecastValues
-from iska_pipelines.lib.subscriptions.assignment import reassign_active
 
 WRITTEN = ("gid", "lat", "lon", "fcat24", "fcat48", "is_active")
 

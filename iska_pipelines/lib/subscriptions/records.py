@@ -19,14 +19,15 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import billing_attempts, sms_messages, subscriptions
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
+from iska_pipelines.lib.forecasts.assignment import with_nearest_lids
 from iska_pipelines.lib.inbox.reading import REASON, ROW
-from iska_pipelines.lib.rules import SubscriptionValues
-from iska_pipelines.lib.subscriptions.assignment import with_nearest_lids
 from iska_pipelines.lib.subscriptions.events import OUTCOME, Outcome
-from iska_pipelines.lib.subscriptions.storage import apply_file_events, lock_subscriptions
+from iska_pipelines.lib.subscriptions.rules import SubscriptionValues
+from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")
