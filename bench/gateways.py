@@ -23,6 +23,7 @@ from bench.result import Line
 from bench.simulator import TOKEN, Simulator, simulator
 from bench.sizes import Sizes
 from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.simulator.rates import most_in_any_second
 
 LATENCY_MS = 20.0
 IDEAL = CONCURRENCY / (LATENCY_MS / 1000)
@@ -138,15 +139,6 @@ def _floor_lines(what: str, size: str, cpu: Sample, floor: Floor) -> list[Line]:
              f"≤ {FLOOR_FACTOR}× the floor", ratio <= FLOOR_FACTOR),
     ]
 
-
-def most_in_any_second(times: list[float]) -> int:
-    times = sorted(times)
-    most, first = 0, 0
-    for last, arrived in enumerate(times):
-        while arrived - times[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def achieved_rate(times: list[float]) -> float:

@@ -18,18 +18,8 @@ from iska_pipelines.lib.http.limiter import HEADROOM, DatabaseCaps, SharedCap
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.gateway import OutgoingSms, SmsClient
 from iska_pipelines.lib.vocabulary import ChargeOutcome
+from iska_pipelines.simulator.rates import most_in_any_second
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimulator
-
-
-def most_in_any_second(times: list[float]) -> int:
-    """The highest number of arrivals in any window [t, t + 1 s)."""
-    times = sorted(times)
-    most, first = 0, 0
-    for last, arrived in enumerate(times):
-        while arrived - times[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def messages(n: int, prefix: str = "m") -> list[OutgoingSms]:
