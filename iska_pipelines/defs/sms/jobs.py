@@ -25,7 +25,6 @@ from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
 from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
 from iska_pipelines.lib.sms.report import day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
-from iska_pipelines.lib.sms.text import validate_template
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
@@ -54,10 +53,10 @@ def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> 
 def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox):
     """Write the day's outbox in one transaction, then start one sender per batch of pending rows."""
     day = date.fromisoformat(context.partition_key)
-    template = validate_template(sms_outbox.template)
+    catalog = sms_outbox.catalog()
     engine = database.engine()
     with engine.begin() as connection:
-        plan = plan_outbox(connection, day, template, sms_outbox.forecast_max_age_hours)
+        plan = plan_outbox(connection, day, catalog, sms_outbox.forecast_max_age_hours)
     context.log.info(plan.summary())
     with engine.connect() as connection:
         pending = pending_count(connection, day)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import gsm0338  # type: ignore[import-untyped]  # noqa: F401  registers the 'gsm03.38' codec
 
@@ -84,6 +85,12 @@ def measure(text: str) -> Measure:
 
 def is_gsm7(text: str) -> bool:
     return gsm7_septets(text) is not None
+
+
+@lru_cache(maxsize=4096)
+def encoding_of(text: str) -> Encoding:
+    """The encoding a text is sent in; cached, as a day's texts repeat per grid point."""
+    return Encoding.GSM7 if is_gsm7(text) else Encoding.UCS2
 
 
 # ISKA_GSM7_FALLBACK: the nearest GSM-7 spelling of letters of ISKA's languages that GSM-7 lacks
