@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.csv.reading import ROW, FileRefused, ParsedFile, enforce_reject_limit
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, rejected_rows_path, sha256_of
-from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
 from iska_pipelines.lib.storage.files import FileRecord, file_outcome, first_taken_at, record_file
 from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
@@ -33,6 +33,8 @@ class IngestRules:
     max_grid_distance_km: float = DEFAULTS.max_grid_distance_km
     timezone: str = DEFAULTS.timezone
     max_future_minutes: int = DEFAULTS.max_future_minutes
+    # the codes the `language` column accepts (ISO 639-1 and the templates file's, SPEC §14)
+    languages: frozenset[str] = DEFAULT_LANGUAGES
 
 
 @dataclass

@@ -187,3 +187,4 @@ class Settings(BaseSettings):
 
 # the values with nothing set: where a default is needed outside this module, it is read here
 DEFAULTS = Settings.from_env({})
+DEFAULT_LANGUAGES = DEFAULTS.catalog().codes  # what the `language` column accepts by default

@@ -32,7 +32,8 @@ def subscriptions(
         applied = ingest_file(
             database.engine(), inbox.folders(), context.partition_key,
             lambda path, taken_at: read_subscription_file(path, kind, ingest_rules.timezone,
-                                                          ingest_rules.max_future_minutes, taken_at),
+                                                          ingest_rules.max_future_minutes, taken_at,
+                                                          ingest_rules.languages),
             lambda connection, parsed, rerun_of: apply_subscriptions(connection, parsed, kind, ingest_rules,
                                                                      rerun_of),
             ingest_rules, run_id=context.run_id,

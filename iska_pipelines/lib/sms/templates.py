@@ -74,10 +74,13 @@ class Catalog:
     source: str = "ISKA_TEMPLATES_FILE"
     overridden: dict[str, str] = field(default_factory=dict)  # language -> variable that set its forecast
 
+    @property
+    def codes(self) -> frozenset[str]:
+        """Every code the `language` column accepts (`invalid_language` otherwise)."""
+        return ISO_639_1 | self.other_codes | frozenset(self.languages)
+
     def knows(self, code: str) -> bool:
-        """Whether `code` names a language (`invalid_language` otherwise)."""
-        code = normalise(code)
-        return code in ISO_639_1 or code in self.languages or code in self.other_codes
+        return normalise(code) in self.codes
 
     def language(self, code: str | None, region_default: str | None = None) -> Language:
         """The texts for a subscriber: their language, else the region's default (SPEC §15, a
