@@ -70,6 +70,8 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
     """`events`: `_row`, msisdn, ts (+ lat, lon, lid, no_grid for additions and updates,
     + plan and language for additions). Returns the new state and one outcome row per event."""
     state = state.with_columns(touched=pl.lit(False))
+    if kind is FileKind.ADDITIONS and "language" not in events.columns:
+        events = events.with_columns(language=pl.lit(None, pl.String))  # none chosen
     ordered = events.sort("msisdn", "ts", ROW).with_columns(
         _round=pl.col("ts").rank("ordinal").over("msisdn")
     )

@@ -19,7 +19,8 @@ from iska_pipelines.lib.csv.geometry import parse_point
 from iska_pipelines.lib.csv.reading import DECIMAL_4, as_float, latitude_invalid, longitude_invalid
 from iska_pipelines.lib.csv.subscriptions import normalised_msisdn, parse_timestamp, too_far_ahead
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
-from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
+from iska_pipelines.lib.sms.languages import normalise
 from iska_pipelines.lib.storage.schema import FCAT_TYPE
 from iska_pipelines.lib.vocabulary import PLAN_CODES, Plan, Reason
 
@@ -34,6 +35,7 @@ MESSAGES = {
     Reason.INVALID_TS: "must be YYYY-MM-DD HH:MM:SS or ISO 8601 (offset at most ±14:00)",
     Reason.FUTURE_TS: "must not be further ahead of now than ISKA_MAX_FUTURE_MINUTES",
     Reason.INVALID_PLAN: "must be 11 or daily, 21 or weekly",
+    Reason.INVALID_LANGUAGE: "must be an ISO 639 code (en, fr, tw, ee, ha, dag, ...)",
 }
 
 
@@ -75,11 +77,13 @@ class SubscriptionValues:
     lat: float | None = None
     lon: float | None = None
     ts: datetime | None = None
+    language: str | None = None
 
 
 def check_subscription(values: dict[str, object], timezone: str, required: Sequence[str] = (),
                        max_future_minutes: float = DEFAULTS.max_future_minutes,
-                       now: datetime | None = None) -> SubscriptionValues:
+                       now: datetime | None = None,
+                       languages: frozenset[str] = DEFAULT_LANGUAGES) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
     A ts more than `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
@@ -105,6 +109,10 @@ def check_subscription(values: dict[str, object], timezone: str, required: Seque
     }
     if parsed["ts_ahead"]:
         failures["ts"] = (True, Reason.FUTURE_TS)
+    language = normalise(cell(values.get("language")) or "") or None  # empty: not chosen
+    if language is not None:
+        given.add("language")
+        failures["language"] = (language not in languages, Reason.INVALID_LANGUAGE)
     errors += [_error(name, reason) for name, (failed, reason) in failures.items()
                if name in given and failed]
     if errors:
@@ -115,6 +123,7 @@ def check_subscription(values: dict[str, object], timezone: str, required: Seque
         lat=parsed["lat"] if "lat" in given else None,
         lon=parsed["lon"] if "lon" in given else None,
         ts=parsed["ts"] if "ts" in given else None,
+        language=language,
     )
 
 

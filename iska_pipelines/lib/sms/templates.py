@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,11 @@ def with_forecast(catalog: Catalog, template: str, variable: str = "ISKA_SMS_TEM
                    overridden={**catalog.overridden, target.code: variable})
 
 
+@lru_cache(maxsize=32)
 def build_catalog(templates_file: Path | None, *, default_language: str, gsm7_fallback: bool,
                   max_segments: int, sms_template: str | None) -> Catalog:
-    """The deployment's catalog, checked: what Settings validates at start-up and sms_job uses."""
+    """The deployment's catalog, checked: what Settings validates at start-up and sms_job uses.
+    Kept per process and settings (the file is read once; a new file means a restart)."""
     catalog = load_catalog(templates_file, default_language=normalise(default_language),
                            gsm7_fallback=gsm7_fallback, max_segments=max_segments)
     if sms_template is not None:
