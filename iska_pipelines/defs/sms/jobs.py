@@ -19,11 +19,12 @@ from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.gateways.sms import SmsAuthError
 from iska_pipelines.lib.sms.claims import day_statuses, pending_count
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
 from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
-from iska_pipelines.lib.sms.report import day_metrics, plan_metrics, still_pending
+from iska_pipelines.lib.sms.report import day_languages, day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
@@ -53,7 +54,10 @@ def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> 
 def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox):
     """Write the day's outbox in one transaction, then start one sender per batch of pending rows."""
     day = date.fromisoformat(context.partition_key)
-    catalog = sms_outbox.catalog()
+    try:
+        catalog = sms_outbox.catalog()
+    except ConfigurationError as error:  # a text too long for ISKA_MAX_SEGMENTS: retrying cannot help
+        raise dg.Failure(str(error), allow_retries=False) from error
     engine = database.engine()
     with engine.begin() as connection:
         plan = plan_outbox(connection, day, catalog, sms_outbox.forecast_max_age_hours)
@@ -101,8 +105,9 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
         context.log.info(f"left pending by the senders: {rest.summary(me.owner)}")
     with engine.connect() as connection:
         statuses = day_statuses(connection, day)
+        languages = day_languages(connection, day)
     batches = [*sent, rest] if rest.sent else list(sent)
-    metrics = day_metrics(plan, batches, expired, statuses)
+    metrics = day_metrics(plan, batches, expired, statuses, languages)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)

@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
+from iska_pipelines.lib.sms.encoding import encoding_of
 
 
 class SmsAuthError(RuntimeError):
@@ -99,7 +100,7 @@ class SmsClient:
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
         payload = {"msisdn": message.msisdn, "msgid": message.msgid, "text": message.text,
-                   "callback": message.callback}
+                   "callback": message.callback, "encoding": encoding_of(message.text)}
         last_url: list[str] = []
 
         def one_try() -> Reply:
