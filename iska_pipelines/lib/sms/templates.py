@@ -125,13 +125,23 @@ def _language(code: str, table: Any, source: str) -> Language:
                     review=_strings(table, "review", where))
 
 
-def load_catalog(path: Path | None = None, **rules: Any) -> Catalog:
-    """Read a templates file (default: the shipped one); `rules` are Catalog's other fields."""
-    source = f"ISKA_TEMPLATES_FILE ({path})" if path else f"the shipped templates ({SHIPPED.name})"
+def _source(path: Path | None) -> str:
+    return f"ISKA_TEMPLATES_FILE ({path})" if path else f"the shipped templates ({SHIPPED.name})"
+
+
+def _read(path: Path | None) -> str:
     try:
-        data = tomllib.loads((path or SHIPPED).read_text(encoding="utf-8"))
+        return (path or SHIPPED).read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigurationError(f"{source} cannot be read: {error.strerror}") from None
+        raise ConfigurationError(f"{_source(path)} cannot be read: {error.strerror}") from None
+
+
+def load_catalog(path: Path | None = None, text: str | None = None, **rules: Any) -> Catalog:
+    """Read a templates file (default: the shipped one; `text`: its content, already read);
+    `rules` are Catalog's other fields."""
+    source = _source(path)
+    try:
+        data = tomllib.loads(_read(path) if text is None else text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{source} is not valid TOML: {error}") from None
     others = data.pop("other_languages", [])
@@ -152,12 +162,18 @@ def with_forecast(catalog: Catalog, template: str, variable: str = "ISKA_SMS_TEM
                    overridden={**catalog.overridden, target.code: variable})
 
 
-@lru_cache(maxsize=32)
 def build_catalog(templates_file: Path | None, *, default_language: str, gsm7_fallback: bool,
                   max_segments: int, sms_template: str | None) -> Catalog:
     """The deployment's catalog, checked: what Settings validates at start-up and sms_job uses.
-    Kept per process and settings (the file is read once; a new file means a restart)."""
-    catalog = load_catalog(templates_file, default_language=normalise(default_language),
+    The file is read at every call; the check runs once per content and settings."""
+    return _checked(templates_file, _read(templates_file), normalise(default_language),
+                    gsm7_fallback, max_segments, sms_template)
+
+
+@lru_cache(maxsize=32)
+def _checked(templates_file: Path | None, text: str, default_language: str, gsm7_fallback: bool,
+             max_segments: int, sms_template: str | None) -> Catalog:
+    catalog = load_catalog(templates_file, text, default_language=default_language,
                            gsm7_fallback=gsm7_fallback, max_segments=max_segments)
     if sms_template is not None:
         catalog = with_forecast(catalog, sms_template)
