@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.storage.forecasts import upsert_forecasts
 from iska_pipelines.lib.storage.schema import FCAT_TYPE, forecasts
@@ -32,7 +33,7 @@ def issued_at(iska) -> datetime:
 def plan_today(iska):
     day = today()
     with iska.engine.begin() as connection:
-        return plan_outbox(connection, day, TEMPLATE, 30.0)
+        return plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
 
 
 def subscriber_on_the_grid(iska) -> None:
