@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iska_pipelines.lib.sms.encoding import Encoding, Measure, gsm7_fallback, gsm7_septets, measure
+from iska_pipelines.lib.sms.encoding import SEPTETS, Encoding, Measure, gsm7_fallback, gsm7_septets, measure
 
 GSM7, UCS2 = Encoding.GSM7, Encoding.UCS2
 
@@ -75,3 +75,9 @@ def test_a_twi_text_of_two_ucs2_segments_is_one_gsm7_segment_with_the_fallback()
     text = "Iska 2026-12-31: nsuo bɛtɔ nnɔnhwerew 24 mu 0.25, nnɔnhwerew 48 mu 0.5. Yɛda wo ase."
     assert measure(text) == Measure(UCS2, len(text), 2)
     assert measure(gsm7_fallback(text)) == Measure(GSM7, len(text), 1)
+
+
+def test_the_septet_table_is_the_codecs_basic_set_and_extension_table():
+    assert len(SEPTETS) == 127 + 10  # 128 codes less the escape; 10 extension characters
+    assert {char for char, size in SEPTETS.items() if size == 2} == set("\f^{}\\[~]|€")
+    assert all(len(char.encode("gsm03.38")) == size for char, size in SEPTETS.items())

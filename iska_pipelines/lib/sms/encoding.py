@@ -40,14 +40,29 @@ class Measure:
     segments: int
 
 
+def _septet_table() -> dict[str, int]:
+    """Every character GSM-7 carries and its septets, read once from the codec: the 127 of the
+    basic set (all codes but the escape) and the extension table's (escape + code)."""
+    table: dict[str, int] = {}
+    for code in range(128):
+        for encoded in (bytes([code]), bytes([0x1B, code])):
+            if encoded == ESCAPE.encode():
+                continue
+            try:
+                char = encoded.decode(CODEC)
+            except UnicodeDecodeError:
+                continue
+            if len(char) == 1 and char != ESCAPE:
+                table.setdefault(char, len(encoded))
+    return table
+
+
+SEPTETS = _septet_table()
+
+
 def char_septets(char: str) -> int | None:
     """Septets of one character in GSM-7 (1 or 2), None when GSM-7 cannot carry it."""
-    if char == ESCAPE:
-        return None
-    try:
-        return len(char.encode(CODEC))
-    except UnicodeEncodeError:
-        return None
+    return SEPTETS.get(char)
 
 
 def gsm7_septets(text: str) -> int | None:
@@ -84,7 +99,7 @@ def measure(text: str) -> Measure:
 
 
 def is_gsm7(text: str) -> bool:
-    return gsm7_septets(text) is not None
+    return all(char in SEPTETS for char in text)
 
 
 @lru_cache(maxsize=4096)
