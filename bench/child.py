@@ -57,10 +57,18 @@ def materialize(args: dict) -> dict:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of the step processes it waited for."""
+    """CPU time of this process, of the step processes it waited for, and of its children still
+    alive with theirs (a forkserver and the step processes it forked and reaped)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    alive = 0.0
+    for child in psutil.Process().children():
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        alive += times.user + times.system + times.children_user + times.children_system
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + alive
 
 
 def _step_window(instance: dg.DagsterInstance, run_id: str, prefix: str) -> float:
@@ -94,6 +102,7 @@ def billing(args: dict) -> dict:
 def sms(args: dict) -> dict:
     """One day of sms_job: in process, or with the multiprocess executor as a deployment runs it."""
     from bench.jobs import bench_sms_job
+    from iska_pipelines.defs.sms.jobs import STEP_PROCESSES
 
     day = args["day"]
     cpu = _cpu_seconds()
@@ -112,7 +121,8 @@ def sms(args: dict) -> dict:
                 dg.reconstructable(bench_sms_job), instance=instance,
                 tags={"dagster/partition": day},
                 run_config={"execution": {"config": {"multiprocess": {
-                    "max_concurrent": args["max_concurrent"]}}}},
+                    "max_concurrent": args["max_concurrent"],
+                    **({} if args.get("start_method") == "spawn" else STEP_PROCESSES)}}}},
             )
             seconds = time.perf_counter() - started
             run_id, success = result.run_id, result.success
@@ -124,7 +134,50 @@ def sms(args: dict) -> dict:
     return {"seconds": seconds, "send_seconds": window, "cpu_seconds": _cpu_seconds() - cpu}
 
 
-TASKS = {"materialize": materialize, "billing": billing, "sms": sms}
+def floor(args: dict) -> dict:
+    """The transport's floor: bare urllib3 from `concurrency` threads, the same JSON bodies and
+    headers ISKA sends, the answer read and parsed; nothing else (no retries, no database)."""
+    import threading
+
+    import urllib3
+
+    urls, token, count = args["urls"], args["token"], args["requests"]
+    sms = "/sms/" in urls[0]
+    pool = urllib3.PoolManager(maxsize=args["concurrency"], block=True, retries=False)
+    turn = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                n = next(turn, None)
+            if n is None:
+                return
+            if sms:
+                body = {"msisdn": f"23340{n:07d}", "msgid": f"floor-{args['tag']}-{n}",
+                        "text": "Iska 2026-01-01: next 24h 12.3, next 48h 7.5",
+                        "callback": "http://127.0.0.1:9/cb?sig=00"}
+                headers = {"Auth-Key": token, "Content-Type": "application/json"}
+            else:
+                body = {"msisdn": f"23340{n:07d}", "sub_plan": 11}
+                headers = {"Auth-Key": token, "Idempotency-Key": f"floor-{args['tag']}-{n}",
+                           "Content-Type": "application/json"}
+            response = pool.request("POST", urls[n % len(urls)], body=json.dumps(body).encode(),
+                                    headers=headers)
+            json.loads(response.data)
+
+    threads = [threading.Thread(target=work) for _ in range(args["concurrency"])]
+    cpu = _cpu_seconds()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu, "requests": count}
+
+
+TASKS = {"materialize": materialize, "billing": billing, "sms": sms, "floor": floor}
 
 if __name__ == "__main__":
     print(json.dumps(TASKS[sys.argv[1]](json.loads(sys.argv[2]))))

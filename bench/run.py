@@ -13,13 +13,14 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from bench import additions, forecasts, gateways, report, sensor
+from bench import additions, forecasts, gateways, outbox, report, sensor
 from bench.measure import ROOT
 from bench.sizes import FULL, QUICK, Sizes
 
-SECTIONS = ("forecasts", "additions", "gateways", "sensor")
+SECTIONS = ("forecasts", "additions", "gateways", "outbox", "sensor")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -29,6 +30,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="repetitions per measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--gateway-part", choices=("billing", "sms"), action="append",
+                        help="with the gateways section: only these parts")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite rows")
     parser.add_argument("--inline", action="store_true",
                         help="run the measured steps in this process (smoke tests; memory not isolated)")
@@ -62,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                     data.write_forecasts(grid, data.forecast_grid(sizes.grid))
                 lines += additions.measure(sizes, work, grid, sqlite=not args.no_sqlite)
             elif section == "gateways":
-                lines += gateways.measure(sizes, work)
+                lines += gateways.measure(sizes, work, partial(_wanted, args.gateway_part))
+            elif section == "outbox":
+                lines += outbox.measure(sizes, work)
             elif section == "sensor":
                 lines += sensor.measure(sizes, work)
             print(f"[bench] {section} done in {time.monotonic() - section_clock:.0f} s",
@@ -75,3 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(lines))
     print(f"[bench] wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _wanted(parts: list[str] | None, part: str) -> bool:
+    """`--gateway-part` given: only those parts; none given: every part."""
+    return not parts or part in parts

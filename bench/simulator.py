@@ -22,6 +22,12 @@ class Simulator:
     base_url: str
     process: psutil.Process
 
+    def arrivals(self, since: float) -> dict[str, list[float]]:
+        """Every request's arrival time per gateway (from the simulator's own log)."""
+        response = requests.get(f"{self.base_url}/arrivals", params={"since": since}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
     def cpu_seconds(self) -> float:
         times = self.process.cpu_times()
         return times.user + times.system

@@ -42,6 +42,14 @@ class Sizes:
         return self._n(20_000, 500)
 
     @property
+    def capped(self) -> int:  # calls of a capped run: ~10 s at the bench's caps
+        return self._n(2_000, 300)
+
+    @property
+    def outbox(self) -> int:  # paid subscribers whose day is planned
+        return self._n(1_000_000, 1_000)
+
+    @property
     def sms_grid(self) -> int:  # forecast points the SMS subscribers point at
         return self._n(1_000, 50)
 

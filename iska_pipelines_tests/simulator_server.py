@@ -41,6 +41,12 @@ class RunningSimulator:
         response.raise_for_status()
         return response.json()
 
+    def arrivals(self) -> dict[str, list[float]]:
+        """Each request's arrival time per gateway ("billing", "sms/<name>")."""
+        response = requests.get(f"{self.base_url}/arrivals", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
     def charges(self) -> dict[str, int]:
         return self.stats()["billing"]["charges"]
 

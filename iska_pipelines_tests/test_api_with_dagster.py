@@ -133,9 +133,11 @@ def uploaded_records_can_be_listed_and_fetched(api, flow):
     assert (moved["lat"], moved["lon"]) == (4.904203, -1.759872)
 
 
-def a_file_refused_as_a_whole_is_failure(flow, dagster_stack):  # noqa: F811
+def a_file_refused_as_a_whole_is_failure(api, flow, dagster_stack):  # noqa: F811
     _, seen, _, refused = flow
     assert seen[refused][-1] == "FAILURE"
+    detail = task_status(api, "forecasts", refused)["detail"]
+    assert detail.startswith("refused: ") and "fcat24" in detail
     [rejected] = (dagster_stack.data_dir / "rejected" / "forecasts").glob("forecasts_without_fcat.*.csv")
     assert "fcat24" in rejected.with_name(rejected.name + ".error.txt").read_text()
 
@@ -143,20 +145,22 @@ def a_file_refused_as_a_whole_is_failure(flow, dagster_stack):  # noqa: F811
 def the_same_content_uploaded_again_is_success_without_applying_twice(api, flow, dagster_stack):  # noqa: F811
     task_id = upload(api, SUBSCRIPTIONS + "upload_cancellations_csv/", sample_path("2021-02-06_deletions.csv"))
     assert wait_for(api, {task_id: "subscriptions"}, dagster_stack)[task_id][-1] == "SUCCESS"
+    assert "same content as cancellations-" in task_status(api, "subscriptions", task_id)["detail"]
     assert DagsterGraphQL(dagster_stack.url).runs_for_partition(task_id) == []
     assert len(list((dagster_stack.data_dir / "archive" / "cancellations" / "duplicates").iterdir())) == 1
 
 
 def an_id_no_upload_gave_is_expired(api):
     for task_id in ("not-a-task", "forecasts-never_uploaded.csv-0123456789", str(uuid.uuid4())):
-        assert task_status(api, "forecasts", task_id) == {"task_status": "EXPIRED", "task_id": task_id}
+        answer = task_status(api, "forecasts", task_id)
+        assert (answer["task_status"], answer["task_id"]) == ("EXPIRED", task_id)
 
 
 def task_id_as_a_query_parameter_works_too(api, flow):
     tasks, _, _, _ = flow
     task_id = next(iter(tasks))
     answer = requests.get(f"{api.base_url}{FORECASTS}task_status/", params={"task_id": task_id}, timeout=10)
-    assert answer.json() == {"task_status": "SUCCESS", "task_id": task_id}
+    assert (answer.json()["task_status"], answer.json()["task_id"]) == ("SUCCESS", task_id)
 
 
 def status_can_be_read_from_the_instance_in_dagster_home(flow, dagster_stack):  # noqa: F811
@@ -176,6 +180,17 @@ def trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, 
     [run] = DagsterGraphQL(dagster_stack.url).runs(
         runIds=[triggered["run_id"]], pipelineName="sms_job", tags=[{"key": "dagster/partition", "value": today}])
     assert run.status == "SUCCESS"
+    # and it shows on sms_job's Partitions page, as a scheduled run would
+    statuses = requests.post(f"{dagster_stack.url}/graphql", timeout=30, json={"query": PARTITION_PAGE}).json()
+    [repository] = statuses["data"]["repositoriesOrError"]["nodes"]
+    [partition_set] = [p for p in repository["partitionSets"] if p["name"] == "sms_job_partition_set"]
+    shown = {p["partitionName"]: p["runId"]
+             for p in partition_set["partitionStatusesOrError"]["results"] if p["runId"]}
+    assert shown.get(today) == triggered["run_id"]
+
+
+PARTITION_PAGE = """{ repositoriesOrError { ... on RepositoryConnection { nodes { partitionSets {
+  name partitionStatusesOrError { ... on PartitionStatuses { results { partitionName runId } } } } } } } }"""
 
 
 def a_trigger_while_the_days_run_is_queued_answers_that_run(api, dagster_stack):  # noqa: F811
@@ -238,7 +253,7 @@ def test_the_original_clients_work_against_a_real_dagster(api, dagster_stack, fu
     every_uploaded_sample_file_reaches_success(flow)
     the_task_id_is_the_partition_the_dagster_ui_shows(flow, dagster_stack)
     uploaded_records_can_be_listed_and_fetched(api, flow)
-    a_file_refused_as_a_whole_is_failure(flow, dagster_stack)
+    a_file_refused_as_a_whole_is_failure(api, flow, dagster_stack)
     task_id_as_a_query_parameter_works_too(api, flow)
     status_can_be_read_from_the_instance_in_dagster_home(flow, dagster_stack)
     trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, flow, dagster_stack)

@@ -17,12 +17,20 @@ import time_machine
 from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.run import BillingRules, bill_due
 from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.csv.reading import enforce_reject_limit
 from iska_pipelines.lib.csv.subscriptions import read_subscription_file
 from iska_pipelines.lib.forecast_ingest import apply_forecasts
 from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.grid import haversine_km
 from iska_pipelines.lib.inbox import partition_key, sha256_of
-from iska_pipelines.lib.ingest import IngestRules, ingest_file
+from iska_pipelines.lib.ingest import (
+    IngestRules,
+    applied_before,
+    archive_applied,
+    record_applied,
+    refusing_whole_file,
+    take_file,
+)
 from iska_pipelines.lib.storage.schema import subscriptions as subscriptions_table
 from iska_pipelines.lib.storage.subscriptions import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.storage.timestamps import as_utc
@@ -364,9 +372,9 @@ def test_a_second_subscription_writer_waits_for_the_first_to_commit(iska, databa
     holder.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SUBSCRIPTIONS_LOCK_ID})
     rules = IngestRules()
     outcome = []
-    worker = threading.Thread(target=lambda: outcome.append(ingest_file(
+    worker = threading.Thread(target=lambda: outcome.append(ingest_with(
         engine, iska.folders, key, lambda p, _t: read_subscription_file(p, FileKind.ADDITIONS, rules.timezone),
-        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules), rules)))
+        lambda c, parsed, _rerun: apply_subscriptions(c, parsed, FileKind.ADDITIONS, rules))))
     worker.start()
     deadline = time.monotonic() + 30
     waiting = 0
@@ -405,6 +413,19 @@ def test_a_small_file_ending_in_blank_lines_is_applied_not_refused(iska):
     assert iska.scalar("SELECT count(*) FROM subscriptions") == 2
 
 
+def ingest_with(engine: sa.Engine, folders, key: str, parse, apply):
+    """An ingest asset's steps, with the reading and the applying handed in so a test can pause
+    them inside the file's transaction."""
+    taken = take_file(engine, folders, key)
+    with refusing_whole_file(engine, folders, taken):
+        parsed = parse(taken.path, taken.taken_at)
+        enforce_reject_limit(parsed, IngestRules().max_reject_fraction, taken.name)
+    with engine.begin() as connection:
+        rerun_of = applied_before(connection, taken)
+        applied = record_applied(connection, taken, parsed, apply(connection, parsed, rerun_of), rerun_of)
+    return archive_applied(folders, taken, applied)
+
+
 def pause_after(apply, reached: threading.Event, release: threading.Event):
     """`apply` inside the file's transaction, then wait there (before the commit) until released."""
     def paused(connection, parsed, rerun):
@@ -422,7 +443,7 @@ def ingest_in_thread(iska, name: str, content: str, folder: str, apply) -> threa
     rules = IngestRules()
     parse = (lambda p, _t: read_forecasts(p)) if kind is FileKind.FORECASTS else (
         lambda p, t: read_subscription_file(p, kind, rules.timezone, rules.max_future_minutes, t))
-    worker = threading.Thread(target=ingest_file, args=(iska.engine, iska.folders, key, parse, apply, rules))
+    worker = threading.Thread(target=ingest_with, args=(iska.engine, iska.folders, key, parse, apply))
     worker.start()
     return worker
 

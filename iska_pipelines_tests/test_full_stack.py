@@ -85,7 +85,8 @@ def test_files_to_delivered_forecasts_through_every_process(tmp_path, postgres_d
                 "task_status") == "SUCCESS" else None)(requests.get(
                     api + status_path, json={"task_id": task_id}, headers=auth, timeout=10)),  # noqa: B023
                 deadline, stack)
-            assert answer.json() == {"task_status": "SUCCESS", "task_id": task_id}
+            assert answer.json()["task_status"] == "SUCCESS" and answer.json()["task_id"] == task_id
+            assert answer.json()["detail"].startswith("applied ")
         assert scalar("SELECT count(*) FROM subscriptions") == 150
         assert scalar("SELECT count(*) FROM subscriptions WHERE status = 'cancelled'") == 25
 

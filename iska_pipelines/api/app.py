@@ -11,7 +11,16 @@ from iska_pipelines.api.access import Access
 from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
-from iska_pipelines.api.routes import callback, forecasts, health, sms_trigger, subscriptions, tasks, uploads
+from iska_pipelines.api.routes import (
+    callback,
+    forecasts,
+    health,
+    sms_trigger,
+    status,
+    subscriptions,
+    tasks,
+    uploads,
+)
 from iska_pipelines.api.upload_limit import UploadLimit
 from iska_pipelines.lib.settings import Settings
 
@@ -31,9 +40,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def invalid_input(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": "invalid input", "errors": error.errors()}, status_code=422)
 
-    # records, uploads, task status and the SMS trigger (token or loopback, api/auth.py); the
-    # fixed paths come before `{id}/` so `task_status/` is never read as an id
-    for router in (uploads.router, tasks.router, sms_trigger.router, forecasts.router,
+    # the status page, records, uploads, task status and the SMS trigger (token or loopback,
+    # api/auth.py); the fixed paths come before `{id}/` so `task_status/` is never read as an id
+    for router in (status.router, uploads.router, tasks.router, sms_trigger.router, forecasts.router,
                    subscriptions.router):
         app.include_router(router)
     # one JSON error shape for every route, incl. a 422 that is always serialisable (replaces

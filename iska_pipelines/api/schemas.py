@@ -142,6 +142,8 @@ class TaskId(BaseModel):
 class TaskStatusOut(BaseModel):
     task_status: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE or EXPIRED")
     task_id: str
+    detail: str = Field("", description="what happened, in words: rows applied and refused, why a "
+                                        "file was refused, or which earlier file a duplicate matched")
 
 
 class SmsTriggered(BaseModel):

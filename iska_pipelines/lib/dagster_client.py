@@ -15,6 +15,9 @@ import requests
 from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS
 
 PARTITION_TAG = "dagster/partition"
+# the job's Partitions page lists runs by this tag (Dagster's own launches set it): without it a
+# run launched here would not show on that page (SPEC §16)
+PARTITION_SET_TAG = "dagster/partition_set"
 RUN_FIELDS = "runId status creationTime"
 
 
@@ -127,7 +130,7 @@ class DagsterGraphQL:
 
     def launch_partition(self, job_name: str, partition_key: str, tags: dict[str, str]) -> RunSummary:
         location, repository = self.job_location(job_name)
-        all_tags = {PARTITION_TAG: partition_key, **tags}
+        all_tags = {PARTITION_TAG: partition_key, PARTITION_SET_TAG: partition_set_name(job_name), **tags}
         params = {
             "selector": {"repositoryLocationName": location, "repositoryName": repository,
                          "jobName": job_name},
@@ -149,6 +152,11 @@ class DagsterGraphQL:
         if running:
             return running[0], False
         return self.launch_partition(job_name, partition_key, tags), True
+
+
+def partition_set_name(job_name: str) -> str:
+    """The name Dagster gives a partitioned job's partition set."""
+    return f"{job_name}_partition_set"
 
 
 def _summary(run: dict[str, Any]) -> RunSummary:

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     max_future_minutes: int = Field(60, ge=0, alias="ISKA_MAX_FUTURE_MINUTES")
     max_grid_distance_km: float = Field(50.0, ge=0.001, alias="ISKA_MAX_GRID_DISTANCE_KM")
     forecast_max_age_hours: float = Field(30.0, ge=0, alias="ISKA_FORECAST_MAX_AGE_HOURS")
+    # below it the day's delivery check fails (SPEC §16)
+    min_delivery_rate: float = Field(0.9, ge=0, le=1, alias="ISKA_MIN_DELIVERY_RATE")
     max_task_retry: int = Field(3, ge=0, alias="MAX_TASK_RETRY")
     # billing (SPEC §6)
     billing_url: HttpUrl = Field("http://127.0.0.1:8010/billing", alias="BILLING_URL")
@@ -118,9 +120,11 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(10.0, ge=0.01, alias="ISKA_HTTP_TIMEOUT_SECONDS")
     http_tries: int = Field(4, ge=1, alias="ISKA_HTTP_TRIES")
     max_retry_after_seconds: float = Field(300.0, ge=0, alias="ISKA_MAX_RETRY_AFTER_SECONDS")
+    billing_max_tps: float = Field(0.0, ge=0, alias="BILLING_MAX_TPS")  # calls/s to BILLING_URL; 0: no cap
     # daily SMS and the HTTP API (SPEC §7, §8)
     sms_urls: HttpUrls = Field(DEFAULT_SMS_URLS, alias="SMS_URLS")
     sms_token: str = Field("", alias="SMS_TOKEN")  # unset: BILLING_TOKEN
+    sms_max_tps: float = Field(0.0, ge=0, alias="SMS_MAX_TPS")  # calls/s to each of SMS_URLS; 0: no cap
     max_sms_try_limit: int = Field(5, ge=1, alias="MAX_SMS_TRY_LIMIT")
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")

@@ -17,8 +17,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from iska_pipelines.lib.dagster_client import RunReader, RunSummary
+from iska_pipelines.lib.health.intake import file_account
 from iska_pipelines.lib.inbox import InboxFolders, parse_key, sanitise
-from iska_pipelines.lib.storage.files import file_outcome
+from iska_pipelines.lib.storage.files import file_row
 from iska_pipelines.lib.uploads import uploaded_at
 from iska_pipelines.lib.vocabulary import FileOutcome, TaskStatus
 
@@ -43,6 +44,13 @@ class FileState:
     waiting: bool  # still in the inbox
     duplicate: bool  # moved to archive/<kind>/duplicates/ by the sensor
     uploaded: datetime | None
+    account: str = ""  # ISKA's record of it in words (rows applied, refusal reason, duplicate of)
+
+
+@dataclass(frozen=True)
+class TaskAnswer:
+    status: TaskStatus
+    detail: str
 
 
 def file_status(state: FileState, runs: list[RunSummary], now: datetime, timeout: timedelta) -> TaskStatus:
@@ -53,6 +61,8 @@ def file_status(state: FileState, runs: list[RunSummary], now: datetime, timeout
         return TaskStatus.SUCCESS
     elif state.outcome == FileOutcome.REJECTED:
         return TaskStatus.FAILURE
+    elif state.outcome == FileOutcome.DUPLICATE:
+        return TaskStatus.SUCCESS
     elif newest is not None:
         return newest
     elif state.duplicate:
@@ -74,12 +84,31 @@ def run_status(run: RunSummary | None, now: datetime, timeout: timedelta) -> Tas
     return status
 
 
+def file_words(status: TaskStatus, state: FileState, runs: list[RunSummary]) -> str:
+    """`detail`: what happened to the file, in words (SPEC §8)."""
+    newest = f"run {runs[0].run_id}" if runs else ""
+    if status is TaskStatus.PENDING:
+        return f"queued as {newest}" if runs else "waiting in the inbox for the sensor to take it"
+    if status is TaskStatus.STARTED:
+        return f"being applied by {newest}"
+    if status is TaskStatus.EXPIRED:
+        return "unknown task, or not finished within TASK_TIMEOUT"
+    if state.account:
+        return state.account
+    if state.duplicate:
+        return "same content as a file applied earlier, not applied again"
+    return f"{newest} ended {runs[0].status} before the file was recorded; see it in the Dagster UI" \
+        if runs else ""
+
+
 def file_state(engine: sa.Engine, folders: InboxFolders, key: str) -> FileState:
     parts = parse_key(key)
     with engine.connect() as connection:
-        outcome = file_outcome(connection, key)
+        row = file_row(connection, key)
+    outcome = row.outcome if row is not None else None
     name = parts.sanitised_name  # uploads are named so that this is the file's name
     return FileState(
+        account=file_account(row) if row is not None else "",
         outcome=outcome,
         waiting=_exists(folders.inbox / parts.kind / name) or _exists(folders.inbox / name),
         duplicate=_exists(folders.archive / parts.kind / "duplicates" / name),
@@ -90,16 +119,28 @@ def file_state(engine: sa.Engine, folders: InboxFolders, key: str) -> FileState:
 def task_status(task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader,
                 now: datetime, timeout: timedelta) -> TaskStatus:
     """The status of an upload (its partition key) or of a run (its id)."""
+    return describe_task(task_id, engine, folders, runs, now, timeout).status
+
+
+def describe_task(task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader,
+                  now: datetime, timeout: timedelta) -> TaskAnswer:
+    """The status of an upload (its partition key) or of a run (its id), and what happened."""
     task_id = task_id.strip()
     if RUN_ID.match(task_id):
-        return run_status(runs.run(task_id), now, timeout)
+        run = runs.run(task_id)
+        status = run_status(run, now, timeout)
+        return TaskAnswer(status, f"run {task_id} is {run.status}" if run is not None
+                          else "unknown run id")
     try:
         parts = parse_key(task_id)
     except ValueError:
-        return TaskStatus.EXPIRED  # never an id this API gave out
+        return TaskAnswer(TaskStatus.EXPIRED, "not a task id this API gave out")
     if sanitise(parts.sanitised_name) != parts.sanitised_name or len(task_id) > KEY_MAX:
-        return TaskStatus.EXPIRED  # not a key the sensor can have made (and no path tricks)
-    return file_status(file_state(engine, folders, task_id), runs.runs_for_partition(task_id), now, timeout)
+        return TaskAnswer(TaskStatus.EXPIRED, "not a task id this API gave out")
+    state = file_state(engine, folders, task_id)
+    found = runs.runs_for_partition(task_id)
+    status = file_status(state, found, now, timeout)
+    return TaskAnswer(status, file_words(status, state, found))
 
 
 def _exists(path: Path) -> bool:

@@ -46,6 +46,8 @@ class FileOutcome(StrEnum):
 
     APPLIED = "applied"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"  # same content as an applied file: moved to duplicates/, not applied
+    UNKNOWN = "unknown"  # no kind in its name: moved to rejected/unknown/
 
 
 class Plan(StrEnum):

@@ -1,4 +1,4 @@
-"""The simulator's FastAPI app: the gateways, `/stats`, `/health`, and `/admin/config`.
+"""The simulator's FastAPI app: the gateways, `/stats`, `/arrivals`, `/health`, `/admin/config`.
 
 `/admin/config` changes knobs while the server runs (tests set them per test); it is a
 development tool and the simulator should only ever listen on a private address.
@@ -62,6 +62,12 @@ def create_app(knobs: Knobs) -> FastAPI:
     @app.get("/stats")
     async def stats() -> dict:
         return sim.ledger.stats()
+
+    @app.get("/arrivals")
+    async def arrivals(since: float = 0.0) -> dict:
+        """Each request's arrival time (epoch seconds) per gateway, so a client's cap can be
+        checked from the gateway's side."""
+        return sim.ledger.arrivals(since)
 
     @app.get("/admin/config")
     async def show_config() -> dict:

@@ -12,7 +12,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault
+from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault, over_rate
 from iska_pipelines.simulator.incoming import authorised, read_object
 from iska_pipelines.simulator.ledger import Answer
 
@@ -25,6 +25,9 @@ SCOPE = "billing"
 async def charge(request: Request) -> Response:
     sim = request.app.state.sim
     sim.ledger.count(SCOPE, "requests")
+    throttled = over_rate(sim.knobs, sim.ledger, SCOPE, SCOPE)
+    if throttled is not None:
+        return throttled
     if not authorised(request, sim.knobs):
         sim.ledger.count(SCOPE, "unauthorised")
         return JSONResponse({"status": "error", "detail": "invalid Auth-Key"}, status_code=401)

@@ -44,6 +44,15 @@ def choose_fault(knobs: Knobs, dice: Dice, ledger: Ledger) -> str:
     return ""
 
 
+def over_rate(knobs: Knobs, ledger: Ledger, gateway: str, scope: str) -> Response | None:
+    """Record the request's arrival; a 429 when `gateway` is above its `max_tps`."""
+    if ledger.arrive(gateway, knobs.max_tps):
+        return None
+    ledger.count(scope, "fault_over_max_tps")
+    return JSONResponse({"status": "error", "detail": f"more than {knobs.max_tps:g} requests per second"},
+                        status_code=429, headers={"Retry-After": _seconds(knobs.retry_after_seconds)})
+
+
 async def hang(knobs: Knobs) -> Response:
     """Leave the client waiting; whatever it gets afterwards it has long stopped reading."""
     await asyncio.sleep(knobs.hang_seconds)

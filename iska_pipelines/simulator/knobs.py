@@ -24,6 +24,9 @@ class Knobs(BaseModel):
     error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 503")
     throttle_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 429")
     retry_after_seconds: float = Field(1.0, ge=0, description="Retry-After sent with a 429")
+    max_tps: float = Field(
+        0.0, ge=0, description="requests per second each gateway (billing, each SMS name) admits in any "
+                               "one-second window; those above it are answered 429 at once (0: no limit)")
     timeout_rate: float = Field(0.0, ge=0, le=1, description="share of requests left hanging, unanswered")
     charge_then_timeout_rate: float = Field(
         0.0, ge=0, le=1, description="share of first-time charges/messages done, then left hanging")

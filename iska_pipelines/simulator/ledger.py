@@ -7,7 +7,8 @@ first performed, never when its stored answer is replayed for a repeated key.
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 
 
@@ -27,6 +28,29 @@ class Ledger:
         self._tallies: Counter = Counter()
         self._per_msisdn: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
         self._texts: dict[str, str] = {}
+        self._arrivals: dict[str, list[float]] = defaultdict(list)
+        self._admitted: dict[str, deque[float]] = defaultdict(deque)
+
+    def arrive(self, gateway: str, max_tps: float) -> bool:
+        """Record a request's arrival time at `gateway`; False when it is one more than
+        `max_tps` admitted in the last second (it is then answered 429 and not admitted)."""
+        now = time.time()
+        with self._lock:
+            self._arrivals[gateway].append(now)
+            if max_tps <= 0:
+                return True
+            admitted = self._admitted[gateway]
+            while admitted and admitted[0] <= now - 1.0:
+                admitted.popleft()
+            if len(admitted) >= max_tps:
+                return False
+            admitted.append(now)
+            return True
+
+    def arrivals(self, since: float = 0.0) -> dict[str, list[float]]:
+        """Every request's arrival time (epoch seconds) per gateway, from `since` on."""
+        with self._lock:
+            return {gateway: [t for t in times if t >= since] for gateway, times in self._arrivals.items()}
 
     def answer_for(self, scope: str, key: str) -> Answer | None:
         with self._lock:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from iska_pipelines.lib.sms.encoding import Encoding, is_gsm7, measure
-from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault
+from iska_pipelines.simulator.faults import AFTER_THE_FACT, hang, injected_fault, over_rate
 from iska_pipelines.simulator.incoming import authorised, read_object
 from iska_pipelines.simulator.ledger import Answer
 
@@ -28,6 +28,9 @@ FIELDS = ("msisdn", "msgid", "text", "callback")
 async def send(name: str, request: Request) -> Response:
     sim = request.app.state.sim
     sim.ledger.count(SCOPE, "requests")
+    throttled = over_rate(sim.knobs, sim.ledger, f"sms/{name}", SCOPE)
+    if throttled is not None:
+        return throttled
     if not authorised(request, sim.knobs):
         sim.ledger.count(SCOPE, "unauthorised")
         return JSONResponse({"status": "error", "detail": "invalid Auth-Key"}, status_code=401)

@@ -21,7 +21,7 @@ from iska_pipelines.api.schemas import ErrorBody, TaskStatusOut
 from iska_pipelines.lib.inbox import InboxFolders
 from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.tasks import task_status
+from iska_pipelines.lib.tasks import describe_task
 
 PATHS = ("/forecasts/api/v1/forecasts/task_status/", "/subscriptions/api/v1/subscriptions/task_status/")
 MAX_TASK_ID = 1000
@@ -63,9 +63,9 @@ async def status(request: Request,
     (unknown, or unfinished after TASK_TIMEOUT seconds)."""
     wanted = await _task_id(request, task_id)
     found = await run_in_threadpool(
-        task_status, wanted, engine, InboxFolders(config.data_dir), run_reader(config),
+        describe_task, wanted, engine, InboxFolders(config.data_dir), run_reader(config),
         datetime.now(UTC), timedelta(seconds=config.task_timeout_seconds))
-    return TaskStatusOut(task_status=str(found), task_id=wanted)
+    return TaskStatusOut(task_status=str(found.status), task_id=wanted, detail=found.detail)
 
 
 for path in PATHS:

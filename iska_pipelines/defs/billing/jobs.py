@@ -10,10 +10,13 @@ and re-executing then is safe because every charge reuses its Idempotency-Key.
 import dagster as dg
 
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
+from iska_pipelines.defs.health.events import BILLING_OUTCOMES, report_day
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.run import BillingAlreadyRunning, BillingSummary, bill_due
 from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.storage.timestamps import utcnow
 
 BILLING_TAGS = {
     "iska/serial": "billing",  # dagster.yaml admits one run with this tag at a time
@@ -29,12 +32,16 @@ def charge_due_subscriptions(
 ):
     """Charge every due subscription concurrently; record each attempt with its outcome."""
     try:
-        with billing_gateway.client() as client:
-            summary = bill_due(database.engine(), client, billing_policy.rules(billing_gateway.concurrency),
+        engine = database.engine()
+        with billing_gateway.client(engine) as client:
+            summary = bill_due(engine, client, billing_policy.rules(billing_gateway.concurrency),
                                run_id=context.run_id)
     except (ConfigurationError, BillingAlreadyRunning) as refused:
         raise dg.Failure(description=str(refused), allow_retries=False) from refused
     context.log.info(summary.summary())
+    now = utcnow()
+    report_day(context, database.engine(), BILLING_OUTCOMES, billing_day(now, SETTINGS.timezone),
+               SETTINGS.timezone, now)
     metadata = summary.metadata()
     if summary.auth_error:
         raise dg.Failure(description=_auth_failure(summary, billing_gateway.url), metadata=metadata,

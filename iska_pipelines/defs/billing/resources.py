@@ -7,11 +7,13 @@ with a message naming BILLING_TOKEN.
 
 
 import dagster as dg
+import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.billing.run import BillingRules
 from iska_pipelines.lib.gateways.billing import BillingClient
 from iska_pipelines.lib.gateways.http import Backoff
+from iska_pipelines.lib.gateways.limiter import DatabaseCaps
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 
 
@@ -25,12 +27,16 @@ class BillingGateway(dg.ConfigurableResource):
     tries: int = DEFAULTS.http_tries
     backoff_seconds: float = 0.5
     max_retry_after_seconds: float = DEFAULTS.max_retry_after_seconds
+    max_tps: float = DEFAULTS.billing_max_tps  # BILLING_MAX_TPS; 0: no cap
 
-    def client(self) -> BillingClient:
+    def client(self, engine: sa.Engine | None = None) -> BillingClient:
+        """With `engine`, the cap is shared through its database by every process."""
+        pacers = DatabaseCaps(engine, {self.url: self.max_tps}) if engine is not None else None
         return BillingClient(self.url, self.token, pool_size=self.concurrency,
                              timeout_seconds=self.timeout_seconds,
                              backoff=Backoff(tries=self.tries, base_seconds=self.backoff_seconds,
-                                             max_retry_after_seconds=self.max_retry_after_seconds))
+                                             max_retry_after_seconds=self.max_retry_after_seconds),
+                             pacers=pacers)
 
 
 class BillingPolicy(dg.ConfigurableResource):
@@ -53,6 +59,7 @@ def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableReso
             timeout_seconds=settings.http_timeout_seconds,
             tries=settings.http_tries,
             max_retry_after_seconds=settings.max_retry_after_seconds,
+            max_tps=settings.billing_max_tps,
         ),
         "billing_policy": BillingPolicy(
             max_tries=settings.max_billing_try_limit,

@@ -1,15 +1,25 @@
 """The forecasts asset: one partition per dropped forecasts file."""
 
+from functools import partial
+
 import dagster as dg
 
+from iska_pipelines.defs.health.events import report_intake
 from iska_pipelines.defs.inbox.failures import refusals_fail_without_retry
 from iska_pipelines.defs.inbox.partitions import forecast_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.csv.reading import enforce_reject_limit
 from iska_pipelines.lib.forecast_ingest import apply_forecasts
-from iska_pipelines.lib.ingest import ingest_file
+from iska_pipelines.lib.ingest import (
+    applied_before,
+    archive_applied,
+    record_applied,
+    refusing_whole_file,
+    take_file,
+)
 from iska_pipelines.lib.storage.forecasts import table_health
 
 CHECKS = [
@@ -33,16 +43,20 @@ def forecasts(
     context: dg.AssetExecutionContext, database: IskaDatabase, inbox: IskaInbox, rules: IskaRules
 ) -> dg.MaterializeResult:
     """Upsert one forecasts file by gid in one transaction; reassign subscribers if the grid moved."""
-    engine = database.engine()
-    ingest_rules = rules.ingest_rules()
-    with refusals_fail_without_retry():
-        applied = ingest_file(
-            engine, inbox.folders(), context.partition_key,
-            lambda path, _taken_at: read_forecasts(path, ingest_rules.timezone),
-            lambda connection, parsed, _rerun: apply_forecasts(connection, parsed, ingest_rules),
-            ingest_rules, run_id=context.run_id,
-        )
+    engine, folders, ingest = database.engine(), inbox.folders(), rules.ingest_rules()
+    report = partial(report_intake, context, engine, ingest.timezone)
+    with refusals_fail_without_retry(context, report):
+        taken = take_file(engine, folders, context.partition_key)
+        with refusing_whole_file(engine, folders, taken, context.run_id):
+            parsed = read_forecasts(taken.path, ingest.timezone)
+            enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
+    with engine.begin() as connection:
+        rerun_of = applied_before(connection, taken)
+        result = apply_forecasts(connection, parsed, ingest)
+        applied = record_applied(connection, taken, parsed, result, rerun_of, context.run_id)
+    applied = archive_applied(folders, taken, applied)
     context.log.info(applied.summary())
+    report()
     with engine.connect() as connection:
         health = table_health(connection)
     return dg.MaterializeResult(

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from iska_pipelines.defs.health.events import intake_observation
 from iska_pipelines.defs.inbox.jobs import ingest_forecasts, ingest_subscriptions
 from iska_pipelines.defs.inbox.partitions import partitions_name
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
+from iska_pipelines.lib.inbox import sha256_of
 from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
-from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS, FileKind
+from iska_pipelines.lib.set_aside import duplicate_detail, record_duplicate, record_unknown
+from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS, FileKind, FileOutcome
 
 IN_PROGRESS = [dg.DagsterRunStatus(name) for name in RUNS_IN_PROGRESS]
 
@@ -42,17 +45,24 @@ def inbox_sensor(
         lambda key: bool(context.instance.get_run_records(
             dg.RunsFilter(tags={"dagster/partition": key}, statuses=IN_PROGRESS), limit=1)),
     )
+    set_aside: list[dg.AssetObservation] = []  # shown on file_intake's day in the UI
     for dropped in look.unknown:
         with _file_may_vanish(context, dropped.path):
-            target = folders.reject(dropped.path, None, None, unknown_file_error(dropped.path.name))
+            error = unknown_file_error(dropped.path.name)
+            record_unknown(database.engine(), dropped, sha256_of(dropped.path), error)
+            target = folders.reject(dropped.path, None, None, error)
             context.log.warning(f"{dropped.path.name}: no kind in its name; moved to {target}")
+            set_aside.append(intake_observation(dropped.path.name, FileOutcome.UNKNOWN, error, target))
     for dropped, sha, key in look.duplicates:
         look.hashes.pop(str(dropped.path), None)
         assert dropped.kind is not None, "only a file of a known kind is found a duplicate"
         with _file_may_vanish(context, dropped.path):
+            record_duplicate(database.engine(), dropped, sha, key)
             target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
             context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; "
                              f"moved to {target}")
+            set_aside.append(intake_observation(dropped.path.name, FileOutcome.DUPLICATE,
+                                                duplicate_detail(key), target))
 
     new_keys: dict[str, list[str]] = {}
     requests = []
@@ -73,5 +83,6 @@ def inbox_sensor(
             for name, keys in new_keys.items()
         ],
         cursor=json.dumps({"hashes": look.hashes}),
+        asset_events=set_aside,
         skip_reason=None if requests else summary,
     )

@@ -15,7 +15,8 @@ from datetime import date
 
 import dagster as dg
 
-from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
@@ -26,6 +27,7 @@ from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
 from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
 from iska_pipelines.lib.sms.report import day_languages, day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
+from iska_pipelines.lib.storage.timestamps import utcnow
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
@@ -76,9 +78,10 @@ def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaData
                    sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
     """Claim and send the day's pending messages over pooled connections until none is left."""
     me = sender(context, sms_outbox, day)
+    engine = database.engine()
     try:
-        with sms_gateway.client() as client:
-            sent = send_pending(database.engine(), day, client, me)
+        with sms_gateway.client(engine) as client:
+            sent = send_pending(engine, day, client, me)
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
     context.log.info(sent.summary(me.owner))
@@ -97,7 +100,7 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     me = sender(context, sms_outbox, day)
     engine = database.engine()
     try:
-        with sms_gateway.client() as client:
+        with sms_gateway.client(engine) as client:
             rest = finish_pending(engine, day, client, me)
     except SmsAuthError as error:
         raise dg.Failure(str(error), allow_retries=False) from error
@@ -109,10 +112,19 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
     batches = [*sent, rest] if rest.sent else list(sent)
     metrics = day_metrics(plan, batches, expired, statuses, languages)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
+    report_day(context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow())
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)
 
+
+# Step processes fork from a server that imported ISKA and Dagster's storage once ("__main__" is
+# the run worker's own entry point), instead of each spawning a fresh interpreter that imports
+# them again: with spawn, imports were most of a multiprocess run's client CPU per message.
+PRELOAD = ["__main__", "iska_pipelines.step_preload", "dagster._core.storage.runs",
+           "dagster._core.storage.event_log", "dagster._core.storage.schedules", "dagster_postgres", "psycopg2",
+           "upath"]
+STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
 
 # one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
 # by run monitoring after MAX_RUNTIME_SECONDS instead of holding that slot for ever
@@ -120,6 +132,7 @@ MAX_RUNTIME_SECONDS = 3600
 
 
 @dg.job(partitions_def=sms_days,
+        config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
         tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Send the day's forecast SMS to every paid subscriber.")
 def sms_job():

@@ -7,8 +7,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
+from iska_pipelines.lib.gateways.limiter import DatabaseCaps
 from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.sms.claims import cutoff
@@ -26,12 +28,17 @@ class SmsGateway(dg.ConfigurableResource):
     backoff_seconds: float = 0.5
     max_retry_after_seconds: float = DEFAULTS.max_retry_after_seconds
     self_callback: bool = DEFAULTS.self_callback
+    max_tps: float = DEFAULTS.sms_max_tps  # SMS_MAX_TPS, the cap of each URL; 0: no cap
 
-    def client(self) -> SmsClient:
-        return SmsClient(split_urls(self.urls), self.token, max_tries=self.max_tries,
+    def client(self, engine: sa.Engine | None = None) -> SmsClient:
+        """With `engine`, each URL's cap is shared through its database by every process."""
+        urls = split_urls(self.urls)
+        pacers = DatabaseCaps(engine, dict.fromkeys(urls, self.max_tps)) if engine is not None else None
+        return SmsClient(urls, self.token, max_tries=self.max_tries,
                          concurrency=self.concurrency, timeout_seconds=self.timeout_seconds,
                          backoff_base_seconds=self.backoff_seconds,
-                         max_retry_after_seconds=self.max_retry_after_seconds, self_callback=self.self_callback)
+                         max_retry_after_seconds=self.max_retry_after_seconds, self_callback=self.self_callback,
+                         pacers=pacers)
 
 
 class SmsOutbox(dg.ConfigurableResource):
@@ -71,6 +78,7 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             timeout_seconds=settings.http_timeout_seconds,
             max_retry_after_seconds=settings.max_retry_after_seconds,
             self_callback=settings.self_callback,
+            max_tps=settings.sms_max_tps,
         ),
         "sms_outbox": SmsOutbox(
             template=settings.sms_template,

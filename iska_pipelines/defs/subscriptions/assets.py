@@ -1,15 +1,24 @@
 """The subscriptions asset: one partition per dropped additions, cancellations or updates file."""
 
+from functools import partial
+
 import dagster as dg
 
+from iska_pipelines.defs.health.events import report_intake
 from iska_pipelines.defs.inbox.failures import refusals_fail_without_retry
 from iska_pipelines.defs.inbox.partitions import subscription_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.lib.csv.reading import enforce_reject_limit
 from iska_pipelines.lib.csv.subscriptions import read_subscription_file
-from iska_pipelines.lib.inbox import parse_key
-from iska_pipelines.lib.ingest import ingest_file
+from iska_pipelines.lib.ingest import (
+    applied_before,
+    archive_applied,
+    record_applied,
+    refusing_whole_file,
+    take_file,
+)
 from iska_pipelines.lib.subscription_ingest import apply_subscriptions
 
 
@@ -26,20 +35,23 @@ def subscriptions(
     context: dg.AssetExecutionContext, database: IskaDatabase, inbox: IskaInbox, rules: IskaRules
 ) -> dg.MaterializeResult:
     """Apply one subscription file in one transaction, strictly one file at a time."""
-    kind = parse_key(context.partition_key).kind
-    ingest_rules = rules.ingest_rules()
-    with refusals_fail_without_retry():
-        applied = ingest_file(
-            database.engine(), inbox.folders(), context.partition_key,
-            lambda path, taken_at: read_subscription_file(path, kind, ingest_rules.timezone,
-                                                          ingest_rules.max_future_minutes, taken_at,
-                                                          ingest_rules.languages),
-            lambda connection, parsed, rerun_of: apply_subscriptions(connection, parsed, kind, ingest_rules,
-                                                                     rerun_of),
-            ingest_rules, run_id=context.run_id,
-        )
+    engine, folders, ingest = database.engine(), inbox.folders(), rules.ingest_rules()
+    report = partial(report_intake, context, engine, ingest.timezone)
+    with refusals_fail_without_retry(context, report):
+        taken = take_file(engine, folders, context.partition_key)
+        with refusing_whole_file(engine, folders, taken, context.run_id):
+            parsed = read_subscription_file(taken.path, taken.kind, ingest.timezone,
+                                            ingest.max_future_minutes, taken.taken_at,
+                                            ingest.languages)
+            enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
+    with engine.begin() as connection:
+        rerun_of = applied_before(connection, taken)
+        result = apply_subscriptions(connection, parsed, taken.kind, ingest, rerun_of)
+        applied = record_applied(connection, taken, parsed, result, rerun_of, context.run_id)
+    applied = archive_applied(folders, taken, applied)
     context.log.info(applied.summary())
+    report()
     return dg.MaterializeResult(
-        metadata={**file_metadata(applied), "kind": str(kind)},
+        metadata={**file_metadata(applied), "kind": str(taken.kind)},
         check_results=[refused_rows_check(applied)],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ class DueCharge:
     def plan_code(self) -> int:
         return PLAN_TO_CODE[self.plan]
 
-    @property
+    @cached_property  # asked for the request and again for its attempt row
     def key(self) -> str:
         return idempotency_key(self.subscription_id, self.joins, self.sub_date, self.period_start,
                                self.failed_billing_count)

@@ -1,10 +1,11 @@
 """What answered charges change: their `billing_attempts` rows and their subscriptions, together.
 
 A batch of answers is written in the caller's transaction, so after a crash each attempt row
-and its subscription change either both exist or neither does. Rows are written with
-executemany (one round trip per kind of change, not per subscriber) so recording keeps up with
-the gateway. A subscription only changes if it is still in the state its charge was asked for
-(same subscription period, same billing period, same decline count): a change made meanwhile (a
+and its subscription change either both exist or neither does. A batch costs a fixed handful of
+statements whatever its size: the attempts and the intended changes are appended in bulk (COPY
+on PostgreSQL), then one UPDATE per kind of change (paid, declined, cancelled) joins the changes.
+A subscription only changes if it is still in the state its charge was asked for (same
+subscription period, same billing period, same decline count): a change made meanwhile (a
 rejoin, another run) wins. A billing cancellation moves `last_event_at` to its own time (SPEC §5),
 so re-running an older subscription file cannot reactivate the subscriber.
 """
@@ -13,48 +14,60 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from enum import StrEnum
 
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.gateways.billing import ChargeResult
-from iska_pipelines.lib.storage.schema import TIMESTAMP, billing_attempts, subscriptions
+from iska_pipelines.lib.storage.bulk import insert_rows, stage_rows
+from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
-PLAN_PERIOD: dict[str, timedelta] = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
-ACTIVE = str(SubscriptionStatus.ACTIVE)
+PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
+EXCERPT_CHARS = 500
+STAGE = "stage_billing_changes"
+ATTEMPT_COLUMNS = ["subscription_id", "msisdn", "plan", "period_start", "idempotency_key", "attempted_at",
+                   "outcome", "http_status", "response_excerpt", "run_id"]
 
 
-@dataclass(frozen=True)
+class Change(StrEnum):
+    PAID_DAILY = "daily"
+    PAID_WEEKLY = "weekly"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+_SAME_INTENT = """subscriptions.id = c.id AND subscriptions.joins = c.joins
+    AND subscriptions.sub_date = c.sub_date AND subscriptions.next_billing_date = c.period
+    AND subscriptions.failed_billing_count = c.count"""
+ACTIVE = f"subscriptions.status = '{SubscriptionStatus.ACTIVE}'"
+_NOW = sa.bindparam("now", type_=TIMESTAMP)
+PAID = sa.text(f"""
+    UPDATE subscriptions SET last_billing_date = :today, failed_billing_count = 0, updated_at = :now,
+        next_billing_date = CASE c.change WHEN '{Change.PAID_DAILY}' THEN :next_daily ELSE :next_weekly END
+    FROM {STAGE} c
+    WHERE {_SAME_INTENT} AND c.change IN ('{Change.PAID_DAILY}', '{Change.PAID_WEEKLY}')
+""").bindparams(_NOW, *(sa.bindparam(name, type_=sa.Date) for name in ("today", "next_daily", "next_weekly")))
+DECLINED = sa.text(f"""
+    UPDATE subscriptions SET failed_billing_count = subscriptions.failed_billing_count + 1, updated_at = :now
+    FROM {STAGE} c
+    WHERE {_SAME_INTENT} AND c.change = '{Change.DECLINED}' AND {ACTIVE}
+""").bindparams(_NOW)
+CANCELLED = sa.text(f"""
+    UPDATE subscriptions SET failed_billing_count = subscriptions.failed_billing_count + 1, updated_at = :now,
+        status = '{SubscriptionStatus.CANCELLED}', cancel_reason = '{CancelReason.BILLING}', unsub_date = :now,
+        last_event_at = CASE WHEN subscriptions.last_event_at < :now THEN :now ELSE subscriptions.last_event_at END
+    FROM {STAGE} c
+    WHERE {_SAME_INTENT} AND c.change = '{Change.CANCELLED}' AND {ACTIVE}
+""").bindparams(_NOW)
+
+
+@dataclass(frozen=True, slots=True)
 class Answered:
     charge: DueCharge
     result: ChargeResult
     attempted_at: datetime
-
-    def unchanged_since(self) -> dict[str, Any]:
-        return {"b_id": self.charge.subscription_id, "b_joins": self.charge.joins, "b_sub": self.charge.sub_date,
-                "b_period": self.charge.period_start, "b_count": self.charge.failed_billing_count,
-                "b_now": self.attempted_at}
-
-
-_NOW = sa.bindparam("b_now", type_=TIMESTAMP)
-_SAME_INTENT = sa.and_(
-    subscriptions.c.id == sa.bindparam("b_id"),
-    subscriptions.c.joins == sa.bindparam("b_joins"),
-    subscriptions.c.sub_date == sa.bindparam("b_sub"),
-    subscriptions.c.next_billing_date == sa.bindparam("b_period"),
-    subscriptions.c.failed_billing_count == sa.bindparam("b_count"),
-)
-PAID = sa.update(subscriptions).where(_SAME_INTENT).values(
-    last_billing_date=sa.bindparam("b_today"), next_billing_date=sa.bindparam("b_next"),
-    failed_billing_count=0, updated_at=sa.bindparam("b_now"))
-DECLINED = sa.update(subscriptions).where(_SAME_INTENT, subscriptions.c.status == ACTIVE).values(
-    failed_billing_count=subscriptions.c.failed_billing_count + 1, updated_at=sa.bindparam("b_now"))
-CANCELLED = DECLINED.values(
-    status=str(SubscriptionStatus.CANCELLED), cancel_reason=str(CancelReason.BILLING),
-    unsub_date=sa.bindparam("b_now"),
-    last_event_at=sa.case((subscriptions.c.last_event_at < _NOW, _NOW), else_=subscriptions.c.last_event_at))
 
 
 def record_answers(connection: sa.Connection, batch: list[Answered], today: date, max_tries: int,
@@ -62,25 +75,38 @@ def record_answers(connection: sa.Connection, batch: list[Answered], today: date
     """Write the attempts and apply them; returns how many subscriptions were cancelled."""
     if not batch:
         return 0
-    connection.execute(sa.insert(billing_attempts), [_attempt_row(a, run_id) for a in batch])
-    paid = [a.unchanged_since() | {"b_today": today, "b_next": today + PLAN_PERIOD[a.charge.plan]}
-            for a in batch if a.result.outcome is ChargeOutcome.SUCCESS]
-    if paid:
-        connection.execute(PAID, paid)
-    declined = [a for a in batch if a.result.outcome is ChargeOutcome.DECLINED]
-    still_trying = [a.unchanged_since() for a in declined if a.charge.failed_billing_count + 1 < max_tries]
-    if still_trying:
-        connection.execute(DECLINED, still_trying)
-    cancelled = 0
-    for answered in (a for a in declined if a.charge.failed_billing_count + 1 >= max_tries):
-        cancelled += connection.execute(CANCELLED, answered.unchanged_since()).rowcount
-    return cancelled  # transport and auth errors change nothing but their attempt row
+    insert_rows(connection, "billing_attempts", ATTEMPT_COLUMNS, [_attempt_row(a, run_id) for a in batch])
+    changes = [(a.charge.subscription_id, a.charge.joins, a.charge.sub_date, a.charge.period_start,
+                a.charge.failed_billing_count, change)
+               for a in batch if (change := _change(a, max_tries)) is not None]
+    if not changes:
+        return 0  # transport and auth errors change nothing but their attempt row
+    timestamp = "TIMESTAMPTZ" if connection.dialect.name == "postgresql" else "TIMESTAMP"
+    stage_rows(connection, STAGE, {"id": "INTEGER", "joins": "INTEGER", "sub_date": timestamp,
+                                   "period": "DATE", "count": "INTEGER", "change": "VARCHAR(10)"}, changes)
+    kinds = {change[-1] for change in changes}
+    now = max(a.attempted_at for a in batch)
+    if kinds & {Change.PAID_DAILY, Change.PAID_WEEKLY}:
+        connection.execute(PAID, {"now": now, "today": today, "next_daily": today + PLAN_PERIOD[Plan.DAILY],
+                                  "next_weekly": today + PLAN_PERIOD[Plan.WEEKLY]})
+    if Change.DECLINED in kinds:
+        connection.execute(DECLINED, {"now": now})
+    if Change.CANCELLED in kinds:
+        return connection.execute(CANCELLED, {"now": now}).rowcount
+    return 0
 
 
-def _attempt_row(answered: Answered, run_id: str | None) -> dict[str, Any]:
+def _change(answered: Answered, max_tries: int) -> Change | None:
+    outcome = answered.result.outcome
+    if outcome is ChargeOutcome.SUCCESS:
+        return Change.PAID_DAILY if answered.charge.plan == Plan.DAILY else Change.PAID_WEEKLY
+    if outcome is ChargeOutcome.DECLINED:
+        return Change.CANCELLED if answered.charge.failed_billing_count + 1 >= max_tries else Change.DECLINED
+    return None
+
+
+def _attempt_row(answered: Answered, run_id: str | None) -> tuple[object, ...]:
     charge, result = answered.charge, answered.result
-    return {"subscription_id": charge.subscription_id, "msisdn": charge.msisdn, "plan": str(charge.plan),
-            "period_start": charge.period_start, "idempotency_key": charge.key,
-            "attempted_at": answered.attempted_at, "outcome": str(result.outcome),
-            "http_status": result.http_status, "response_excerpt": result.excerpt[:500] or None,
-            "run_id": run_id}
+    return (charge.subscription_id, charge.msisdn, str(charge.plan), charge.period_start, charge.key,
+            answered.attempted_at, str(result.outcome), result.http_status,
+            result.excerpt[:EXCERPT_CHARS] or None, run_id)

@@ -1,7 +1,7 @@
 """One billing run: charge every due subscription concurrently and record every answer.
 
-Worker threads only talk HTTP (a pooled session sized to the concurrency); the calling thread
-writes the answers as they arrive, a batch per transaction, each attempt row beside its
+Worker threads only talk HTTP (lib/fanout.py, a connection pool sized to the concurrency); the
+calling thread writes the answers as they arrive, a batch per transaction, each attempt row beside its
 subscription update. A crash therefore loses at most the answers not yet written, and those
 charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
 One subscriber's bad data (an msisdn no gateway can take, an unknown plan) never stops the run:
@@ -10,8 +10,6 @@ that charge is recorded as an `error` saying why it was not sent, and the others
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,13 +21,13 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
+from iska_pipelines.lib.fanout import fan_out
 from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 BILLING_LOCK_ID = 0x15CA_0003
-WRITE_BATCH = 500
 
 
 class BillingAlreadyRunning(RuntimeError):
@@ -117,57 +115,12 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
 
     After a 401/403 nothing more is sent: the token is wrong for every charge.
     """
-    todo: queue.SimpleQueue[DueCharge] = queue.SimpleQueue()
-    for charge in due:
-        todo.put(charge)
-    done: queue.SimpleQueue[Answered | BaseException | None] = queue.SimpleQueue()
-    stop = threading.Event()
 
-    def work() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    charge = todo.get_nowait()
-                except queue.Empty:
-                    return
-                result = _charge_one(client, charge)
-                if result.outcome is ChargeOutcome.AUTH_ERROR:
-                    stop.set()
-                done.put(Answered(charge, result, now()))
-        except BaseException as failure:  # surfaced in the writing thread, which fails the run
-            stop.set()
-            done.put(failure)
-        finally:
-            done.put(None)
+    def answer(charge: DueCharge) -> Answered:
+        return Answered(charge, _charge_one(client, charge), now())
 
-    workers = [threading.Thread(target=work, name=f"billing-{i}", daemon=True)
-               for i in range(max(1, min(concurrency, len(due))))]
-    for worker in workers:
-        worker.start()
-    try:
-        running = len(workers)
-        while running:
-            batch: list[Answered] = []
-            item = done.get()
-            while True:
-                if item is None:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    batch.append(item)
-                if len(batch) >= WRITE_BATCH:
-                    break
-                try:
-                    item = done.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                yield batch
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+    return fan_out(due, answer, concurrency=min(concurrency, max(1, len(due))),
+                   stop=lambda answered: answered.result.outcome is ChargeOutcome.AUTH_ERROR)
 
 
 def _charge_one(client: BillingClient, charge: DueCharge) -> ChargeResult:

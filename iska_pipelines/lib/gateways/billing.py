@@ -10,13 +10,15 @@ gateway that honours it charges at most once however many times we ask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
 
-from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
+from iska_pipelines.lib.gateways.http import Backoff, Reply, Transport, with_retries
+from iska_pipelines.lib.gateways.pacing import NoCaps, Pacers
 from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChargeResult:
     outcome: ChargeOutcome
     http_status: int | None
@@ -49,33 +51,40 @@ def classify(reply: Reply) -> ChargeOutcome | None:
 
 
 class BillingClient:
-    """Thread-safe: one pooled session shared by all the concurrent charges of a run."""
+    """Thread-safe: one connection pool shared by all the concurrent charges of a run."""
 
     def __init__(self, url: str, token: str, pool_size: int = 32, timeout_seconds: float = 10.0,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, pacers: Pacers | None = None) -> None:
         if not url:
             raise ConfigurationError("BILLING_URL is not set (see .env-example)")
         if not token:
             raise ConfigurationError("BILLING_TOKEN is not set (see .env-example)")
         self.url = url
         self._token = token
-        self._timeout = timeout_seconds
         self._backoff = backoff or Backoff()
-        self._session = pooled_session(pool_size)
+        self._transport = Transport(pool_size, timeout_seconds)
+        self._pacer = (pacers or NoCaps()).for_url(url)
 
     def charge(self, msisdn: str, plan_code: int, idempotency_key: str) -> ChargeResult:
         headers = {"Auth-Key": self._token, "Idempotency-Key": idempotency_key}
         body = {"msisdn": msisdn, "sub_plan": plan_code}
-        reply, tries = with_retries(
-            lambda: post_json(self._session, self.url, body, headers, self._timeout),
-            lambda r: classify(r) is None, self._backoff)
+
+        def one_try() -> Reply:
+            self._pacer.wait()
+            reply = self._transport.post_json(self.url, body, headers)
+            if reply.status == 429:
+                self._pacer.throttled(reply.retry_after)
+            return reply
+
+        reply, tries = with_retries(one_try, lambda r: classify(r) is None, self._backoff)
         return ChargeResult(classify(reply) or ChargeOutcome.ERROR, reply.status, reply.excerpt, tries)
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def __enter__(self) -> BillingClient:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, _type: type[BaseException] | None, _value: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
         self.close()

@@ -1,4 +1,10 @@
-"""Pooled sessions and transport retries shared by the gateway clients (SPEC §6–7).
+"""The gateways' transport: JSON POSTs over urllib3's connection pool, and transport retries.
+
+Billing and SMS calls use urllib3 directly rather than `requests` (which wraps the same pool):
+`requests` spends about as much CPU per call again on its own objects (sessions, hooks, cookie
+jars, redirect logic), and at 32 calls in flight under one GIL that CPU is the ceiling of a run
+(SPEC §12). `requests` stays where its convenience matters and its cost does not (the API's
+Dagster calls, tests).
 
 A gateway call never raises: it yields a `Reply` that is either an HTTP answer or the reason
 there was none (refused, timed out, reset). The caller decides which replies are worth another
@@ -10,29 +16,27 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 EXCERPT_CHARS = 500
+CONNECTION_FAILED = "connection failed"  # the prefix of every reply no gateway took
 
 
-def pooled_session(pool_size: int) -> requests.Session:
-    """One keep-alive connection per concurrent caller; callers wait for a free one."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, pool_block=True, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One HTTP exchange: `status` is None when no answer came back (then `error` says why)."""
 
@@ -46,25 +50,79 @@ class Reply:
     def excerpt(self) -> str:
         return (self.error or self.text)[:EXCERPT_CHARS]
 
+    @property
+    def unreachable(self) -> bool:
+        """Nobody took the call: refused, or no connection within the timeout."""
+        return self.status is None and (self.error or "").startswith(CONNECTION_FAILED)
 
-def post_json(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str],
-              timeout_seconds: float) -> Reply:
+
+class Transport:
+    """Keep-alive connections to the gateways, one per concurrent caller; thread-safe.
+
+    Callers wait for a free connection (`block=True`) rather than opening more than
+    `pool_size` per host. urllib3 itself never retries or follows redirects here: every retry
+    is ours, with the same Idempotency-Key or msgid.
+    """
+
+    def __init__(self, pool_size: int, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._manager = urllib3.PoolManager(
+            num_pools=16, maxsize=pool_size, block=True, retries=False,
+            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds))
+        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
+        self._lock = threading.Lock()
+
+    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        route = self._routes.get(url)
+        if route is None:
+            with self._lock:
+                parsed = urllib3.util.parse_url(url)
+                pool = self._manager.connection_from_url(url)
+                route = (pool, parsed.request_uri)
+                self._routes[url] = route
+        return route
+
+    def post_json(self, url: str, body: Mapping[str, object], headers: Mapping[str, str]) -> Reply:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        all_headers = {"Content-Type": "application/json", **headers}
+        try:
+            pool, path = self._route(url)
+            response = pool.urlopen("POST", path, body=data, headers=all_headers, retries=False,
+                                    redirect=False, assert_same_host=False, preload_content=True)
+        except NewConnectionError as failed:  # refused (a subclass of ConnectTimeoutError)
+            return Reply(None, error=f"{CONNECTION_FAILED}: {_reason(failed)}")
+        except ConnectTimeoutError:
+            return Reply(None, error=f"{CONNECTION_FAILED}: no connection within {self.timeout_seconds:g} s")
+        except ReadTimeoutError:
+            return Reply(None, error=f"timed out after {self.timeout_seconds:g} s")
+        except ProtocolError as failed:  # reset or closed mid-exchange
+            return Reply(None, error=f"{CONNECTION_FAILED}: {_reason(failed)}")
+        except (HTTPError, ValueError) as failed:
+            return Reply(None, error=f"{type(failed).__name__}: {failed}")
+        return _reply(response)
+
+    def close(self) -> None:
+        self._manager.clear()
+
+
+def _reply(response: urllib3.BaseHTTPResponse) -> Reply:
+    raw = response.data
+    text = raw.decode("utf-8", "replace")
     try:
-        response = session.post(url, json=body, headers=headers, timeout=timeout_seconds)
-    except requests.ConnectTimeout:  # both a Timeout and a ConnectionError: nobody took the call
-        return Reply(None, error=f"connection failed: no connection within {timeout_seconds:g} s")
-    except requests.Timeout:
-        return Reply(None, error=f"timed out after {timeout_seconds:g} s")
-    except requests.ConnectionError as failed:
-        return Reply(None, error=f"connection failed: {_root_cause(failed)}")
-    except requests.RequestException as failed:
-        return Reply(None, error=f"{type(failed).__name__}: {failed}")
-    text = response.text
-    try:
-        payload = json.loads(text) if text else None
+        payload = json.loads(raw) if raw else None
     except ValueError:
         payload = None
-    return Reply(response.status_code, text, payload, parse_retry_after(response.headers.get("Retry-After")))
+    retry_after = response.headers.get("Retry-After")
+    return Reply(response.status, text, payload, parse_retry_after(retry_after) if retry_after else None)
+
+
+def _reason(error: Exception) -> str:
+    """urllib3 wraps the socket error; the innermost reason is the readable one."""
+    inner: object = error
+    while isinstance(inner, HTTPError) and inner.args and isinstance(inner.args[-1], Exception):
+        inner = inner.args[-1]
+    text = str(inner)
+    return text.split(": ", 1)[1] if text.startswith("<") and ": " in text else text
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -128,9 +186,3 @@ def with_retries(call: Callable[[], Reply], transient: Callable[[Reply], bool], 
                 f"Retry-After {reply.retry_after:g} s is beyond ISKA_MAX_RETRY_AFTER_SECONDS "
                 f"({backoff.max_retry_after_seconds:g} s): not tried again now; {reply.text}")), tries
         sleep(backoff.delay(tries, reply.retry_after))
-
-
-def _root_cause(error: requests.ConnectionError) -> str:
-    """urllib3 wraps the socket error twice; the innermost reason is the readable one."""
-    inner = error.args[0] if error.args else error
-    return str(getattr(inner, "reason", inner))

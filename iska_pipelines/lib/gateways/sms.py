@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from types import TracebackType
 
-from iska_pipelines.lib.gateways.http import Backoff, Reply, pooled_session, post_json, with_retries
+from iska_pipelines.lib.fanout import fan_out
+from iska_pipelines.lib.gateways.http import Backoff, Reply, Transport, with_retries
+from iska_pipelines.lib.gateways.pacing import NoCaps, Pacers
 from iska_pipelines.lib.sms.encoding import encoding_of
 
 
@@ -26,7 +28,7 @@ class SmsAuthError(RuntimeError):
     """The gateway refused SMS_TOKEN; no message can go out until it is fixed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutgoingSms:
     msgid: str
     msisdn: str
@@ -34,7 +36,7 @@ class OutgoingSms:
     callback: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SmsOutcome:
     msgid: str
     accepted: bool
@@ -47,7 +49,8 @@ class SmsOutcome:
 def answered(reply: Reply) -> str | None:
     """The `status` of a well-formed 200 answer."""
     if reply.status == 200 and isinstance(reply.payload, dict):
-        return reply.payload.get("status")
+        status = reply.payload.get("status")
+        return status if isinstance(status, str) else None
     return None
 
 
@@ -62,8 +65,8 @@ def settled(reply: Reply) -> bool:
 
 def unreachable_or_throttled(reply: Reply) -> bool:
     """The answers that send a try on to the next URL at once: no connection (refused or
-    connect timeout, see `post_json`) or 429."""
-    return reply.status == 429 or (reply.status is None and (reply.error or "").startswith("connection failed"))
+    connect timeout, see `Transport.post_json`) or 429."""
+    return reply.status == 429 or reply.unreachable
 
 
 def describe(url: str, reply: Reply) -> str:
@@ -75,7 +78,8 @@ class SmsClient:
     def __init__(self, urls: Sequence[str], token: str, *, max_tries: int = 5,
                  concurrency: int = 32, timeout_seconds: float = 10.0,
                  backoff_base_seconds: float = 0.5, backoff_cap_seconds: float = 30.0,
-                 max_retry_after_seconds: float = 300.0, self_callback: bool = False) -> None:
+                 max_retry_after_seconds: float = 300.0, self_callback: bool = False,
+                 pacers: Pacers | None = None) -> None:
         if not urls:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
         self.urls = list(urls)
@@ -85,45 +89,52 @@ class SmsClient:
         self.backoff = Backoff(tries=max_tries, base_seconds=backoff_base_seconds,
                                cap_seconds=backoff_cap_seconds, max_retry_after_seconds=max_retry_after_seconds)
         self.self_callback = self_callback
-        self.session = pooled_session(concurrency)
+        self.transport = Transport(concurrency, timeout_seconds)
+        self._pacers = [(url, (pacers or NoCaps()).for_url(url)) for url in self.urls]
+        self._headers = {"Auth-Key": token}
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> SmsClient:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, _type: type[BaseException] | None, _value: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
         self.close()
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
         payload = {"msisdn": message.msisdn, "msgid": message.msgid, "text": message.text,
                    "callback": message.callback, "encoding": encoding_of(message.text)}
-        last_url: list[str] = []
+        last_url = self.urls[0]
 
         def one_try() -> Reply:
-            url, reply = self._try_once(payload)
-            last_url[:] = [url]
+            nonlocal last_url
+            last_url, reply = self._try_once(payload)
             return reply
 
         reply, tries = with_retries(one_try, lambda r: not settled(r), self.backoff)
         if not accepted(reply):
-            return SmsOutcome(message.msgid, False, tries, last_url[0], describe(last_url[0], reply),
+            return SmsOutcome(message.msgid, False, tries, last_url, describe(last_url, reply),
                               rejected=settled(reply))
         if self.self_callback:
             self._report_delivered(message)
-        return SmsOutcome(message.msgid, True, tries, last_url[0])
+        return SmsOutcome(message.msgid, True, tries, last_url)
 
     def _try_once(self, payload: dict[str, str]) -> tuple[str, Reply]:
         """One try: walk the URLs from the next turn while they refuse or throttle."""
         start = next(self._turn)
-        for hop in range(len(self.urls)):
-            url = self.urls[(start + hop) % len(self.urls)]
-            reply = post_json(self.session, url, payload, {"Auth-Key": self.token}, self.timeout_seconds)
+        count = len(self._pacers)
+        for hop in range(count):
+            url, pacer = self._pacers[(start + hop) % count]
+            pacer.wait()
+            reply = self.transport.post_json(url, payload, self._headers)
             if reply.status in (401, 403):
                 raise SmsAuthError(f"{describe(url, reply)}: the gateway refused SMS_TOKEN; check SMS_TOKEN")
+            if reply.status == 429:
+                pacer.throttled(reply.retry_after)
             if not unreachable_or_throttled(reply):
                 break
         return url, reply
@@ -131,31 +142,18 @@ class SmsClient:
     def _report_delivered(self, message: OutgoingSms) -> None:
         """SELF_CALLBACK: stand in for the gateway and report the message delivered. A lost
         report leaves the message `accepted` (expired after 72 h), never resends it."""
-        post_json(self.session, message.callback, {"msgid": message.msgid, "status": "delivered"},
-                  {}, self.timeout_seconds)
+        self.transport.post_json(message.callback, {"msgid": message.msgid, "status": "delivered"}, {})
+
+    def send_batches(self, messages: Iterable[OutgoingSms]) -> Iterator[list[SmsOutcome]]:
+        """Send concurrently (`concurrency` threads); outcomes in batches to write, in
+        completion order. An SmsAuthError stops the rest and is raised after the outcomes of
+        the messages already sent."""
+        return fan_out(messages, self.send, concurrency=self.concurrency)
 
     def send_all(self, messages: Iterable[OutgoingSms]) -> Iterator[SmsOutcome]:
-        """Send concurrently (`concurrency` threads); outcomes in completion order.
-
-        At most a few times `concurrency` messages are in flight, so memory stays flat for a
-        batch of any size. An SmsAuthError stops the rest and is raised.
-        """
-        pending: set[Future[SmsOutcome]] = set()
-        source = iter(messages)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="sms") as pool:
-            try:
-                for message in itertools.islice(source, self.concurrency * 2):
-                    pending.add(pool.submit(self.send, message))
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-                        following = next(source, None)
-                        if following is not None:
-                            pending.add(pool.submit(self.send, following))
-            finally:
-                for future in pending:
-                    future.cancel()
+        """`send_batches`, one outcome at a time."""
+        for batch in self.send_batches(messages):
+            yield from batch
 
 
 def split_urls(value: str) -> list[str]:

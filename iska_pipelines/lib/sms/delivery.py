@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.gateways.sms import SmsOutcome
-from iska_pipelines.lib.storage.bulk import create_staging, load_staging
+from iska_pipelines.lib.storage.bulk import stage_rows
 from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import MessageStatus
@@ -27,6 +26,7 @@ STAGE = "stage_sms_outcomes"
 STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "status": "VARCHAR(12)", "tries": "INTEGER",
                  "gateway": "VARCHAR(255)", "last_error": "VARCHAR(500)"}
 OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
+ACCEPTED, REJECTED, FAILED = (str(s) for s in (MessageStatus.ACCEPTED, MessageStatus.REJECTED, MessageStatus.FAILED))
 
 
 def _now(now: datetime | None) -> sa.BindParameter[datetime]:
@@ -37,19 +37,11 @@ def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
                     now: datetime | None = None) -> int:
     """Write send outcomes with one set-based UPDATE (releasing their claims); returns the rows
     written."""
-    frame = pl.DataFrame(
-        [{"msgid": o.msgid,
-          "status": str(MessageStatus.ACCEPTED if o.accepted
-                        else MessageStatus.REJECTED if o.rejected else MessageStatus.FAILED),
-          "tries": o.tries, "gateway": (o.gateway or "")[:255] or None,
-          "last_error": (o.error or "")[:500] or None} for o in outcomes],
-        schema={"msgid": pl.String, "status": pl.String, "tries": pl.Int64,
-                "gateway": pl.String, "last_error": pl.String},
-    )
-    if frame.height == 0:
+    rows = [(o.msgid, ACCEPTED if o.accepted else REJECTED if o.rejected else FAILED, o.tries,
+             (o.gateway or "")[:255] or None, (o.error or "")[:500] or None) for o in outcomes]
+    if not rows:
         return 0
-    create_staging(connection, STAGE, STAGE_COLUMNS)
-    load_staging(connection, STAGE, frame)
+    stage_rows(connection, STAGE, STAGE_COLUMNS, rows)
     result = connection.execute(sa.text(f"""
         UPDATE sms_messages SET
             status = CASE WHEN sms_messages.status = '{MessageStatus.PENDING}' THEN s.status

@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsClient, SmsOutcome
+from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsClient
 from iska_pipelines.lib.sms.claims import (
     claim,
     extend_claims,
@@ -29,8 +29,6 @@ from iska_pipelines.lib.sms.delivery import record_outcomes
 from iska_pipelines.lib.sms.signing import callback_url
 from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 
-FLUSH_EVERY = 100
-FLUSH_SECONDS = 0.5  # at most this much sending is re-sent (same msgids) after a crash
 CLAIM_CHUNK = 1000  # messages claimed at once; the claim is extended while they are sent
 
 
@@ -78,35 +76,25 @@ def _claimed(engine: sa.Engine, day: date, sender: Sender, too_late: list[int]) 
 
 
 def send_pending(engine: sa.Engine, day: date, client: SmsClient, sender: Sender) -> BatchSent:
-    """Send day D's pending messages until none is left to claim; outcomes written as they come."""
+    """Send day D's pending messages until none is left to claim; outcomes written a batch per
+    statement as they come (lib/fanout.py decides the batches: by count or by time)."""
     started = time.time()
-    buffered: list[SmsOutcome] = []
     too_late: list[int] = []
     accepted = failed = rejected = 0
-    last_flush = last_extend = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush, last_extend
+    last_extend = time.monotonic()
+    for batch in client.send_batches(_claimed(engine, day, sender, too_late)):
         with engine.begin() as connection:
-            if buffered:
-                record_outcomes(connection, buffered)
+            record_outcomes(connection, batch)
             if time.monotonic() - last_extend >= sender.claim_seconds / 3:
                 extend_claims(connection, sender.owner, sender.claim_seconds)
                 last_extend = time.monotonic()
-        buffered.clear()
-        last_flush = time.monotonic()
-
-    try:
-        for outcome in client.send_all(_claimed(engine, day, sender, too_late)):
-            buffered.append(outcome)
-            accepted += outcome.accepted
-            rejected += outcome.rejected
-            failed += not (outcome.accepted or outcome.rejected)
-            if len(buffered) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS:
-                flush()
-    finally:
-        if buffered:
-            flush()  # what went out before an error is recorded, so a retry does not resend it
+        for outcome in batch:
+            if outcome.accepted:
+                accepted += 1
+            elif outcome.rejected:
+                rejected += 1
+            else:
+                failed += 1
     return BatchSent(accepted + rejected + failed, accepted, failed, rejected, started, time.time(),
                      sum(too_late))
 

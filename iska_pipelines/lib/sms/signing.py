@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import urlencode
 
 CALLBACK_PATH = "/subscriptions/api/v1/subscriptions/callback/"
 
@@ -25,4 +24,4 @@ def signature_matches(msgid: str, sig: str | None, secret: str) -> bool:
 
 
 def callback_url(public_url: str, msgid: str, secret: str) -> str:
-    return f"{public_url.rstrip('/')}{CALLBACK_PATH}?{urlencode({'sig': sign(msgid, secret)})}"
+    return f"{public_url.rstrip('/')}{CALLBACK_PATH}?sig={sign(msgid, secret)}"  # hex: nothing to escape

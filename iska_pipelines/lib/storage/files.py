@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,6 +25,7 @@ class FileRecord:
     outcome: FileOutcome = FileOutcome.APPLIED
     error: str | None = None
     run_id: str | None = None
+    refused_by_reason: str | None = None  # JSON {"reason": rows}
 
 
 def record_file(connection: sa.Connection, record: FileRecord) -> None:
@@ -64,3 +66,20 @@ def applied_key_for_content(connection: sa.Connection, kind: str, sha256: str) -
         )
         .limit(1)
     ).scalar_one_or_none()
+
+
+def record_set_aside(connection: sa.Connection, record: FileRecord) -> None:
+    """A duplicate or an unknown name, kept so the day's figures and `iska files` show it; never
+    over an applied or refused file's own record (the same file dropped again)."""
+    exists = connection.execute(
+        sa.select(ingested_files.c.outcome).where(ingested_files.c.partition_key == record.partition_key)
+    ).scalar_one_or_none()
+    if exists is None or exists == record.outcome:
+        record_file(connection, record)
+
+
+def file_row(connection: sa.Connection, partition_key: str) -> sa.Row[Any] | None:
+    """The file's whole record (outcome, rows, error, refused_by_reason), if any."""
+    return connection.execute(
+        sa.select(ingested_files).where(ingested_files.c.partition_key == partition_key)
+    ).one_or_none()

@@ -114,7 +114,17 @@ ingested_files = sa.Table(
     sa.Column("outcome", sa.String(10), nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("run_id", sa.String(64)),
+    # JSON {"reason": rows}: the file's refused rows by reason (SPEC §16 file_intake)
+    sa.Column("refused_by_reason", sa.Text),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
     sa.Index("ix_ingested_files_kind_sha256", "kind", "sha256"),
+)
+
+# the next free call slot of each capped gateway URL, shared by every process (lib/gateways/limiter.py)
+gateway_pacing = sa.Table(
+    "gateway_pacing",
+    metadata,
+    sa.Column("url", sa.String(255), primary_key=True),
+    sa.Column("next_slot", sa.Float, nullable=False),  # epoch seconds
 )

@@ -4,15 +4,15 @@
 follows the region's default, then ISKA_DEFAULT_LANGUAGE. `sms_messages.language`, `.encoding`
 (`gsm7`|`ucs2`) and `.segments`: how each message went out; empty for messages planned before.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

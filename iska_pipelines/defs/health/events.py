@@ -1,0 +1,126 @@
+"""A day's health as Dagster events: the same figures and verdicts whoever reports them (the
+asset itself, the refresh sensor, or the runs that did the work)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.lib.health import billing, deliveries, intake
+from iska_pipelines.lib.health.checks import (
+    HealthRules,
+    Severity,
+    Verdict,
+    delivery_rate,
+    grid_fresh,
+    next_sms_time,
+    no_refused_files,
+    no_transport_errors,
+)
+from iska_pipelines.lib.health.days import at_hour, local_day
+from iska_pipelines.lib.health.grid import grid_age
+from iska_pipelines.lib.storage.timestamps import utcnow
+
+SMS_DELIVERIES = "sms_deliveries"
+BILLING_OUTCOMES = "billing_outcomes"
+FILE_INTAKE = "file_intake"
+REFUSED_LISTED = 50  # refused files named on a day's file_intake (the count has them all)
+SEVERITY = {Severity.WARN: dg.AssetCheckSeverity.WARN, Severity.ERROR: dg.AssetCheckSeverity.ERROR}
+
+
+@dataclass(frozen=True)
+class DayHealth:
+    asset: str
+    day: date
+    figures: Mapping[str, Any]  # numbers (plotted), and file_intake's list of refused files
+    verdicts: list[Verdict]
+
+    def materialization(self) -> dg.AssetMaterialization:
+        return dg.AssetMaterialization(asset_key=self.asset, partition=self.day.isoformat(),
+                                       metadata=dict(self.figures))
+
+    def check_results(self) -> list[dg.AssetCheckResult]:
+        return [dg.AssetCheckResult(check_name=v.name, passed=v.passed, severity=SEVERITY[v.severity],
+                                    description=v.description, metadata=v.metadata)
+                for v in self.verdicts]
+
+    def check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        return [dg.AssetCheckEvaluation(asset_key=dg.AssetKey(self.asset), check_name=v.name,
+                                        passed=v.passed, severity=SEVERITY[v.severity],
+                                        description=v.description, metadata=v.metadata)
+                for v in self.verdicts]
+
+
+def sms_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
+    figures = deliveries.day_figures(connection, day)
+    if day >= local_day(now, rules.timezone):  # who is skipped is only meaningful for today on
+        fresh_after = now - timedelta(hours=rules.forecast_max_age_hours)
+        figures.update(deliveries.skips_now(connection, day, fresh_after))
+    today = local_day(now, rules.timezone)
+    sms_time = next_sms_time(now, rules) if day == today else at_hour(day, rules.sms_hour, rules.timezone)
+    verdicts = [delivery_rate(figures, rules), grid_fresh(grid_age(connection), sms_time, rules)]
+    return DayHealth(SMS_DELIVERIES, day, figures, verdicts)
+
+
+def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
+    today = day == local_day(now, rules.timezone)
+    still_due = billing.due_untried(connection, day, rules.timezone) if today else None
+    figures = billing.day_figures(connection, day, rules.timezone, still_due)
+    return DayHealth(BILLING_OUTCOMES, day, figures, [no_transport_errors(figures)])
+
+
+def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now: datetime) -> DayHealth:
+    figures: dict[str, Any] = intake.day_figures(connection, day, rules.timezone)
+    refused = intake.recent_files(connection, REFUSED_LISTED, refused_only=True, day=day,
+                                  timezone=rules.timezone)
+    if refused:  # the reasons themselves, on the asset's page without opening anything
+        figures["refused_files"] = dg.MetadataValue.md("\n".join(
+            f"- `{line.partition_key}`: {line.detail}" for line in refused))
+    return DayHealth(FILE_INTAKE, day, figures, [no_refused_files(figures)])
+
+
+REPORTS: dict[str, Callable[[sa.Connection, date, HealthRules, datetime], DayHealth]] = {
+    SMS_DELIVERIES: sms_health, BILLING_OUTCOMES: billing_health, FILE_INTAKE: intake_health,
+}
+
+
+def day_health(engine: sa.Engine, asset: str, day: date, rules: HealthRules, now: datetime) -> DayHealth:
+    with engine.connect() as connection:
+        return REPORTS[asset](connection, day, rules, now)
+
+
+def report_day(context: dg.OpExecutionContext | dg.AssetExecutionContext, engine: sa.Engine, asset: str, day: date,
+               timezone: str, now: datetime) -> None:
+    """From a run that did the work: the day's figures as a materialization of `asset`. The
+    checks follow with the refresh sensor, which knows the thresholds.
+
+    The work is done and committed when this runs, so a failure here is logged, never the
+    run's failure: the refresh sensor reports the same day within minutes."""
+    try:
+        health = day_health(engine, asset, day, HealthRules(timezone=timezone), now)
+    except Exception as error:  # noqa: BLE001 - see above: reporting must not fail the work
+        context.log.warning(f"could not count {asset} for {day} ({type(error).__name__}: {error}); "
+                            "the health_refresh sensor will report it")
+        return
+    context.log_event(health.materialization())
+
+
+def report_intake(context: dg.AssetExecutionContext, engine: sa.Engine, timezone: str) -> None:
+    """From an ingest run: today's file_intake figures, this file included."""
+    now = utcnow()
+    report_day(context, engine, FILE_INTAKE, local_day(now, timezone), timezone, now)
+
+
+def intake_observation(name: str, outcome: str, detail: str, moved_to: Path) -> dg.AssetObservation:
+    """A file set aside by the sensor (duplicate, unknown name), on file_intake's day."""
+    return dg.AssetObservation(
+        asset_key=FILE_INTAKE, partition=local_day(utcnow(), SETTINGS.timezone).isoformat(),
+        metadata={"file": name, "outcome": str(outcome), "detail": detail,
+                  "moved_to": dg.MetadataValue.path(str(moved_to))})

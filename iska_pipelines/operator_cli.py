@@ -1,0 +1,82 @@
+"""`iska status`, `iska files` and `iska rerun`: the operator's view from a terminal (SPEC §16).
+
+`status` and `files` read ISKA's database directly (they work while the API is down); `rerun`
+goes through the Dagster webserver (ISKA_DAGSTER_URL), never around it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from iska_pipelines.lib.dagster_client import DagsterGraphQL, DagsterUnavailable
+from iska_pipelines.lib.health.checks import HealthRules
+from iska_pipelines.lib.health.intake import recent_files
+from iska_pipelines.lib.health.status import snapshot
+from iska_pipelines.lib.reruns import job_for_partition
+from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.storage.timestamps import utcnow
+
+FAILED_ERROR = 1  # `iska status` exit code when an ERROR check fails, for monitoring scripts
+REFUSED = 2
+
+
+def rules_of(settings: Settings) -> HealthRules:
+    return HealthRules(settings.timezone, settings.sms_hour, settings.forecast_max_age_hours,
+                       settings.min_delivery_rate)
+
+
+def status(settings: Settings, as_json: bool) -> int:
+    found = snapshot(engine_for(settings.database_url), utcnow(), rules_of(settings))
+    print(json.dumps(found, indent=2) if as_json else status_text(found))
+    return FAILED_ERROR if any(not c["passed"] and c["severity"] == "ERROR" for c in found["checks"]) else 0
+
+
+def status_text(found: dict) -> str:
+    sms, bill, grid = found["sms"], found["billing"], found["grid"]
+    failed = sms["failed"] + sms["undelivered"] + sms["rejected"] + sms["expired"]
+    age = "no active grid" if grid["age_hours"] is None else f'{grid["age_hours"]:g} h old'
+    lines = [
+        f'ISKA {found["day"]} ({found["timezone"]})',
+        f'SMS      planned {sms["planned"]}  sent {sms["sent"]}  delivered {sms["delivered"]}  '
+        f'failed {failed}  awaiting report {sms["accepted"]}  still to send {sms["pending"]}  '
+        f'delivered of sent {sms["delivery_rate"]:.1%}',
+        f'Billing  due {bill["due"]}  charged {bill["charged"]}  declined {bill["declined"]}  '
+        f'no answer {bill["transport_errors"] + bill["auth_errors"]}  '
+        f'cancelled for billing {bill["cancelled_for_billing"]}  opt-outs {bill["opt_outs"]}',
+        f'Grid     {grid["points"]} points, {age} (limit {grid["max_age_hours"]:g} h)',
+        "Checks",
+        *(f'  {"ok    " if c["passed"] else "FAILED"} {c["severity"]:5} {c["name"]}: {c["description"]}'
+          for c in found["checks"]),
+        "Last files",
+        *(file_line(f) for f in found["last_files"]),
+    ]
+    return "\n".join(lines)
+
+
+def file_line(f: dict) -> str:
+    return f'  {f["taken_at"][:19].replace("T", " ")}  {f["outcome"]:9} {f["partition_key"]}\n      {f["detail"]}'
+
+
+def files(settings: Settings, refused: bool, limit: int) -> int:
+    with engine_for(settings.database_url).connect() as connection:
+        found = recent_files(connection, limit, refused_only=refused)
+    if not found:
+        print("no refused file" if refused else "no file taken yet")
+    for line in found:
+        print(file_line(line.as_dict()))
+    return 0
+
+
+def rerun(settings: Settings, key: str) -> int:
+    try:
+        job = job_for_partition(key)
+        run, launched = DagsterGraphQL(settings.dagster_url).launch_unless_running(
+            job, key, {"iska/trigger": "cli"})
+    except (ValueError, DagsterUnavailable) as refused:
+        print(f"iska rerun: {refused}", file=sys.stderr)
+        return REFUSED
+    verb = "launched" if launched else "already in progress:"
+    print(f"{verb} {job} run {run.run_id} for {key}: {settings.dagster_url}/runs/{run.run_id}")
+    return 0
