@@ -13,10 +13,10 @@ from bench.forecasts import materialize
 from bench.measure import Sample
 from bench.result import Line
 from bench.sizes import Sizes
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.grid import Grid
-from iska_pipelines.lib.storage.database import engine_for
-from iska_pipelines.lib.storage.forecasts import active_grid, upsert_forecasts
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.forecasts.grid import Grid
+from iska_pipelines.lib.forecasts.storage import active_grid, upsert_forecasts
 
 # the old system's search: every grid point's great-circle distance, per subscriber
 NEAREST_SQL = """

@@ -21,8 +21,8 @@ from iska_pipelines.defs.forecasts.assets import forecasts
 from iska_pipelines.defs.inbox.partitions import partitions_for
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.subscriptions.assets import subscriptions
-from iska_pipelines.lib.inbox import InboxFolders, partition_key, sha256_of
-from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.inbox.folders import InboxFolders, partition_key, sha256_of
 from iska_pipelines.lib.vocabulary import FileKind
 
 

@@ -22,7 +22,7 @@ from bench.measure import Sample, run_child
 from bench.result import Line
 from bench.simulator import TOKEN, Simulator, simulator
 from bench.sizes import Sizes
-from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.db.engine import engine_for
 
 LATENCY_MS = 20.0
 IDEAL = CONCURRENCY / (LATENCY_MS / 1000)

@@ -13,9 +13,9 @@ from bench.gateways import _subscribers, today
 from bench.measure import Sample
 from bench.result import Line
 from bench.sizes import Sizes
+from iska_pipelines.lib.db.engine import engine_for
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.database import engine_for
 
 TARGET_SECONDS = 30.0
 GRID_POINTS = 10_000  # distinct texts to render

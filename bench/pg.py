@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.database import dispose_engine, normalise_url
+from iska_pipelines.lib.db.engine import dispose_engine, normalise_url
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

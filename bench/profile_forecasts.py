@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import data, pg
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.inbox import sha256_of
-from iska_pipelines.lib.storage import bulk, forecasts
-from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.db import bulk
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.forecasts import storage as forecasts
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.inbox.folders import sha256_of
 
 
 class Phases:

@@ -17,8 +17,8 @@ from bench.sizes import Sizes
 from iska_pipelines.defs.inbox.partitions import subscription_files
 from iska_pipelines.defs.inbox.sensors import inbox_sensor
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox
-from iska_pipelines.lib.inbox import InboxFolders, partition_key, sha256_of
-from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.inbox.folders import InboxFolders, partition_key, sha256_of
 from iska_pipelines.lib.vocabulary import FileKind
 
 SETTLED = time.time() - 3600

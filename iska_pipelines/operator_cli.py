@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import sys
 
-from iska_pipelines.lib.dagster_client import DagsterGraphQL, DagsterUnavailable
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.checks import HealthRules
 from iska_pipelines.lib.health.intake import recent_files
 from iska_pipelines.lib.health.status import snapshot
-from iska_pipelines.lib.reruns import job_for_partition
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.storage.database import engine_for
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.tasks.graphql import DagsterGraphQL, DagsterUnavailable
+from iska_pipelines.lib.tasks.reruns import job_for_partition
 
 FAILED_ERROR = 1  # `iska status` exit code when an ERROR check fails, for monitoring scripts
 REFUSED = 2

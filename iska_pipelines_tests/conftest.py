@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.database import dispose_engine, engine_for, normalise_url
+from iska_pipelines.lib.db.engine import dispose_engine, engine_for, normalise_url
 
 pytest_plugins = ["iska_pipelines_tests.simulator_server", "iska_pipelines_tests.api_server"]
 

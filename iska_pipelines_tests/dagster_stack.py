@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from iska_pipelines.lib.dagster_client import DagsterGraphQL, DagsterUnavailable
 from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.tasks.graphql import DagsterGraphQL, DagsterUnavailable
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, simulator_on_loopback
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from iska_pipelines.defs.forecasts.assets import forecasts
 from iska_pipelines.defs.inbox.sensors import inbox_sensor
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.subscriptions.assets import subscriptions
-from iska_pipelines.lib.inbox import InboxFolders
-from iska_pipelines.lib.storage.database import engine_for
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.inbox.folders import InboxFolders
 
 SETTLED_AGE = 60.0
 

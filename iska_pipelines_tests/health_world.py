@@ -9,11 +9,11 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.schema import billing_attempts, forecasts, sms_messages, subscriptions
+from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.inbox.files import FileRecord, record_file
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.files import FileRecord, record_file
-from iska_pipelines.lib.storage.schema import billing_attempts, forecasts, sms_messages, subscriptions
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import FileOutcome
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, today
 

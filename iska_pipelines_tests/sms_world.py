@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import forecasts, sms_messages, subscriptions
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.db.schema import forecasts, sms_messages, subscriptions
+from iska_pipelines.lib.db.timestamps import utcnow
 
 TIMEZONE = "Africa/Accra"
 

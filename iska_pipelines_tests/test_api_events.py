@@ -9,7 +9,7 @@ from datetime import datetime
 
 import requests
 
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines_tests.conftest import sample_path
 
 SUBSCRIPTIONS = "/subscriptions/api/v1/subscriptions/"

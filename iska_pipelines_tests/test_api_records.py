@@ -9,8 +9,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import billing_attempts, sms_messages
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.db.schema import billing_attempts, sms_messages
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines_tests.api_server import api_settings
 
 FORECASTS = "/forecasts/api/v1/forecasts/"

@@ -20,7 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from iska_pipelines.lib.dagster_client import DagsterGraphQL
+from iska_pipelines.lib.tasks.graphql import DagsterGraphQL
 from iska_pipelines_tests.api_server import api_on_loopback
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.dagster_stack import dagster_stack  # noqa: F401 (module fixture)

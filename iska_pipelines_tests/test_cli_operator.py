@@ -7,7 +7,7 @@ import json
 import pytest
 
 from iska_pipelines.cli import main
-from iska_pipelines.lib.reruns import job_for_partition
+from iska_pipelines.lib.tasks.reruns import job_for_partition
 from iska_pipelines_tests.health_world import REFUSAL, seed_day
 from iska_pipelines_tests.test_api_health import free_port
 

@@ -25,9 +25,9 @@ from iska_pipelines.defs.inbox.jobs import ingest_subscriptions
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.subscriptions.assets import subscriptions as subscriptions_asset
 from iska_pipelines.lib.billing.due import billing_day
-from iska_pipelines.lib.storage.database import engine_for
-from iska_pipelines.lib.storage.schema import billing_attempts, subscriptions
-from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.db.schema import billing_attempts, subscriptions
+from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import PLAN_CODES
 from iska_pipelines_tests.driver import materialization_metadata
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN

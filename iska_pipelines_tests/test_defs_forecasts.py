@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import forecasts as forecasts_table
+from iska_pipelines.lib.db.schema import forecasts as forecasts_table
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
 
@@ -261,7 +261,7 @@ def test_re_running_an_applied_partition_gives_the_same_result(iska):
 
 def test_re_running_a_whole_grid_file_leaves_every_row_as_it_was(iska):
     """10,000 rows: on PostgreSQL the file rewrites the table, and still keeps every row as it was."""
-    from iska_pipelines.lib.storage.forecasts import REWRITE_MIN_ROWS
+    from iska_pipelines.lib.forecasts.storage import REWRITE_MIN_ROWS
     from iska_pipelines_tests.test_defs_subscriptions import every_table
 
     result = iska.ingest(grid_csv(good_rows(REWRITE_MIN_ROWS)), name="grid.csv", folder="forecasts")

@@ -11,7 +11,7 @@ from iska_pipelines.defs.health.assets import billing_outcomes, file_intake, sms
 from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.health.sensors import health_refresh
 from iska_pipelines.defs.resources import IskaDatabase
-from iska_pipelines.lib.storage.schema import sms_messages
+from iska_pipelines.lib.db.schema import sms_messages
 from iska_pipelines_tests.health_world import REFUSAL, seed_day
 from iska_pipelines_tests.sms_world import TIMEZONE
 

@@ -107,8 +107,8 @@ def test_definitions_load_and_validate():
 
 def test_a_file_whose_run_is_still_in_progress_is_neither_new_nor_a_duplicate(iska):
     """The run commits, then moves its file: a tick in between must leave the file alone."""
-    from iska_pipelines.lib.inbox import sha256_of
-    from iska_pipelines.lib.storage.files import FileRecord, record_file
+    from iska_pipelines.lib.inbox.files import FileRecord, record_file
+    from iska_pipelines.lib.inbox.folders import sha256_of
 
     path = iska.drop(sample_path("2021-02-05_additions.csv"))
     [request] = iska.tick().run_requests

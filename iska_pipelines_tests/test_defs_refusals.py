@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from iska_pipelines.api.run_storage import InstanceRuns
-from iska_pipelines.lib.tasks import TaskStatus, describe_task
+from iska_pipelines.lib.tasks.status import TaskStatus, describe_task
 from iska_pipelines_tests.conftest import sample_path
 
 BAD = b"lat,lon,fcat24\n5.6,-0.2,1\n"  # no gid column: the file is refused as a whole

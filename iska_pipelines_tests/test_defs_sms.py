@@ -16,10 +16,10 @@ from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG
 from iska_pipelines.defs.sms.resources import SmsOutbox
 from iska_pipelines.defs.sms.schedules import sms_schedule
 from iska_pipelines.defs.sms.sensors import sms_catch_up
+from iska_pipelines.lib.db.schema import forecasts, subscriptions
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE, DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.schema import forecasts, subscriptions
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.sms_runs import day_report, refused_url, run_sms_day
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, message, messages, today

@@ -10,9 +10,9 @@ from datetime import timedelta
 import dagster as dg
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.schema import forecasts, subscriptions
 from iska_pipelines.lib.sms.templates import SHIPPED
 from iska_pipelines.lib.sms.text import format_number
-from iska_pipelines.lib.storage.schema import forecasts, subscriptions
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.sms_runs import day_report, run_sms_day
 from iska_pipelines_tests.sms_world import messages, today

@@ -15,15 +15,15 @@ import sqlalchemy as sa
 import time_machine
 
 from iska_pipelines.lib.billing.due import billing_day
+from iska_pipelines.lib.billing.gateway import BillingClient
 from iska_pipelines.lib.billing.run import BillingRules, bill_due
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.csv.reading import enforce_reject_limit
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
-from iska_pipelines.lib.forecast_ingest import apply_forecasts
-from iska_pipelines.lib.gateways.billing import BillingClient
-from iska_pipelines.lib.grid import haversine_km
-from iska_pipelines.lib.inbox import partition_key, sha256_of
-from iska_pipelines.lib.ingest import (
+from iska_pipelines.lib.db.schema import subscriptions as subscriptions_table
+from iska_pipelines.lib.db.timestamps import as_utc
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.forecasts.grid import haversine_km
+from iska_pipelines.lib.forecasts.ingest import apply_forecasts
+from iska_pipelines.lib.inbox.folders import partition_key, sha256_of
+from iska_pipelines.lib.inbox.ingest import (
     IngestRules,
     applied_before,
     archive_applied,
@@ -31,10 +31,10 @@ from iska_pipelines.lib.ingest import (
     refusing_whole_file,
     take_file,
 )
-from iska_pipelines.lib.storage.schema import subscriptions as subscriptions_table
-from iska_pipelines.lib.storage.subscriptions import SUBSCRIPTIONS_LOCK_ID
-from iska_pipelines.lib.storage.timestamps import as_utc
-from iska_pipelines.lib.subscription_ingest import apply_subscriptions
+from iska_pipelines.lib.inbox.reading import enforce_reject_limit
+from iska_pipelines.lib.subscriptions.csv import read_subscription_file
+from iska_pipelines.lib.subscriptions.ingest import apply_subscriptions
+from iska_pipelines.lib.subscriptions.storage import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.vocabulary import FileKind
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata
@@ -141,7 +141,7 @@ def test_another_arrival_order_gives_the_same_subscription_table(iska, database_
     apply_in_order(iska, DATE_ORDER)
     expected = iska.rows(f"SELECT {FINAL_COLUMNS} FROM subscriptions ORDER BY msisdn")
 
-    from iska_pipelines.lib.storage.database import engine_for
+    from iska_pipelines.lib.db.engine import engine_for
     from iska_pipelines_tests.driver import Iska
 
     with engine_for(database_url).begin() as connection:

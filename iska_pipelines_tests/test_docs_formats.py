@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.subscriptions.csv import read_subscription_file
 from iska_pipelines.lib.vocabulary import FileKind, Reason
 
 FORMATS = Path(__file__).resolve().parents[1] / "docs" / "formats.md"

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.schema import FCAT_TYPE, forecasts
+from iska_pipelines.lib.db.timestamps import as_utc, utcnow
+from iska_pipelines.lib.forecasts.storage import upsert_forecasts
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.forecasts import upsert_forecasts
-from iska_pipelines.lib.storage.schema import FCAT_TYPE, forecasts
-from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import SkipReason
 from iska_pipelines_tests.sms_world import add_subscriber, today
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import requests
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.database import create_iska_engine
+from iska_pipelines.lib.db.engine import create_iska_engine
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.stack import start_stack
 

@@ -12,16 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, select_due
+from iska_pipelines.lib.billing.gateway import BillingClient, ChargeResult, classify
 from iska_pipelines.lib.billing.keys import idempotency_key
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
-from iska_pipelines.lib.csv.reading import ROW
-from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult, classify
-from iska_pipelines.lib.gateways.http import Backoff, Reply, parse_retry_after
-from iska_pipelines.lib.records.subscriptions import EVENT_TIME
+from iska_pipelines.lib.db.schema import subscriptions
+from iska_pipelines.lib.db.timestamps import as_utc
+from iska_pipelines.lib.http.client import Backoff, Reply, parse_retry_after
+from iska_pipelines.lib.inbox.reading import ROW
 from iska_pipelines.lib.settings import ConfigurationError
-from iska_pipelines.lib.storage.schema import subscriptions
-from iska_pipelines.lib.storage.subscriptions import apply_file_events
-from iska_pipelines.lib.storage.timestamps import as_utc
+from iska_pipelines.lib.subscriptions.records import EVENT_TIME
+from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import ChargeOutcome, FileKind, Plan
 from iska_pipelines_tests.scripted_gateway import Gateway, serving
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
@@ -234,7 +234,7 @@ def test_a_rejoin_is_due_at_once_even_when_its_ts_is_older_than_the_earlier_peri
 
 
 def apply_event(engine: sa.Engine, kind: FileKind, msisdn: str, ts: datetime) -> None:
-    """One event through the same code as a file's rows (lib/events.py)."""
+    """One event through the same code as a file's rows (lib/subscriptions/events.py)."""
     columns = {ROW: pl.Series([0], dtype=pl.UInt32), "msisdn": [msisdn], "ts": pl.Series([ts], dtype=EVENT_TIME)}
     if kind is FileKind.ADDITIONS:
         columns |= {"lat": [5.6], "lon": [-0.2], "lid": [1], "no_grid": [False], "plan": ["daily"]}

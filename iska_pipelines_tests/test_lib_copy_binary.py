@@ -1,4 +1,4 @@
-"""PostgreSQL's binary COPY format, our encoder and decoder (lib/storage/bulk.py), as round trips.
+"""PostgreSQL's binary COPY format, our encoder and decoder (lib/db/bulk.py), as round trips.
 
 The codec is hand-written (NumPy, column-wise) because it is the fast path of the forecast grid;
 these properties hold it to PostgreSQL's own reading and writing of the same values: what
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iska_pipelines.lib.storage.bulk import copy_binary, read_binary
+from iska_pipelines.lib.db.bulk import copy_binary, read_binary
 
 TABLE = "copy_round_trip"
 COLUMNS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iska_pipelines.lib.csv.forecasts import read_forecasts
+from iska_pipelines.lib.forecasts.csv import read_forecasts
 
 LON, LAT = -1.25, 6.75
 EWKB_Z, EWKB_M, EWKB_SRID = 0x80000000, 0x40000000, 0x20000000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
+from iska_pipelines.lib.subscriptions.csv import read_subscription_file
 from iska_pipelines.lib.vocabulary import FileKind
 
 TZ = "Africa/Accra"  # UTC+0 all year: a ts without an offset is UTC

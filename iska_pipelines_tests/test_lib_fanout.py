@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from iska_pipelines.lib.fanout import fan_out
+from iska_pipelines.lib.http.fanout import fan_out
 
 
 def test_every_item_is_worked_once_and_handed_back_in_batches_of_at_most_the_batch_size():

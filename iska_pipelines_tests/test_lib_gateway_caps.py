@@ -10,10 +10,10 @@ from collections.abc import Callable
 import requests
 import sqlalchemy as sa
 
-from iska_pipelines.lib.fanout import fan_out
-from iska_pipelines.lib.gateways.billing import BillingClient
-from iska_pipelines.lib.gateways.limiter import HEADROOM, DatabaseCaps, SharedCap
-from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsClient
+from iska_pipelines.lib.billing.gateway import BillingClient
+from iska_pipelines.lib.http.fanout import fan_out
+from iska_pipelines.lib.http.limiter import HEADROOM, DatabaseCaps, SharedCap
+from iska_pipelines.lib.sms.gateway import OutgoingSms, SmsClient
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimulator
 

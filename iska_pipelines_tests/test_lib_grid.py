@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from iska_pipelines.lib.grid import NO_POINT, Grid, haversine_km
+from iska_pipelines.lib.forecasts.grid import NO_POINT, Grid, haversine_km
 
 
 def brute_force(grid_gids, grid_lat, grid_lon, lat, lon, max_km):

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
     HealthRules,
@@ -18,7 +19,6 @@ from iska_pipelines.lib.health.checks import (
 )
 from iska_pipelines.lib.health.grid import grid_age
 from iska_pipelines.lib.health.status import snapshot
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines_tests.health_world import REFUSAL, age_grid, seed_day
 from iska_pipelines_tests.sms_world import TIMEZONE
 

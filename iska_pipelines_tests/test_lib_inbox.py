@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from iska_pipelines.lib.inbox import (
+from iska_pipelines.lib.inbox.folders import (
     InboxFolders,
     is_candidate,
     is_settled,

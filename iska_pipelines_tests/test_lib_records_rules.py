@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
-from iska_pipelines.lib.records.errors import InvalidRecord
-from iska_pipelines.lib.records.rules import check_forecast, check_subscription
+from iska_pipelines.lib.errors import InvalidRecord
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.rules import check_forecast, check_subscription
+from iska_pipelines.lib.subscriptions.csv import read_subscription_file
 from iska_pipelines.lib.vocabulary import FileKind, Plan
 
 TZ = "Africa/Accra"

@@ -74,7 +74,7 @@ def test_rules_and_schedules_share_one_time_zone_and_the_model_defaults():
     from iska_pipelines.defs.resources import SETTINGS, IskaRules
     from iska_pipelines.defs.sms.partitions import sms_days
     from iska_pipelines.defs.sms.resources import SmsOutbox
-    from iska_pipelines.lib.ingest import IngestRules
+    from iska_pipelines.lib.inbox.ingest import IngestRules
 
     zones = {IskaRules().ingest_rules().timezone, BillingPolicy().rules(1).timezone,
              sms_days.timezone, billing_schedule.execution_timezone}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.claims import claim, cutoff, skip_too_late
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, messages, today
 
 TEMPLATE = "Iska {date}: next 24h {fcat24}, next 48h {fcat48}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsAuthError, SmsClient
+from iska_pipelines.lib.sms.gateway import OutgoingSms, SmsAuthError, SmsClient
 from iska_pipelines_tests.scripted_gateway import ACCEPTED, Gateway, connect_timeout_url, refused_url, serving
 
 

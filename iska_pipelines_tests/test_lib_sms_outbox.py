@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iska_pipelines.lib.gateways.sms import SmsOutcome
+from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.delivery import ReportOutcome, apply_report, expire_unreported, record_outcomes
+from iska_pipelines.lib.sms.gateway import SmsOutcome
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 from iska_pipelines_tests.sms_world import (
     add_forecast,

@@ -7,10 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from iska_pipelines.lib.dagster_client import RunSummary
-from iska_pipelines.lib.inbox import InboxFolders, is_candidate, parse_key, partition_key, route_by_name
-from iska_pipelines.lib.tasks import FileState, TaskStatus, file_status, run_status
-from iska_pipelines.lib.uploads import UploadTooLarge, uploaded_at, write_upload
+from iska_pipelines.lib.inbox.folders import (
+    InboxFolders,
+    is_candidate,
+    parse_key,
+    partition_key,
+    route_by_name,
+)
+from iska_pipelines.lib.inbox.uploads import UploadTooLarge, uploaded_at, write_upload
+from iska_pipelines.lib.tasks.graphql import RunSummary
+from iska_pipelines.lib.tasks.status import FileState, TaskStatus, file_status, run_status
 from iska_pipelines.lib.vocabulary import FileKind
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -55,15 +55,15 @@ from iska_pipelines.defs.sms.jobs import (
     sms_job,
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
-from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
-from iska_pipelines.lib.storage.database import engine_for
-from iska_pipelines.lib.storage.schema import (
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.db.schema import (
     billing_attempts,
     forecasts,
     ingested_files,
     sms_messages,
     subscriptions,
 )
+from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
 from iska_pipelines.simulator.app import create_app
 from iska_pipelines.simulator.faults import Dice
 from iska_pipelines.simulator.knobs import Knobs

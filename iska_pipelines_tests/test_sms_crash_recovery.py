@@ -16,10 +16,10 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG
+from iska_pipelines.lib.db.engine import dispose_engine, engine_for
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.sms.claims import claim
 from iska_pipelines.lib.sms.outbox import plan_outbox
-from iska_pipelines.lib.storage.database import dispose_engine, engine_for
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 from iska_pipelines_tests.sms_crash import reexecute, run_day
 from iska_pipelines_tests.sms_runs import run_sms_day

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import Request
 
+from iska_pipelines.lib.db.engine import engine_for, normalise_url
 from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.storage.database import engine_for, normalise_url
 
 BACKENDS = ("sqlite", "postgresql")
 URL_EXAMPLES = "sqlite:///data/iska.sqlite3 or postgresql://user:password@host:5432/iska"

@@ -16,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from iska_pipelines.api.dependencies import UNREACHABLE, unreachable
-from iska_pipelines.lib.dagster_client import DagsterUnavailable
-from iska_pipelines.lib.records.errors import InvalidRecord, RecordConflict, RecordNotFound
-from iska_pipelines.lib.uploads import UploadTooLarge
+from iska_pipelines.lib.errors import InvalidRecord, RecordConflict, RecordNotFound
+from iska_pipelines.lib.inbox.uploads import UploadTooLarge
+from iska_pipelines.lib.tasks.graphql import DagsterUnavailable
 
 log = logging.getLogger("iska.api")
 

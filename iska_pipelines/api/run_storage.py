@@ -8,8 +8,8 @@ import threading
 
 import dagster as dg
 
-from iska_pipelines.lib.dagster_client import PARTITION_TAG, DagsterGraphQL, RunReader, RunSummary
 from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.tasks.graphql import PARTITION_TAG, DagsterGraphQL, RunReader, RunSummary
 
 
 class InstanceRuns:

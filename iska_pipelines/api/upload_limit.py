@@ -3,7 +3,7 @@ upload at all is decided earlier, in api/access.py).
 
 A declared Content-Length over the limit is answered at once; the body is read and dropped
 first, so the client sees the 413 instead of a broken pipe. Uploads without a length are
-counted while they are written into the inbox (lib/uploads.py) and refused there.
+counted while they are written into the inbox (lib/inbox/uploads.py) and refused there.
 """
 
 from __future__ import annotations

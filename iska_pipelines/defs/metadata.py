@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from iska_pipelines.lib.ingest import FileApplied
+from iska_pipelines.lib.inbox.ingest import FileApplied
 
 
 def preview_table(frame: pl.DataFrame) -> dg.MetadataValue:

@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from iska_pipelines.lib.inbox import InboxFolders
-from iska_pipelines.lib.ingest import IngestRules
+from iska_pipelines.lib.db.engine import engine_for
+from iska_pipelines.lib.inbox.folders import InboxFolders
+from iska_pipelines.lib.inbox.ingest import IngestRules
 from iska_pipelines.lib.settings import DEFAULTS, Settings
-from iska_pipelines.lib.storage.database import engine_for
 
 SETTINGS = Settings.from_env()
 

@@ -15,8 +15,8 @@ from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, page
 from iska_pipelines.api.schemas import ErrorBody, Forecast, ForecastIn
-from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
-from iska_pipelines.lib.records.forecasts import (
+from iska_pipelines.lib.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.forecasts.records import (
     deactivate_forecast,
     find_forecast,
     get_forecast,
@@ -24,7 +24,7 @@ from iska_pipelines.lib.records.forecasts import (
     merged,
     save_forecast,
 )
-from iska_pipelines.lib.records.rules import check_forecast
+from iska_pipelines.lib.rules import check_forecast
 from iska_pipelines.lib.settings import Settings
 
 BASE = "/forecasts/api/v1/forecasts/"

@@ -16,8 +16,8 @@ from fastapi.concurrency import run_in_threadpool
 from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import settings
 from iska_pipelines.api.schemas import ErrorBody, SmsTriggered
-from iska_pipelines.lib.dagster_client import DagsterGraphQL
 from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.tasks.graphql import DagsterGraphQL
 
 PATH = "/subscriptions/api/v1/subscriptions/trigger_send_sms/"
 SMS_JOB = "sms_job"

@@ -15,10 +15,10 @@ from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.schemas import ErrorBody
 from iska_pipelines.api.status_page import render
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.checks import HealthRules
 from iska_pipelines.lib.health.status import snapshot
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 router = APIRouter(tags=["status"], dependencies=[Depends(require_access)],
                    responses={code: {"model": ErrorBody} for code in (401, 403, 503)})

@@ -1,6 +1,6 @@
 """`/subscriptions/api/v1/subscriptions/`: subscriptions and their history (SPEC §5, §8).
 
-Every write is an event of SPEC §5 applied by the same code as a CSV row (lib/records): create =
+Every write is an event of SPEC §5 applied by the same code as a CSV row (lib/subscriptions/records.py): create =
 addition (201 new; 200 when it renewed or reactivated a known msisdn), moving = update, status
 cancelled or DELETE = cancellation with reason `api`. Rows are never deleted.
 """
@@ -16,10 +16,11 @@ from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, page
 from iska_pipelines.api.schemas import BillingAttempt, ErrorBody, SmsMessage, Subscription, SubscriptionIn
-from iska_pipelines.lib.events import Outcome
-from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
-from iska_pipelines.lib.records.rules import check_subscription
-from iska_pipelines.lib.records.subscriptions import (
+from iska_pipelines.lib.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.rules import check_subscription
+from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.subscriptions.events import Outcome
+from iska_pipelines.lib.subscriptions.records import (
     EventRules,
     add_subscription,
     cancel_subscription,
@@ -29,7 +30,6 @@ from iska_pipelines.lib.records.subscriptions import (
     list_sms_messages,
     list_subscriptions,
 )
-from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.vocabulary import SubscriptionStatus
 
 BASE = "/subscriptions/api/v1/subscriptions/"

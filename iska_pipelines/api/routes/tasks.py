@@ -1,7 +1,7 @@
 """`GET .../task_status/`: what became of an upload (or a launched run), in the old task words.
 
 The original clients send `{"task_id": ...}` as a JSON body on GET; a `task_id` query parameter
-works too. Status comes from Dagster's run storage and ISKA's record of the file (lib/tasks.py).
+works too. Status comes from Dagster's run storage and ISKA's record of the file (lib/tasks/status.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.run_storage import run_reader
 from iska_pipelines.api.schemas import ErrorBody, TaskStatusOut
-from iska_pipelines.lib.inbox import InboxFolders
-from iska_pipelines.lib.records.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.errors import FieldError, InvalidRecord
+from iska_pipelines.lib.inbox.folders import InboxFolders
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.tasks import describe_task
+from iska_pipelines.lib.tasks.status import describe_task
 
 PATHS = ("/forecasts/api/v1/forecasts/task_status/", "/subscriptions/api/v1/subscriptions/task_status/")
 MAX_TASK_ID = 1000

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import settings
 from iska_pipelines.api.schemas import ErrorBody, TaskId
-from iska_pipelines.lib.inbox import InboxFolders
+from iska_pipelines.lib.inbox.folders import InboxFolders
+from iska_pipelines.lib.inbox.uploads import write_upload
 from iska_pipelines.lib.settings import Settings
-from iska_pipelines.lib.uploads import write_upload
 from iska_pipelines.lib.vocabulary import FileKind
 
 log = logging.getLogger("iska.api.uploads")

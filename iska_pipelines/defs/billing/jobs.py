@@ -15,8 +15,8 @@ from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.run import BillingAlreadyRunning, BillingSummary, bill_due
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.errors import ConfigurationError
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 BILLING_TAGS = {
     "iska/serial": "billing",  # dagster.yaml admits one run with this tag at a time

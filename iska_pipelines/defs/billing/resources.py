@@ -10,10 +10,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
+from iska_pipelines.lib.billing.gateway import BillingClient
 from iska_pipelines.lib.billing.run import BillingRules
-from iska_pipelines.lib.gateways.billing import BillingClient
-from iska_pipelines.lib.gateways.http import Backoff
-from iska_pipelines.lib.gateways.limiter import DatabaseCaps
+from iska_pipelines.lib.http.client import Backoff
+from iska_pipelines.lib.http.limiter import DatabaseCaps
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 
 

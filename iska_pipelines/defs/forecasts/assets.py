@@ -10,17 +10,17 @@ from iska_pipelines.defs.inbox.partitions import forecast_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.retries import STEP_RETRY
-from iska_pipelines.lib.csv.forecasts import read_forecasts
-from iska_pipelines.lib.csv.reading import enforce_reject_limit
-from iska_pipelines.lib.forecast_ingest import apply_forecasts
-from iska_pipelines.lib.ingest import (
+from iska_pipelines.lib.forecasts.csv import read_forecasts
+from iska_pipelines.lib.forecasts.ingest import apply_forecasts
+from iska_pipelines.lib.forecasts.storage import table_health
+from iska_pipelines.lib.inbox.ingest import (
     applied_before,
     archive_applied,
     record_applied,
     refusing_whole_file,
     take_file,
 )
-from iska_pipelines.lib.storage.forecasts import table_health
+from iska_pipelines.lib.inbox.reading import enforce_reject_limit
 
 CHECKS = [
     dg.AssetCheckSpec("no_refused_rows", asset="forecasts",

@@ -14,8 +14,8 @@ from iska_pipelines.defs.health.events import BILLING_OUTCOMES, FILE_INTAKE, SMS
 from iska_pipelines.defs.health.partitions import health_days
 from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import checks
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 
 def _spec(asset: str, name: str, description: str) -> dg.AssetCheckSpec:

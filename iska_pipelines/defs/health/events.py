@@ -13,6 +13,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
     HealthRules,
@@ -26,7 +27,6 @@ from iska_pipelines.lib.health.checks import (
 )
 from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import grid_age
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 SMS_DELIVERIES = "sms_deliveries"
 BILLING_OUTCOMES = "billing_outcomes"

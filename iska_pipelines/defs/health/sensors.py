@@ -14,9 +14,9 @@ import dagster as dg
 from iska_pipelines.defs.health.events import REPORTS, SMS_DELIVERIES, DayHealth, day_health
 from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.days import local_day, recent_days
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 REFRESH_SECONDS = 120
 DAYS = EXPIRY_HOURS // 24 + 1  # a message's report can come until it expires after 72 h

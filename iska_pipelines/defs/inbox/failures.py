@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from iska_pipelines.lib.csv.reading import FileRefused
+from iska_pipelines.lib.inbox.reading import FileRefused
 
 
 @contextmanager

@@ -11,9 +11,9 @@ from iska_pipelines.defs.health.events import intake_observation
 from iska_pipelines.defs.inbox.jobs import ingest_forecasts, ingest_subscriptions
 from iska_pipelines.defs.inbox.partitions import partitions_name
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase, IskaInbox
-from iska_pipelines.lib.inbox import sha256_of
-from iska_pipelines.lib.intake import look_at_inbox, unknown_file_error
-from iska_pipelines.lib.set_aside import duplicate_detail, record_duplicate, record_unknown
+from iska_pipelines.lib.inbox.folders import sha256_of
+from iska_pipelines.lib.inbox.look import look_at_inbox, unknown_file_error
+from iska_pipelines.lib.inbox.set_aside import duplicate_detail, record_duplicate, record_unknown
 from iska_pipelines.lib.vocabulary import RUNS_IN_PROGRESS, FileKind, FileOutcome
 
 IN_PROGRESS = [dg.DagsterRunStatus(name) for name in RUNS_IN_PROGRESS]

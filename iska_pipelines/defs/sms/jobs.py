@@ -20,14 +20,14 @@ from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.errors import ConfigurationError
-from iska_pipelines.lib.gateways.sms import SmsAuthError
 from iska_pipelines.lib.sms.claims import day_statuses, pending_count
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
+from iska_pipelines.lib.sms.gateway import SmsAuthError
 from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
 from iska_pipelines.lib.sms.report import day_languages, day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 

@@ -10,10 +10,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
-from iska_pipelines.lib.gateways.limiter import DatabaseCaps
-from iska_pipelines.lib.gateways.sms import SmsClient, split_urls
+from iska_pipelines.lib.http.limiter import DatabaseCaps
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.sms.claims import cutoff
+from iska_pipelines.lib.sms.gateway import SmsClient, split_urls
 from iska_pipelines.lib.sms.templates import Catalog, build_catalog
 
 

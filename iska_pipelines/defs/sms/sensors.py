@@ -9,9 +9,9 @@ from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG, sms_job
 from iska_pipelines.defs.sms.partitions import SMS_START_DATE
 from iska_pipelines.defs.sms.resources import SmsOutbox
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.sms.catch_up import catch_ups
 from iska_pipelines.lib.sms.claims import days_with_pending
-from iska_pipelines.lib.storage.timestamps import utcnow
 
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,

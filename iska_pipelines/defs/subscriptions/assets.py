@@ -10,16 +10,16 @@ from iska_pipelines.defs.inbox.partitions import subscription_files
 from iska_pipelines.defs.metadata import file_metadata, refused_rows_check
 from iska_pipelines.defs.resources import IskaDatabase, IskaInbox, IskaRules
 from iska_pipelines.defs.retries import STEP_RETRY
-from iska_pipelines.lib.csv.reading import enforce_reject_limit
-from iska_pipelines.lib.csv.subscriptions import read_subscription_file
-from iska_pipelines.lib.ingest import (
+from iska_pipelines.lib.inbox.ingest import (
     applied_before,
     archive_applied,
     record_applied,
     refusing_whole_file,
     take_file,
 )
-from iska_pipelines.lib.subscription_ingest import apply_subscriptions
+from iska_pipelines.lib.inbox.reading import enforce_reject_limit
+from iska_pipelines.lib.subscriptions.csv import read_subscription_file
+from iska_pipelines.lib.subscriptions.ingest import apply_subscriptions
 
 
 @dg.asset(

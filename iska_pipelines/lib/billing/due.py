@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.keys import idempotency_key
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import PLAN_TO_CODE, ChargeOutcome, Plan, SubscriptionStatus
 
 SENDABLE_MSISDN = re.compile(r"[0-9]{1,15}")

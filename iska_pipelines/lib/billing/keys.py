@@ -11,7 +11,7 @@ subscriber's data says goes into it, so it is always a plain ASCII header.
 
 from datetime import date, datetime
 
-from iska_pipelines.lib.storage.timestamps import as_utc
+from iska_pipelines.lib.db.timestamps import as_utc
 
 
 def idempotency_key(subscription_id: int, joins: int, sub_date: datetime, period_start: date,

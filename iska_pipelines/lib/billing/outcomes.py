@@ -19,9 +19,9 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
-from iska_pipelines.lib.gateways.billing import ChargeResult
-from iska_pipelines.lib.storage.bulk import insert_rows, stage_rows
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.billing.gateway import ChargeResult
+from iska_pipelines.lib.db.bulk import insert_rows, stage_rows
+from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}

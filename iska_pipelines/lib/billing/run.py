@@ -1,6 +1,6 @@
 """One billing run: charge every due subscription concurrently and record every answer.
 
-Worker threads only talk HTTP (lib/fanout.py, a connection pool sized to the concurrency); the
+Worker threads only talk HTTP (lib/http/fanout.py, a connection pool sized to the concurrency); the
 calling thread writes the answers as they arrive, a batch per transaction, each attempt row beside its
 subscription update. A crash therefore loses at most the answers not yet written, and those
 charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
@@ -20,11 +20,11 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
+from iska_pipelines.lib.billing.gateway import BillingClient, ChargeResult
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
-from iska_pipelines.lib.fanout import fan_out
-from iska_pipelines.lib.gateways.billing import BillingClient, ChargeResult
+from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.http.fanout import fan_out
 from iska_pipelines.lib.settings import DEFAULTS
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 
 BILLING_LOCK_ID = 0x15CA_0003

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import TIMESTAMP
+from iska_pipelines.lib.db.schema import TIMESTAMP
 
 
 def local_day(now: datetime, timezone: str) -> date:

@@ -12,9 +12,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.sms.encoding import measure
 from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE
-from iska_pipelines.lib.storage.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 
 S = MessageStatus

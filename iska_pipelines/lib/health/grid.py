@@ -7,8 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import TIMESTAMP
-from iska_pipelines.lib.storage.timestamps import as_utc
+from iska_pipelines.lib.db.schema import TIMESTAMP
+from iska_pipelines.lib.db.timestamps import as_utc
 
 
 @dataclass(frozen=True)

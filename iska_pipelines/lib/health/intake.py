@@ -14,9 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.schema import ingested_files
+from iska_pipelines.lib.db.timestamps import as_utc
 from iska_pipelines.lib.health.days import bound_params, day_bounds
-from iska_pipelines.lib.storage.schema import ingested_files
-from iska_pipelines.lib.storage.timestamps import as_utc
 from iska_pipelines.lib.vocabulary import FileOutcome
 
 F = FileOutcome

@@ -6,7 +6,7 @@ strands a message: once its claim expires, whoever sends the day next takes it a
 
 PostgreSQL claims with `FOR UPDATE SKIP LOCKED`: concurrent claimers take disjoint rows without
 waiting on each other. SQLite serialises writers (every transaction starts `BEGIN IMMEDIATE`, see
-storage/database.py), so the same conditional UPDATE is enough there.
+db/engine.py), so the same conditional UPDATE is enough there.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.storage.schema import TIMESTAMP
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.db.schema import TIMESTAMP
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import MessageStatus
 
 PENDING = f"'{MessageStatus.PENDING}'"

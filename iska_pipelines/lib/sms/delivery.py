@@ -15,10 +15,10 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.gateways.sms import SmsOutcome
-from iska_pipelines.lib.storage.bulk import stage_rows
-from iska_pipelines.lib.storage.schema import TIMESTAMP
-from iska_pipelines.lib.storage.timestamps import utcnow
+from iska_pipelines.lib.db.bulk import stage_rows
+from iska_pipelines.lib.db.schema import TIMESTAMP
+from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.sms.gateway import SmsOutcome
 from iska_pipelines.lib.vocabulary import MessageStatus
 
 EXPIRY_HOURS = 72

@@ -19,11 +19,11 @@ from typing import TypeVar
 import polars as pl
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.bulk import create_staging, load_staging
+from iska_pipelines.lib.db.schema import FCAT, TIMESTAMP
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.sms.encoding import Measure
 from iska_pipelines.lib.sms.templates import Catalog
-from iska_pipelines.lib.storage.bulk import create_staging, load_staging
-from iska_pipelines.lib.storage.schema import FCAT, TIMESTAMP
-from iska_pipelines.lib.storage.timestamps import utcnow
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
 
 STAGE = "stage_sms_outbox"

@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.gateways.sms import OutgoingSms, SmsClient
+from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.sms.claims import (
     claim,
     extend_claims,
@@ -26,8 +26,8 @@ from iska_pipelines.lib.sms.claims import (
     skip_too_late,
 )
 from iska_pipelines.lib.sms.delivery import record_outcomes
+from iska_pipelines.lib.sms.gateway import OutgoingSms, SmsClient
 from iska_pipelines.lib.sms.signing import callback_url
-from iska_pipelines.lib.storage.timestamps import as_utc, utcnow
 
 CLAIM_CHUNK = 1000  # messages claimed at once; the claim is extended while they are sent
 
@@ -77,7 +77,7 @@ def _claimed(engine: sa.Engine, day: date, sender: Sender, too_late: list[int]) 
 
 def send_pending(engine: sa.Engine, day: date, client: SmsClient, sender: Sender) -> BatchSent:
     """Send day D's pending messages until none is left to claim; outcomes written a batch per
-    statement as they come (lib/fanout.py decides the batches: by count or by time)."""
+    statement as they come (lib/http/fanout.py decides the batches: by count or by time)."""
     started = time.time()
     too_late: list[int] = []
     accepted = failed = rejected = 0

@@ -1,1 +1,0 @@
-"""HTTP clients for the billing and SMS gateways."""

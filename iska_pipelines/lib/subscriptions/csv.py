@@ -1,0 +1,174 @@
+"""Subscription files (SPEC §3, §5): additions, cancellations and location updates.
+
+The original service's files are supported as they are: quoted header and fields, the plan in
+`service_id`, msisdns that are not valid E.164 numbers (kept exactly, digits only).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from iska_pipelines.lib.inbox.reading import (
+    REASON,
+    ROW,
+    FileRefused,
+    ParsedFile,
+    as_float,
+    first_failure,
+    latitude_invalid,
+    longitude_invalid,
+    read_text_table,
+    require_columns,
+    split_refused,
+)
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
+from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason
+
+PLAN_COLUMNS = ("service_id", "original_sub_plan", "sub_plan", "plan")
+TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+# after the time: `Z`/`z`, or a sign with hours and optional minutes (`+01`, `+0100`, `+01:00`)
+TS_OFFSET = r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+MAX_OFFSET_MINUTES = 14 * 60
+EVENT = pl.Datetime("us", "UTC")
+
+
+def required_columns(kind: FileKind) -> list[str]:
+    if kind is FileKind.CANCELLATIONS:
+        return ["msisdn", "ts"]
+    return ["msisdn", "ts", "lat", "lon"]
+
+
+def read_subscription_file(path: Path, kind: FileKind, timezone: str,
+                           max_future_minutes: float = DEFAULTS.max_future_minutes,
+                           now: datetime | None = None,
+                           languages: frozenset[str] = DEFAULT_LANGUAGES) -> ParsedFile:
+    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan and language for additions:
+    the optional `language` column, lower-cased, empty when not given; a code not in
+    `languages` is refused as `invalid_language`).
+
+    A ts more than `max_future_minutes` ahead of `now` (default: the time of reading) is
+    refused as `future_ts`.
+    """
+    frame, originals = read_text_table(path)
+    require_columns(frame, required_columns(kind), path.name, str(kind))
+    columns = ["msisdn", "ts"]
+    typed = frame.with_columns(msisdn=normalised_msisdn("msisdn"), ts=parse_timestamp("ts", timezone))
+    checks: list[tuple[pl.Expr, str]] = [
+        (pl.col("msisdn").is_null(), Reason.INVALID_MSISDN),
+        (pl.col("ts").is_null(), Reason.INVALID_TS),
+        (too_far_ahead(pl.col("ts"), max_future_minutes, now), Reason.FUTURE_TS),
+    ]
+    if kind is not FileKind.CANCELLATIONS:
+        typed = typed.with_columns(lat=as_float("lat"), lon=as_float("lon"))
+        checks += [(latitude_invalid(pl.col("lat")), Reason.INVALID_LAT),
+                   (longitude_invalid(pl.col("lon")), Reason.INVALID_LON)]
+        columns += ["lat", "lon"]
+    if kind is FileKind.ADDITIONS:
+        plan_column = next((c for c in PLAN_COLUMNS if c in frame.columns), None)
+        if plan_column is None:
+            raise FileRefused(
+                f"{path.name} is not an additions file: missing the plan column "
+                "(service_id or original_sub_plan)"
+            )
+        codes = pl.DataFrame({"_code": list(PLAN_CODES), "plan": [str(p) for p in PLAN_CODES.values()]})
+        typed = typed.with_columns(_code=pl.col(plan_column).str.to_lowercase()).join(
+            codes, on="_code", how="left", maintain_order="left").drop("_code")
+        checks.append((pl.col("plan").is_null(), Reason.INVALID_PLAN))
+        typed = typed.with_columns(language=language_code(frame, "language"))
+        checks.append((pl.col("language").is_not_null() & ~pl.col("language").is_in(list(languages)),
+                       Reason.INVALID_LANGUAGE))
+        columns += ["plan", "language"]
+    checked = typed.with_columns(first_failure(checks).alias(REASON))
+    # an exact repeat (same msisdn and ts) is refused; the first copy counts
+    repeat = pl.col(ROW) != pl.col(ROW).min().over("msisdn", "ts")
+    checked = checked.with_columns(
+        pl.when(pl.col(REASON).is_null() & repeat)
+        .then(pl.lit(Reason.DUPLICATE_IN_FILE.value)).otherwise(pl.col(REASON)).alias(REASON)
+    )
+    # rows refused for their own reason do not make later copies duplicates
+    checked = _recheck_duplicates(checked)
+    good, refused = split_refused(checked.select(ROW, *columns, REASON), frame, originals)
+    return ParsedFile(good=good, refused=refused, rows_in=frame.height,
+                      source=frame, originals=originals)
+
+
+def language_code(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The optional column, trimmed and lower-cased; blank or absent is null (not chosen)."""
+    if column not in frame.columns:
+        return pl.lit(None, pl.String)
+    code = pl.col(column).str.strip_chars().str.to_lowercase()  # as languages.normalise
+    return pl.when(code.str.len_chars() > 0).then(code)
+
+
+def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:
+    valid_first = (
+        checked.filter(pl.col(REASON).is_null() | (pl.col(REASON) == Reason.DUPLICATE_IN_FILE))
+        .group_by("msisdn", "ts").agg(pl.col(ROW).min().alias("_first"))
+    )
+    return (
+        checked.join(valid_first, on=["msisdn", "ts"], how="left", maintain_order="left", nulls_equal=False)
+        .with_columns(
+            pl.when((pl.col(REASON) == Reason.DUPLICATE_IN_FILE) & (pl.col(ROW) == pl.col("_first")))
+            .then(pl.lit(None, pl.String)).otherwise(pl.col(REASON)).alias(REASON)
+        )
+        .drop("_first")
+    )
+
+
+def normalised_msisdn(column: str) -> pl.Expr:
+    """Digits as received, without spaces, a leading + or 00; 8-15 ASCII digits, else null
+    (the regex engine's \\d would also take Arabic-Indic or full-width digits)."""
+    digits = (
+        pl.col(column).str.replace_all(r"\s+", "").str.replace(r"^\+", "").str.replace(r"^00", "")
+    )
+    return pl.when(digits.str.contains(r"^[0-9]{8,15}$")).then(digits)
+
+
+def too_far_ahead(ts: pl.Expr, max_future_minutes: float, now: datetime | None = None) -> pl.Expr:
+    """A ts more than `max_future_minutes` after `now` (default: this moment)."""
+    limit = (now or datetime.now(UTC)).astimezone(UTC) + timedelta(minutes=max_future_minutes)
+    return ts > pl.lit(limit, dtype=EVENT)
+
+
+def parse_timestamp(column: str, timezone: str) -> pl.Expr:
+    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 (`T`, `t` or space; offsets `Z`/`z`, `+01`, `+0100`,
+    `+01:00`, at most ±14:00) -> UTC; without an offset the time is local to `timezone`."""
+    return pl.col(column).map_batches(lambda texts: timestamps(texts, timezone), return_dtype=EVENT)
+
+
+def timestamps(texts: pl.Series, timezone: str) -> pl.Series:
+    """The column at once, in stages: each intermediate (the text, its offset) is computed
+    once, where one nested expression would recompute it at every use."""
+    stripped = pl.col("text").str.strip_chars()
+    frame = texts.to_frame("text").select(
+        text=pl.when(stripped.str.slice(10, 1).is_in(["T", "t"]))  # where YYYY-MM-DD ends
+        .then(stripped.str.slice(0, 10) + " " + stripped.str.slice(11)).otherwise(stripped))
+    frame = frame.with_columns(offset=pl.col("text").str.slice(10).str.extract(TS_OFFSET))
+    text, offset = pl.col("text"), pl.col("offset")
+    digits = offset.str.replace_all(r"[^0-9]", "")
+    frame = frame.with_columns(
+        body=pl.when(offset.is_not_null()).then(
+            text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars()
+        ).otherwise(text),
+        hours=digits.str.slice(0, 2).cast(pl.Int64, strict=False),
+        minutes=digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0),
+    )
+    body, minutes, east = pl.col("body"), pl.col("minutes"), pl.col("hours") * 60 + pl.col("minutes")
+    frame = frame.select(
+        "offset",
+        naive=pl.coalesce([body.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TS_FORMATS]),
+        offset_minutes=pl.when(offset.str.to_lowercase() == "z").then(0)
+        .when((minutes < 60) & (east <= MAX_OFFSET_MINUTES))
+        .then(pl.when(offset.str.starts_with("-")).then(-east).otherwise(east)),
+    )  # offset_minutes: null (invalid_ts) beyond ±14:00 or with 60 minutes or more
+    naive = pl.col("naive")
+    with_offset = (naive - pl.duration(minutes=pl.col("offset_minutes"))).dt.replace_time_zone("UTC")
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null") \
+        .dt.convert_time_zone("UTC")
+    return frame.select(
+        pl.when(pl.col("offset").is_not_null()).then(with_offset).otherwise(local).cast(EVENT)
+        .alias(texts.name)
+    ).to_series()
