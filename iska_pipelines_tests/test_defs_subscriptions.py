@@ -17,6 +17,7 @@ import time_machine
 from iska_pipelines.lib.billing.due import billing_day
 from iska_pipelines.lib.billing.gateway import BillingClient
 from iska_pipelines.lib.billing.run import BillingRules, bill_due
+from iska_pipelines.lib.db.locks import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.db.schema import subscriptions as subscriptions_table
 from iska_pipelines.lib.db.timestamps import as_utc
 from iska_pipelines.lib.forecasts.csv import read_forecasts
@@ -34,7 +35,6 @@ from iska_pipelines.lib.inbox.ingest import (
 from iska_pipelines.lib.inbox.reading import enforce_reject_limit
 from iska_pipelines.lib.subscriptions.csv import read_subscription_file
 from iska_pipelines.lib.subscriptions.ingest import apply_subscriptions
-from iska_pipelines.lib.subscriptions.storage import SUBSCRIPTIONS_LOCK_ID
 from iska_pipelines.lib.vocabulary import FileKind
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.driver import materialization_metadata

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from iska_pipelines.lib.errors import InvalidRecord
 from iska_pipelines.lib.forecasts.csv import read_forecasts
-from iska_pipelines.lib.rules import check_forecast, check_subscription
+from iska_pipelines.lib.forecasts.rules import check_forecast
 from iska_pipelines.lib.subscriptions.csv import read_subscription_file
+from iska_pipelines.lib.subscriptions.rules import check_subscription
 from iska_pipelines.lib.vocabulary import FileKind, Plan
 
 TZ = "Africa/Accra"

@@ -1,7 +1,7 @@
 """What the API's JSON looks like, for FastAPI and the OpenAPI document at /docs.
 
 Inputs are lenient about JSON types (a number or its text, as a CSV cell would hold it) because
-the data rules live in lib/rules.py, shared with the files; outputs are exact.
+the data rules live in lib/inbox/record_checks.py, shared with the files; outputs are exact.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from iska_pipelines.lib.forecasts.records import (
     merged,
     save_forecast,
 )
-from iska_pipelines.lib.rules import check_forecast
+from iska_pipelines.lib.forecasts.rules import check_forecast
 from iska_pipelines.lib.settings import Settings
 
 BASE = "/forecasts/api/v1/forecasts/"

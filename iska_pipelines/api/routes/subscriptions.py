@@ -17,7 +17,6 @@ from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, page
 from iska_pipelines.api.schemas import BillingAttempt, ErrorBody, SmsMessage, Subscription, SubscriptionIn
 from iska_pipelines.lib.errors import FieldError, InvalidRecord
-from iska_pipelines.lib.rules import check_subscription
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.subscriptions.events import Outcome
 from iska_pipelines.lib.subscriptions.records import (
@@ -30,6 +29,7 @@ from iska_pipelines.lib.subscriptions.records import (
     list_sms_messages,
     list_subscriptions,
 )
+from iska_pipelines.lib.subscriptions.rules import check_subscription
 from iska_pipelines.lib.vocabulary import SubscriptionStatus
 
 BASE = "/subscriptions/api/v1/subscriptions/"

@@ -19,11 +19,11 @@ from iska_pipelines.lib.inbox.reading import (
     first_failure,
     latitude_invalid,
     longitude_invalid,
+    parse_timestamp,
     read_text_table,
     require_columns,
     split_refused,
 )
-from iska_pipelines.lib.subscriptions.csv import parse_timestamp
 from iska_pipelines.lib.vocabulary import Reason
 
 TRUE_WORDS = ["true", "t", "1", "yes", "y"]

@@ -2,10 +2,10 @@
 
 import sqlalchemy as sa
 
+from iska_pipelines.lib.forecasts.assignment import reassign_active
 from iska_pipelines.lib.forecasts.storage import upsert_forecasts
 from iska_pipelines.lib.inbox.ingest import Applied, IngestRules
 from iska_pipelines.lib.inbox.reading import ParsedFile
-from iska_pipelines.lib.subscriptions.assignment import reassign_active
 
 
 def apply_forecasts(connection: sa.Connection, parsed: ParsedFile, rules: IngestRules) -> Applied:

@@ -8,28 +8,19 @@ the row stays, subscriptions move to their next nearest active point.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import FCAT_TYPE, forecasts
-from iska_pipelines.lib.db.timestamps import as_utc
+from iska_pipelines.lib.db.timestamps import row_dict
 from iska_pipelines.lib.errors import FieldError, InvalidRecord, RecordNotFound
+from iska_pipelines.lib.forecasts.assignment import reassign_active
+from iska_pipelines.lib.forecasts.rules import ForecastValues
 from iska_pipelines.lib.forecasts.storage import upsert_forecasts
-from iska_pipelines.lib.rules import ForecastValues
-from iska_pipelines.lib.subscriptions.assignment import reassign_active
 
 WRITTEN = ("gid", "lat", "lon", "fcat24", "fcat48", "is_active")
-
-
-def _row_dict(row: sa.Row[Any]) -> dict[str, Any]:
-    values = dict(row._mapping)
-    for name, value in values.items():
-        if isinstance(value, datetime):
-            values[name] = as_utc(value)
-    return values
 
 
 def list_forecasts(connection: sa.Connection, limit: int, offset: int,
@@ -38,12 +29,12 @@ def list_forecasts(connection: sa.Connection, limit: int, offset: int,
     count = connection.execute(sa.select(sa.func.count()).select_from(forecasts).where(*where)).scalar_one()
     rows = connection.execute(sa.select(forecasts).where(*where).order_by(forecasts.c.gid)
                               .limit(limit).offset(offset))
-    return count, [_row_dict(row) for row in rows]
+    return count, [row_dict(row) for row in rows]
 
 
 def find_forecast(connection: sa.Connection, gid: int) -> dict[str, Any] | None:
     row = connection.execute(sa.select(forecasts).where(forecasts.c.gid == gid)).first()
-    return None if row is None else _row_dict(row)
+    return None if row is None else row_dict(row)
 
 
 def get_forecast(connection: sa.Connection, gid: int) -> dict[str, Any]:

@@ -34,9 +34,9 @@ from iska_pipelines.lib.db.bulk import (
     read_binary,
     read_frame,
 )
+from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import FCAT_TYPE, TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
-from iska_pipelines.lib.subscriptions.storage import lock_subscriptions
 
 STAGE = "stage_forecasts"
 STAGE_COLUMNS = {

@@ -13,6 +13,11 @@ import polars as pl
 
 ROW = "_row"
 REASON = "reason"
+TS_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+# after the time: `Z`/`z`, or a sign with hours and optional minutes (`+01`, `+0100`, `+01:00`)
+TS_OFFSET = r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+MAX_OFFSET_MINUTES = 14 * 60
+EVENT = pl.Datetime("us", "UTC")
 
 
 class FileRefused(Exception):
@@ -159,3 +164,46 @@ def latitude_invalid(expr: pl.Expr) -> pl.Expr:
 
 def longitude_invalid(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | expr.is_nan() | (expr < -180) | (expr > 180)
+
+
+# --- timestamps, as every file kind writes them ---------------------------------------------
+
+def parse_timestamp(column: str, timezone: str) -> pl.Expr:
+    """`YYYY-MM-DD HH:MM:SS` or ISO 8601 (`T`, `t` or space; offsets `Z`/`z`, `+01`, `+0100`,
+    `+01:00`, at most ±14:00) -> UTC; without an offset the time is local to `timezone`."""
+    return pl.col(column).map_batches(lambda texts: timestamps(texts, timezone), return_dtype=EVENT)
+
+
+def timestamps(texts: pl.Series, timezone: str) -> pl.Series:
+    """The column at once, in stages: each intermediate (the text, its offset) is computed
+    once, where one nested expression would recompute it at every use."""
+    stripped = pl.col("text").str.strip_chars()
+    frame = texts.to_frame("text").select(
+        text=pl.when(stripped.str.slice(10, 1).is_in(["T", "t"]))  # where YYYY-MM-DD ends
+        .then(stripped.str.slice(0, 10) + " " + stripped.str.slice(11)).otherwise(stripped))
+    frame = frame.with_columns(offset=pl.col("text").str.slice(10).str.extract(TS_OFFSET))
+    text, offset = pl.col("text"), pl.col("offset")
+    digits = offset.str.replace_all(r"[^0-9]", "")
+    frame = frame.with_columns(
+        body=pl.when(offset.is_not_null()).then(
+            text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars()
+        ).otherwise(text),
+        hours=digits.str.slice(0, 2).cast(pl.Int64, strict=False),
+        minutes=digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0),
+    )
+    body, minutes, east = pl.col("body"), pl.col("minutes"), pl.col("hours") * 60 + pl.col("minutes")
+    frame = frame.select(
+        "offset",
+        naive=pl.coalesce([body.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TS_FORMATS]),
+        offset_minutes=pl.when(offset.str.to_lowercase() == "z").then(0)
+        .when((minutes < 60) & (east <= MAX_OFFSET_MINUTES))
+        .then(pl.when(offset.str.starts_with("-")).then(-east).otherwise(east)),
+    )  # offset_minutes: null (invalid_ts) beyond ±14:00 or with 60 minutes or more
+    naive = pl.col("naive")
+    with_offset = (naive - pl.duration(minutes=pl.col("offset_minutes"))).dt.replace_time_zone("UTC")
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null") \
+        .dt.convert_time_zone("UTC")
+    return frame.select(
+        pl.when(pl.col("offset").is_not_null()).then(with_offset).otherwise(local).cast(EVENT)
+        .alias(texts.name)
+    ).to_series()

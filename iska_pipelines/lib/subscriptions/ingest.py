@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import sqlalchemy as sa
 
+from iska_pipelines.lib.forecasts.assignment import with_nearest_lids
 from iska_pipelines.lib.inbox.ingest import Applied, IngestRules
 from iska_pipelines.lib.inbox.reading import REASON, ROW, ParsedFile
-from iska_pipelines.lib.subscriptions.assignment import with_nearest_lids
 from iska_pipelines.lib.subscriptions.events import OUTCOME
 from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import FileKind

@@ -19,14 +19,15 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import billing_attempts, sms_messages, subscriptions
-from iska_pipelines.lib.db.timestamps import as_utc, utcnow
+from iska_pipelines.lib.db.timestamps import as_utc, row_dict, utcnow
 from iska_pipelines.lib.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
+from iska_pipelines.lib.forecasts.assignment import with_nearest_lids
 from iska_pipelines.lib.inbox.reading import REASON, ROW
-from iska_pipelines.lib.rules import SubscriptionValues
-from iska_pipelines.lib.subscriptions.assignment import with_nearest_lids
 from iska_pipelines.lib.subscriptions.events import OUTCOME, Outcome
-from iska_pipelines.lib.subscriptions.storage import apply_file_events, lock_subscriptions
+from iska_pipelines.lib.subscriptions.rules import SubscriptionValues
+from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")
@@ -47,14 +48,6 @@ class EventRules:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def _row_dict(row: sa.Row[Any]) -> dict[str, Any]:
-    values = dict(row._mapping)
-    for name, value in values.items():
-        if isinstance(value, datetime):
-            values[name] = as_utc(value)
-    return values
-
-
 def list_subscriptions(connection: sa.Connection, limit: int, offset: int, msisdn: str | None = None,
                        status: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     where = []
@@ -65,19 +58,19 @@ def list_subscriptions(connection: sa.Connection, limit: int, offset: int, msisd
     count = connection.execute(sa.select(sa.func.count()).select_from(subscriptions).where(*where)).scalar_one()
     rows = connection.execute(sa.select(subscriptions).where(*where).order_by(subscriptions.c.id)
                               .limit(limit).offset(offset))
-    return count, [_row_dict(row) for row in rows]
+    return count, [row_dict(row) for row in rows]
 
 
 def get_subscription(connection: sa.Connection, subscription_id: int) -> dict[str, Any]:
     row = connection.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
     if row is None:
         raise RecordNotFound(f"no subscription with id {subscription_id}")
-    return _row_dict(row)
+    return row_dict(row)
 
 
 def _by_msisdn(connection: sa.Connection, msisdn: str) -> dict[str, Any] | None:
     row = connection.execute(sa.select(subscriptions).where(subscriptions.c.msisdn == msisdn)).first()
-    return None if row is None else _row_dict(row)
+    return None if row is None else row_dict(row)
 
 
 def history(connection: sa.Connection, table: sa.Table, order: sa.Column[Any], subscription_id: int,
@@ -88,7 +81,7 @@ def history(connection: sa.Connection, table: sa.Table, order: sa.Column[Any], s
     count = connection.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
     rows = connection.execute(sa.select(table).where(where).order_by(order.desc())
                               .limit(limit).offset(offset))
-    return count, [_row_dict(row) for row in rows]
+    return count, [row_dict(row) for row in rows]
 
 
 def list_billing_attempts(connection: sa.Connection, subscription_id: int, limit: int,

@@ -14,12 +14,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.db.bulk import create_staging, load_staging, read_frame
+from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.subscriptions.events import STATE_COLUMNS, EventsApplied, apply_events
 from iska_pipelines.lib.vocabulary import FileKind
 
-SUBSCRIPTIONS_LOCK_ID = 0x15CA_0002
 STAGE_MSISDNS = "stage_msisdns"
 STAGE_STATE = "stage_subscriptions"
 WRITTEN = [c for c in STATE_COLUMNS if c != "id"]
@@ -30,15 +30,6 @@ STAGE_TYPES = {
     "next_billing_date": "DATE", "failed_billing_count": "INTEGER", "joins": "INTEGER",
     "last_event_at": "TIMESTAMP WITH TIME ZONE", "language": "VARCHAR(8)",
 }
-
-
-def lock_subscriptions(connection: sa.Connection) -> None:
-    """Serialise subscription writers even if the run queue is misconfigured, and grid changes
-    with them (forecasts/storage.py takes it too): nearest-point assignment never interleaves
-    with a grid change. Held to the end of the transaction; taking it again is harmless."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SUBSCRIPTIONS_LOCK_ID})
-    # SQLite: every ISKA transaction begins IMMEDIATE, which already holds the write lock
 
 
 def current_state(connection: sa.Connection, msisdns: pl.Series,

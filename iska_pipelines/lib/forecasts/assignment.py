@@ -6,11 +6,11 @@ import polars as pl
 import sqlalchemy as sa
 
 from iska_pipelines.lib.db.bulk import create_staging, load_staging, read_frame
+from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.forecasts.grid import NO_POINT, Grid
 from iska_pipelines.lib.forecasts.storage import active_grid
-from iska_pipelines.lib.subscriptions.storage import lock_subscriptions
 
 STAGE = "stage_lids"
 POSITIONS = {"id": pl.Int64, "lat": pl.Float64, "lon": pl.Float64}

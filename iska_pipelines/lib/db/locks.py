@@ -1,0 +1,14 @@
+"""Transaction-level locks that serialise ISKA's writers across processes."""
+
+import sqlalchemy as sa
+
+SUBSCRIPTIONS_LOCK_ID = 0x15CA_0002
+
+
+def lock_subscriptions(connection: sa.Connection) -> None:
+    """Serialise subscription writers even if the run queue is misconfigured, and grid changes
+    with them (forecasts/storage.py takes it too): nearest-point assignment never interleaves
+    with a grid change. Held to the end of the transaction; taking it again is harmless."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SUBSCRIPTIONS_LOCK_ID})
+    # SQLite: every ISKA transaction begins IMMEDIATE, which already holds the write lock
