@@ -7,12 +7,15 @@ import itertools
 import threading
 from collections.abc import Callable
 
+import pytest
 import requests
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.gateway import BillingClient
+from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.http.fanout import fan_out
 from iska_pipelines.lib.http.limiter import HEADROOM, DatabaseCaps, SharedCap
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.gateway import OutgoingSms, SmsClient
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimulator
@@ -137,3 +140,11 @@ def test_a_throttling_gateway_slows_the_capped_client_down(engine, simulator):
     assert len(simulator.stats()["sms"]["messages"]) == 60
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM gateway_pacing")).scalar_one() == 1
+
+
+def test_the_caps_are_read_from_the_environment_and_a_bad_one_names_its_variable():
+    settings = Settings.from_env({"SMS_MAX_TPS": "50", "BILLING_MAX_TPS": "12.5"})
+    assert (settings.sms_max_tps, settings.billing_max_tps) == (50.0, 12.5)
+    assert (Settings.from_env({}).sms_max_tps, Settings.from_env({}).billing_max_tps) == (0.0, 0.0)
+    with pytest.raises(ConfigurationError, match="SMS_MAX_TPS"):
+        Settings.from_env({"SMS_MAX_TPS": "fast"})
