@@ -14,7 +14,7 @@ from bench.measure import Sample
 from bench.result import Line
 from bench.sizes import Sizes
 from iska_pipelines.lib.db.engine import engine_for
-from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
 
 TARGET_SECONDS = 30.0
@@ -33,7 +33,7 @@ def measure(sizes: Sizes, _work: Path) -> list[Line]:
             day = today() - timedelta(days=rep)  # a fresh day each time (paid through tomorrow)
             started = time.perf_counter()
             with engine.begin() as connection:
-                plan = plan_outbox(connection, day, DEFAULT_SMS_TEMPLATE, 30.0)
+                plan = plan_outbox(connection, day, DEFAULTS.catalog(), 30.0)
             seconds.add(time.perf_counter() - started)
             assert plan.planned == sizes.outbox, plan.summary()
     target = min(TARGET_SECONDS, TARGET_SECONDS * sizes.outbox / 1_000_000)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.db.schema import billing_attempts, forecasts, sms_messages, subscriptions
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.inbox.files import FileRecord, record_file
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.vocabulary import FileOutcome
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, today
@@ -35,7 +36,7 @@ def seed_day(engine: sa.Engine) -> SeededDay:
         add_subscriber(engine, f"2330200{n:05d}", 1, day=day)
     add_subscriber(engine, "233020099999", 1, day=day, paid=False)  # skipped unpaid, still due
     with engine.begin() as connection:
-        plan_outbox(connection, day, TEMPLATE, 30.0)
+        plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
         msgids = list(connection.execute(sa.select(sms_messages.c.msgid).where(
             sms_messages.c.send_date == day).order_by(sms_messages.c.msisdn)).scalars())
         statuses = [status for status, n in OUTCOMES.items() for _ in range(n)]

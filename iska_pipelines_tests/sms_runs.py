@@ -27,16 +27,18 @@ def run_sms_day(database_url: str, instance: dg.DagsterInstance, day: date, urls
                 self_callback: bool = False, max_tries: int = 5, batch_size: int = 5000,
                 timeout_seconds: float = 5.0, claim_seconds: float = 300.0,
                 latest_hour: int = 10, tags: dict[str, str] | None = None,
-                raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+                raise_on_error: bool = True, template: str | None = DEFAULT_SMS_TEMPLATE,
+                **outbox: object) -> dg.ExecuteInProcessResult:
+    """`outbox`: more SmsOutbox fields (templates_file, default_language, max_segments, ...)."""
     resources = {
         "database": IskaDatabase(url=database_url),
         "sms_gateway": SmsGateway(urls=",".join(urls), token=SIMULATOR_TOKEN, max_tries=max_tries,
                                   concurrency=8, timeout_seconds=timeout_seconds, backoff_seconds=0.01,
                                   self_callback=self_callback),
-        "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, batch_size=batch_size,
+        "sms_outbox": SmsOutbox(template=template, batch_size=batch_size,
                                 public_url=public_url or refused_url(),
                                 callback_secret=callback_secret, claim_seconds=claim_seconds,
-                                latest_hour=latest_hour),
+                                latest_hour=latest_hour, **outbox),
     }
     return sms_job.execute_in_process(partition_key=day.isoformat(), resources=resources,
                                       instance=instance, raise_on_error=raise_on_error,

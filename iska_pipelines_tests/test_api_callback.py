@@ -29,7 +29,7 @@ def planned(engine):
     add_forecast(engine, 1, "0.3000", "0.6000")
     add_subscriber(engine, MSISDN, 1, day=day)
     with engine.begin() as connection:
-        plan_outbox(connection, day, "Iska {date}: {fcat24}/{fcat48}", 30)
+        plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": "Iska {date}: {fcat24}/{fcat48}"}).catalog(), 30)
     [row] = messages(engine, day)
     return row
 

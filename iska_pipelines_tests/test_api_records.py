@@ -316,3 +316,34 @@ def test_without_a_dagster_webserver_the_sms_trigger_is_a_clear_503(database_url
     for method in ("get", "post"):
         answer = requests.request(method, api.base_url + SUBSCRIPTIONS + "trigger_send_sms/", timeout=30)
         assert answer.status_code == 503 and "ISKA_DAGSTER_URL" in answer.json()["detail"]
+
+
+# --- languages (SPEC §14) ---------------------------------------------------------------------
+
+def test_a_subscriptions_language_is_set_on_create_kept_when_not_given_and_changed_by_patch(http):
+    created = subscribe(http, language=" TW ")
+    assert created.status_code == 201 and created.json()["language"] == "tw"
+    renewed = subscribe(http, plan=21).json()  # an addition without a language keeps it
+    assert (renewed["plan"], renewed["language"]) == ("weekly", "tw")
+    patched = http.patch(f"{SUBSCRIPTIONS}{created.json()['id']}/", json={"language": "ha"})
+    assert patched.status_code == 200 and patched.json()["language"] == "ha"
+    assert http.get(f"{SUBSCRIPTIONS}{created.json()['id']}/").json()["language"] == "ha"
+    assert subscribe(http, msisdn="233010000002").json()["language"] is None  # not chosen
+
+
+def test_a_code_that_names_no_language_is_422_invalid_language_and_nothing_changes(http):
+    created = subscribe(http, language="ee").json()
+    for code in ("xx", "twi-gh", "english"):
+        answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"language": code})
+        assert answer.status_code == 422, code
+        assert [(e["field"], e["reason"]) for e in answer.json()["errors"]] == [("language", "invalid_language")]
+    assert subscribe(http, msisdn="233010000002", language="xx").status_code == 422
+    assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json() == created
+    assert http.get(SUBSCRIPTIONS).json()["count"] == 1
+
+
+def test_a_language_change_older_than_the_last_event_is_409_stale_event(http):
+    created = subscribe(http, ts="2026-01-01 00:00:00").json()
+    answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"language": "fr", "ts": "2025-12-31 00:00:00"})
+    assert answer.status_code == 409 and answer.json()["errors"][0]["reason"] == "stale_event"
+    assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json()["language"] is None

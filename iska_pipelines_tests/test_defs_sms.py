@@ -18,7 +18,7 @@ from iska_pipelines.defs.sms.schedules import sms_schedule
 from iska_pipelines.defs.sms.sensors import sms_catch_up
 from iska_pipelines.lib.db.schema import forecasts, subscriptions
 from iska_pipelines.lib.db.timestamps import utcnow
-from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
+from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE, DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines_tests.conftest import sample_path
 from iska_pipelines_tests.sms_runs import day_report, refused_url, run_sms_day
@@ -253,7 +253,7 @@ def planned_but_unsent(engine, day, count: int) -> None:
     for n in range(count):
         add_subscriber(engine, f"23305000000{n}", 1, day=day)
     with engine.begin() as connection:
-        plan_outbox(connection, day, DEFAULT_SMS_TEMPLATE, 30.0)
+        plan_outbox(connection, day, DEFAULTS.catalog(), 30.0)
 
 
 def catch_up_requests(engine, database_url, instance, latest_hour: int):

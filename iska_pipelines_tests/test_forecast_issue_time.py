@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.db.schema import FCAT_TYPE, forecasts
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.forecasts.storage import upsert_forecasts
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.vocabulary import SkipReason
 from iska_pipelines_tests.sms_world import add_subscriber, today
@@ -32,7 +33,7 @@ def issued_at(iska) -> datetime:
 def plan_today(iska):
     day = today()
     with iska.engine.begin() as connection:
-        return plan_outbox(connection, day, TEMPLATE, 30.0)
+        return plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
 
 
 def subscriber_on_the_grid(iska) -> None:

@@ -100,3 +100,37 @@ def test_a_row_with_a_value_in_an_ignored_column_is_not_blank(tmp_path):
     path.write_text("msisdn,ts,note\n233240000001,2026-01-01 08:00:00,\n,,why\n", encoding="utf-8")
     parsed = read_subscription_file(path, FileKind.CANCELLATIONS, TZ)
     assert parsed.rows_in == 2 and parsed.refused["reason"].to_list() == ["invalid_msisdn"]
+
+
+def additions_with_languages(tmp_path: Path, codes: list[str]) -> Path:
+    path = tmp_path / "additions.csv"
+    path.write_text("msisdn,ts,lat,lon,service_id,language\n" + "".join(
+        f"23324000010{n},{GOOD_TS},5.6,-0.2,11,{code}\n" for n, code in enumerate(codes)), encoding="utf-8")
+    return path
+
+
+def test_the_optional_language_column_is_read_lower_case_and_blank_is_not_chosen(tmp_path):
+    parsed = read_subscription_file(additions_with_languages(tmp_path, ["tw", " HA ", "", "dag", "Fr"]),
+                                    FileKind.ADDITIONS, TZ)
+    assert parsed.good["language"].to_list() == ["tw", "ha", None, "dag", "fr"]
+    assert parsed.rows_refused == 0
+
+
+def test_a_code_that_names_no_language_is_invalid_language(tmp_path):
+    parsed = read_subscription_file(additions_with_languages(tmp_path, ["en", "xx", "twi-gh", "english"]),
+                                    FileKind.ADDITIONS, TZ)
+    assert parsed.good["language"].to_list() == ["en"]
+    assert parsed.refused["reason"].to_list() == ["invalid_language"] * 3
+    assert parsed.refused["language"].to_list() == ["xx", "twi-gh", "english"]  # as the file wrote it
+
+
+def test_codes_accepted_are_the_ones_given(tmp_path):
+    parsed = read_subscription_file(additions_with_languages(tmp_path, ["en", "tw"]), FileKind.ADDITIONS, TZ,
+                                    languages=frozenset({"en"}))
+    assert parsed.refused["reason"].to_list() == ["invalid_language"]
+
+
+def test_an_additions_file_without_the_column_has_no_language(tmp_path):
+    path = tmp_path / "additions.csv"
+    path.write_text(f"msisdn,ts,lat,lon,service_id\n233240000101,{GOOD_TS},5.6,-0.2,11\n", encoding="utf-8")
+    assert read_subscription_file(path, FileKind.ADDITIONS, TZ).good["language"].to_list() == [None]

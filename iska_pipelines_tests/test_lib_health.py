@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import billing, deliveries, intake
@@ -120,3 +121,16 @@ def test_the_next_sms_hour_is_todays_until_it_has_passed():
 
     assert next_sms_time(datetime(2026, 5, 1, 4, 59, tzinfo=UTC), RULES).day == 1
     assert next_sms_time(datetime(2026, 5, 1, 5, 1, tzinfo=UTC), RULES).day == 2
+
+
+def test_sms_figures_count_messages_and_segments_per_language(engine):
+    seeded = seed_day(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "UPDATE sms_messages SET language = 'tw', segments = 2 WHERE send_date = :day AND msgid IN "
+            "(SELECT msgid FROM sms_messages WHERE send_date = :day AND status = 'delivered' "
+            "ORDER BY msgid LIMIT 3)").bindparams(sa.bindparam("day", seeded.day, type_=sa.Date)))
+        figures = deliveries.day_figures(connection, seeded.day)
+    assert (figures["messages_tw"], figures["segments_tw"]) == (3, 6)
+    assert (figures["messages_en"], figures["segments_en"]) == (16, 16)  # 19 sent, the rest English
+    assert figures["segments"] == 22

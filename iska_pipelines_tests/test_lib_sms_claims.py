@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.claims import claim, cutoff, skip_too_late
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, messages, today
@@ -20,7 +21,7 @@ def planned_day(engine, subscribers: int):
     for n in range(subscribers):
         add_subscriber(engine, f"2330100{n:05d}", 1, day=day)
     with engine.begin() as connection:
-        plan_outbox(connection, day, TEMPLATE, 30.0)
+        plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
     return day
 
 

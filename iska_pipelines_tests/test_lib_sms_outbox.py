@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
+from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.delivery import ReportOutcome, apply_report, expire_unreported, record_outcomes
 from iska_pipelines.lib.sms.gateway import SmsOutcome
 from iska_pipelines.lib.sms.outbox import plan_outbox
@@ -24,8 +25,9 @@ MAX_AGE_HOURS = 30.0
 
 
 def plan(engine, day, template=TEMPLATE):
+    catalog = Settings.from_env({"ISKA_SMS_TEMPLATE": template}).catalog()
     with engine.begin() as connection:
-        return plan_outbox(connection, day, template, MAX_AGE_HOURS)
+        return plan_outbox(connection, day, catalog, MAX_AGE_HOURS)
 
 
 def test_only_paid_active_subscribers_with_a_fresh_forecast_get_a_row(engine):

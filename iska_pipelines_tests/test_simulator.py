@@ -172,3 +172,34 @@ def test_the_simulator_command_names_a_bad_knob(monkeypatch):
     monkeypatch.setenv("ISKA_SIM_DECLINE_RATE", "2")
     with pytest.raises(ConfigurationError, match="ISKA_SIM_DECLINE_RATE"):
         serve("127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(("text", "declared", "status"), [
+    ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "gsm7", 400),  # ɔ: GSM-7 cannot carry it
+    ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "ucs2", 200),
+    ("Iska 2026-12-31: next 24h 0.25 {€}", "gsm7", 200),
+    ("Iska", "utf8", 400),
+    ("Iska", None, 200),  # an older client that declares nothing
+])
+def test_the_declared_encoding_is_checked_against_the_text(simulator, callbacks, text, declared, status):
+    message = {"msisdn": "233020000001", "msgid": "m-1", "text": text, "callback": callbacks.url}
+    if declared is not None:
+        message["encoding"] = declared
+    answer = requests.post(simulator.sms_url(), json=message, headers=HEADERS, timeout=5)
+    assert answer.status_code == status
+    counts = simulator.stats()["sms"]["counts"]
+    assert counts.get("bad_encoding", 0) == (status == 400)
+    assert simulator.stats()["sms"]["messages"] == ({} if status == 400 else {"233020000001": 1})
+
+
+def test_stats_report_the_segments_and_the_text_each_msisdn_was_sent(simulator, callbacks):
+    texts = {"233020000001": "a" * 161, "233020000002": "ɛ" * 70, "233020000003": "ɛ" * 135}
+    for n, (msisdn, text) in enumerate(texts.items()):
+        encoding = "gsm7" if text.isascii() else "ucs2"
+        message = {"msisdn": msisdn, "msgid": f"m-{n}", "text": text, "callback": callbacks.url,
+                   "encoding": encoding}
+        assert requests.post(simulator.sms_url(), json=message, headers=HEADERS, timeout=5).status_code == 200
+    sms = simulator.stats()["sms"]
+    assert sms["segments"] == {"233020000001": 2, "233020000002": 1, "233020000003": 3}
+    assert sms["counts"]["segments"] == 6
+    assert sms["texts"] == texts

@@ -17,7 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG
 from iska_pipelines.lib.db.engine import dispose_engine, engine_for
-from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
+from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.sms.claims import claim
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
@@ -130,7 +130,7 @@ def test_a_run_that_ends_with_messages_another_sender_holds_fails_and_says_how_m
     for n in range(5):
         add_subscriber(engine, f"2330300000{n}", 1, day=day)
     with engine.begin() as connection:
-        plan_outbox(connection, day, DEFAULT_SMS_TEMPLATE, 30.0)
+        plan_outbox(connection, day, DEFAULTS.catalog(), 30.0)
         claim(connection, day, "a sender that hangs", 5, claim_seconds=600)
 
     result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")],

@@ -74,6 +74,9 @@ class SubscriptionIn(BaseModel):
     lon: Number = None
     ts: str | None = None
     status: str | None = Field(None, description="active or cancelled (PUT/PATCH)")
+    language: str | None = Field(
+        None, description="ISO 639 code of the subscriber's SMS language (en, fr, tw, ee, ha, dag, "
+                          "...); unset or empty: the region's default, then ISKA_DEFAULT_LANGUAGE")
 
 
 class Subscription(BaseModel):
@@ -82,6 +85,7 @@ class Subscription(BaseModel):
     plan: str
     status: str
     cancel_reason: str | None
+    language: str | None = Field(description="ISO 639 code; null: ISKA_DEFAULT_LANGUAGE's texts")
     lat: float
     lon: float
     lid: int | None
@@ -116,6 +120,9 @@ class SmsMessage(BaseModel):
     msisdn: str
     send_date: date
     text: str
+    language: str | None = Field(description="the language whose template was used")
+    encoding: str | None = Field(description="gsm7 or ucs2")
+    segments: int | None = Field(description="paid segments of the text")
     status: str
     attempts: int
     gateway: str | None

@@ -51,7 +51,8 @@ class IskaRules(dg.ConfigurableResource):
 
     def ingest_rules(self) -> IngestRules:
         return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, SETTINGS.timezone,
-                           max_future_minutes=self.max_future_minutes)
+                           max_future_minutes=self.max_future_minutes,
+                           languages=SETTINGS.catalog().codes)
 
 
 def from_env(names: tuple[str, ...], default: str) -> str | dg.EnvVar:

@@ -20,7 +20,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from iska_pipelines.lib.errors import ConfigurationError
-from iska_pipelines.lib.sms.text import validate_template
+from iska_pipelines.lib.sms.languages import normalise
+from iska_pipelines.lib.sms.templates import FIELDS, Catalog, build_catalog, check_fields
 
 __all__ = ["DEFAULTS", "DEFAULT_SMS_TEMPLATE", "DEV_CALLBACK_SECRET", "ConfigurationError", "Settings"]
 
@@ -59,9 +60,11 @@ def _url_list(value: Any) -> Any:
     return value
 
 
-def _sms_template(value: str) -> str:
-    """The template must fit one GSM-7 SMS with any values (checked at start-up)."""
-    return validate_template(value)
+def _sms_template(value: str | None) -> str | None:
+    """Its fields here; its length with the templates, in `Settings._texts_fit`."""
+    if value is not None:
+        check_fields(value, FIELDS["forecast"], "ISKA_SMS_TEMPLATE")
+    return value
 
 
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
@@ -126,8 +129,16 @@ class Settings(BaseSettings):
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")
     sms_batch_size: int = Field(5000, ge=1, alias="ISKA_SMS_BATCH_SIZE")
-    sms_template: Annotated[str, AfterValidator(_sms_template)] = Field(
-        DEFAULT_SMS_TEMPLATE, alias="ISKA_SMS_TEMPLATE", validate_default=True)
+    # unset: the templates file's forecast of ISKA_DEFAULT_LANGUAGE (DEFAULT_SMS_TEMPLATE for en)
+    sms_template: Annotated[str | None, AfterValidator(_sms_template)] = Field(
+        None, alias="ISKA_SMS_TEMPLATE")
+    # languages and encodings (SPEC §14); every text is checked at start-up (`_texts_fit`)
+    templates_file: Path | None = Field(None, alias="ISKA_TEMPLATES_FILE")  # unset: the shipped one
+    default_language: Annotated[str, AfterValidator(normalise)] = Field(
+        "en", alias="ISKA_DEFAULT_LANGUAGE")
+    # at most 3: sms_messages.text holds 480 characters (3 GSM-7 parts of 153 septets, plus room)
+    max_segments: int = Field(1, ge=1, le=3, alias="ISKA_MAX_SEGMENTS")
+    gsm7_fallback: bool = Field(False, alias="ISKA_GSM7_FALLBACK")
     public_url: BaseUrl = Field("http://127.0.0.1:8000", alias="ISKA_PUBLIC_URL")
     callback_secret: str = Field(DEV_CALLBACK_SECRET, alias="ISKA_CALLBACK_SECRET")
     self_callback: bool = Field(False, alias="SELF_CALLBACK")
@@ -154,6 +165,18 @@ class Settings(BaseSettings):
             values["ISKA_DATABASE_URL"] = default_database_url(data_dir)
         return values
 
+    @model_validator(mode="after")
+    def _texts_fit(self) -> Settings:
+        """Start-up check: every text of every language within ISKA_MAX_SEGMENTS at its widest."""
+        self.catalog()
+        return self
+
+    def catalog(self) -> Catalog:
+        """The templates with this deployment's rules, checked (ConfigurationError otherwise)."""
+        return build_catalog(self.templates_file, default_language=self.default_language,
+                             gsm7_fallback=self.gsm7_fallback, max_segments=self.max_segments,
+                             sms_template=self.sms_template)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings of `env` (default: the process environment); ConfigurationError names
@@ -168,3 +191,4 @@ class Settings(BaseSettings):
 
 # the values with nothing set: where a default is needed outside this module, it is read here
 DEFAULTS = Settings.from_env({})
+DEFAULT_LANGUAGES = DEFAULTS.catalog().codes  # what the `language` column accepts by default

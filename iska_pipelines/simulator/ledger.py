@@ -27,6 +27,7 @@ class Ledger:
         self._counts: dict[str, Counter] = defaultdict(Counter)
         self._tallies: Counter = Counter()
         self._per_msisdn: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+        self._texts: dict[str, str] = {}
         self._arrivals: dict[str, list[float]] = defaultdict(list)
         self._admitted: dict[str, deque[float]] = defaultdict(deque)
 
@@ -78,11 +79,16 @@ class Ledger:
         with self._lock:
             return self._faults.pop(0) if self._faults else ""
 
-    def count(self, scope: str, event: str, msisdn: str | None = None) -> None:
+    def count(self, scope: str, event: str, msisdn: str | None = None, n: int = 1) -> None:
         with self._lock:
-            self._counts[scope][event] += 1
+            self._counts[scope][event] += n
             if msisdn is not None:
-                self._per_msisdn[scope][event][msisdn] += 1
+                self._per_msisdn[scope][event][msisdn] += n
+
+    def keep_text(self, msisdn: str, text: str) -> None:
+        """The last text an msisdn was sent, so tests can read what a subscriber received."""
+        with self._lock:
+            self._texts[msisdn] = text
 
     def tally(self, scope: str, key: str) -> int:
         """Count one more request for a key and return how many there have been."""
@@ -104,6 +110,8 @@ class Ledger:
                     "counts": dict(self._counts["sms"]),
                     "messages": dict(sms["accepted"]),
                     "rejected": dict(sms["rejected"]),
+                    "segments": dict(sms["segments"]),  # paid segments accepted, per msisdn
+                    "texts": dict(self._texts),
                     "reports": dict(self._counts["reports"]),
                 },
             }

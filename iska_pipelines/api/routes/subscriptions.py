@@ -73,7 +73,8 @@ def create_subscription(body: SubscriptionIn, response: Response, engine: sa.Eng
                         config: Settings = Depends(settings)) -> dict:
     values = check_subscription(body.model_dump(exclude_unset=True), config.timezone,
                                 required=["msisdn", "plan", "lat", "lon"],
-                                max_future_minutes=config.max_future_minutes)
+                                max_future_minutes=config.max_future_minutes,
+                                languages=config.catalog().codes)
     with engine.begin() as connection:
         row, outcome = add_subscription(connection, values, _rules(config))
     response.status_code = 201 if outcome == Outcome.NEW else 200
@@ -90,7 +91,8 @@ def _change(subscription_id: int, body: SubscriptionIn, engine: sa.Engine, confi
             required: list[str]) -> dict:
     status = _status(body)
     values = check_subscription(body.model_dump(exclude_unset=True), config.timezone, required=required,
-                                max_future_minutes=config.max_future_minutes)
+                                max_future_minutes=config.max_future_minutes,
+                                languages=config.catalog().codes)
     with engine.begin() as connection:
         return change_subscription(connection, subscription_id, values, status, _rules(config))
 

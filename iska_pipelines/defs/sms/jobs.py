@@ -21,13 +21,13 @@ from iska_pipelines.defs.retries import STEP_RETRY
 from iska_pipelines.defs.sms.partitions import sms_days
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.sms.claims import day_statuses, pending_count
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
 from iska_pipelines.lib.sms.gateway import SmsAuthError
 from iska_pipelines.lib.sms.outbox import OutboxPlan, plan_outbox
-from iska_pipelines.lib.sms.report import day_metrics, plan_metrics, still_pending
+from iska_pipelines.lib.sms.report import day_languages, day_metrics, plan_metrics, still_pending
 from iska_pipelines.lib.sms.sending import CLAIM_CHUNK, BatchSent, Sender, finish_pending, send_pending
-from iska_pipelines.lib.sms.text import validate_template
 
 CATCH_UP_TAG = "iska/sms_catch_up"  # runs the catch-up sensor starts: they respect the cut-off
 
@@ -56,10 +56,13 @@ def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> 
 def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox):
     """Write the day's outbox in one transaction, then start one sender per batch of pending rows."""
     day = date.fromisoformat(context.partition_key)
-    template = validate_template(sms_outbox.template)
+    try:
+        catalog = sms_outbox.catalog()
+    except ConfigurationError as error:  # a text too long for ISKA_MAX_SEGMENTS: retrying cannot help
+        raise dg.Failure(str(error), allow_retries=False) from error
     engine = database.engine()
     with engine.begin() as connection:
-        plan = plan_outbox(connection, day, template, sms_outbox.forecast_max_age_hours)
+        plan = plan_outbox(connection, day, catalog, sms_outbox.forecast_max_age_hours)
     context.log.info(plan.summary())
     with engine.connect() as connection:
         pending = pending_count(connection, day)
@@ -105,8 +108,9 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
         context.log.info(f"left pending by the senders: {rest.summary(me.owner)}")
     with engine.connect() as connection:
         statuses = day_statuses(connection, day)
+        languages = day_languages(connection, day)
     batches = [*sent, rest] if rest.sent else list(sent)
-    metrics = day_metrics(plan, batches, expired, statuses)
+    metrics = day_metrics(plan, batches, expired, statuses, languages)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
     report_day(context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow())
     if metrics["pending"]:

@@ -4,6 +4,7 @@ callback). Secrets come through `dg.EnvVar` when set, so the UI never shows them
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from iska_pipelines.lib.http.limiter import DatabaseCaps
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.sms.claims import cutoff
 from iska_pipelines.lib.sms.gateway import SmsClient, split_urls
+from iska_pipelines.lib.sms.templates import Catalog, build_catalog
 
 
 class SmsGateway(dg.ConfigurableResource):
@@ -43,13 +45,24 @@ class SmsOutbox(dg.ConfigurableResource):
     """What the day's messages say, how they are batched, and where reports come back. The
     day's cutoff is in ISKA_TIMEZONE, the time zone of the SMS partitions."""
 
-    template: str = DEFAULTS.sms_template
+    template: str | None = DEFAULTS.sms_template  # ISKA_SMS_TEMPLATE: the default language's forecast
+    templates_file: str | None = None  # ISKA_TEMPLATES_FILE; unset: the shipped templates
+    default_language: str = DEFAULTS.default_language
+    max_segments: int = DEFAULTS.max_segments
+    gsm7_fallback: bool = DEFAULTS.gsm7_fallback
     batch_size: int = DEFAULTS.sms_batch_size
     forecast_max_age_hours: float = DEFAULTS.forecast_max_age_hours
     public_url: str = DEFAULTS.public_url
     callback_secret: str = DEFAULTS.callback_secret
     claim_seconds: float = 300.0  # a dead sender's messages are taken again after this
     latest_hour: int = DEFAULTS.sms_latest_hour  # 24 = the end of the day
+
+    def catalog(self) -> Catalog:
+        """Every language's texts, checked against ISKA_MAX_SEGMENTS (ConfigurationError)."""
+        return build_catalog(Path(self.templates_file) if self.templates_file else None,
+                             default_language=self.default_language,
+                             gsm7_fallback=self.gsm7_fallback, max_segments=self.max_segments,
+                             sms_template=self.template)
 
     def cutoff(self, day: date) -> datetime:
         return cutoff(day, self.latest_hour, SETTINGS.timezone)
@@ -69,6 +82,10 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
         ),
         "sms_outbox": SmsOutbox(
             template=settings.sms_template,
+            templates_file=str(settings.templates_file) if settings.templates_file else None,
+            default_language=settings.default_language,
+            max_segments=settings.max_segments,
+            gsm7_fallback=settings.gsm7_fallback,
             batch_size=settings.sms_batch_size,
             forecast_max_age_hours=settings.forecast_max_age_hours,
             public_url=settings.public_url,

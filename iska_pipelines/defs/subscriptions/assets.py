@@ -41,7 +41,8 @@ def subscriptions(
         taken = take_file(engine, folders, context.partition_key)
         with refusing_whole_file(engine, folders, taken, context.run_id):
             parsed = read_subscription_file(taken.path, taken.kind, ingest.timezone,
-                                            ingest.max_future_minutes, taken.taken_at)
+                                            ingest.max_future_minutes, taken.taken_at,
+                                            ingest.languages)
             enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
     with engine.begin() as connection:
         rerun_of = applied_before(connection, taken)

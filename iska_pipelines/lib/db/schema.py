@@ -38,6 +38,8 @@ subscriptions = sa.Table(
     sa.Column("plan", sa.String(8), nullable=False),
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("cancel_reason", sa.String(10)),
+    # ISO 639 code (SPEC §14); empty: the region's default, then ISKA_DEFAULT_LANGUAGE
+    sa.Column("language", sa.String(8)),
     sa.Column("lat", sa.Float, nullable=False),
     sa.Column("lon", sa.Float, nullable=False),
     sa.Column("lid", sa.BigInteger, index=True),
@@ -80,6 +82,10 @@ sms_messages = sa.Table(
     sa.Column("msisdn", sa.String(15), nullable=False),
     sa.Column("send_date", sa.Date, nullable=False),
     sa.Column("text", sa.String(480), nullable=False),
+    # the language whose template was used, `gsm7`|`ucs2`, and the paid segments (SPEC §14)
+    sa.Column("language", sa.String(8)),
+    sa.Column("encoding", sa.String(4)),
+    sa.Column("segments", sa.Integer),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("gateway", sa.String(255)),

@@ -7,43 +7,43 @@ report) any more, at the latest 72 h later when the unreported ones expire.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from datetime import date, datetime
 
 import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import TIMESTAMP
+from iska_pipelines.lib.sms.encoding import measure
 from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE
-from iska_pipelines.lib.sms.text import septets
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 
 S = MessageStatus
 NOT_SENT = (S.PENDING, S.SKIPPED_TOO_LATE)
 ANSWERED = (S.DELIVERED, S.FAILED, S.UNDELIVERED, S.EXPIRED, S.REJECTED)  # a final word on a sent one
-GSM7_SINGLE, GSM7_PART, UCS2_SINGLE, UCS2_PART = 160, 153, 70, 67
 
 
 def segments(text: str) -> int:
-    """How many SMS the text takes: GSM-7 when it fits the alphabet, else UCS-2."""
-    try:
-        length, single, part = septets(text), GSM7_SINGLE, GSM7_PART
-    except ValueError:
-        length, single, part = len(text.encode("utf-16-le")) // 2, UCS2_SINGLE, UCS2_PART
-    return 1 if length <= single else math.ceil(length / part)
+    """How many SMS the text takes: GSM-7 when it fits the alphabet, else UCS-2 (SPEC §14)."""
+    return measure(text).segments
 
 
 def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
-    """Planned, sent and each outcome of day D's messages, the delivery rates and segments."""
+    """Planned, sent and each outcome of day D's messages, the delivery rates and segments, and
+    the messages sent and their segments per language (`messages_<code>`, `segments_<code>`)."""
     by_text = connection.execute(sa.text(
-        "SELECT status, text, count(*) FROM sms_messages WHERE send_date = :day GROUP BY status, text"
+        "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
+        "GROUP BY status, text, language, segments"
     ).bindparams(sa.bindparam("day", day, type_=sa.Date))).all()
     statuses: Counter[str] = Counter()
+    languages: Counter[str] = Counter()
     sent_segments = 0
-    for status, text, n in by_text:
+    for status, text, language, stored, n in by_text:
         statuses[status] += n
         if status not in NOT_SENT:
-            sent_segments += segments(text) * n
+            counted = (stored if stored is not None else segments(text)) * n  # older rows: measured
+            sent_segments += counted
+            languages[f"messages_{language or 'unknown'}"] += n
+            languages[f"segments_{language or 'unknown'}"] += counted
     planned = sum(statuses.values())
     sent = planned - sum(statuses[s] for s in NOT_SENT)
     answered = sum(statuses[s] for s in ANSWERED)
@@ -63,6 +63,7 @@ def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
         "delivery_rate": round(delivered / sent, 4) if sent else 0.0,
         "answered_delivery_rate": round(delivered / answered, 4) if answered else 0.0,
         "segments": sent_segments,
+        **dict(sorted(languages.items())),
     }
 
 

@@ -26,6 +26,7 @@ MESSAGES = {
     Reason.INVALID_TS: "must be YYYY-MM-DD HH:MM:SS or ISO 8601 (offset at most ±14:00)",
     Reason.FUTURE_TS: "must not be further ahead of now than ISKA_MAX_FUTURE_MINUTES",
     Reason.INVALID_PLAN: "must be 11 or daily, 21 or weekly",
+    Reason.INVALID_LANGUAGE: "must be an ISO 639 code (en, fr, tw, ee, ha, dag, ...)",
 }
 
 

@@ -21,6 +21,7 @@ from types import TracebackType
 from iska_pipelines.lib.http.client import Backoff, Reply, Transport, with_retries
 from iska_pipelines.lib.http.fanout import fan_out
 from iska_pipelines.lib.http.pacing import NoCaps, Pacers
+from iska_pipelines.lib.sms.encoding import encoding_of
 
 
 class SmsAuthError(RuntimeError):
@@ -106,7 +107,7 @@ class SmsClient:
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
         payload = {"msisdn": message.msisdn, "msgid": message.msgid, "text": message.text,
-                   "callback": message.callback}
+                   "callback": message.callback, "encoding": encoding_of(message.text)}
         last_url = self.urls[0]
 
         def one_try() -> Reply:

@@ -1,7 +1,9 @@
 """The day's outbox (SPEC §7): who is eligible, their rendered texts, and the rows to send.
 
 Planning is one transaction: classify every subscription for day D, render one text per grid
-point, and insert one row per (subscription, D) with a fresh UUID msgid. The insert ignores
+point and language (SPEC §14: the subscriber's language, else the region's default, else
+ISKA_DEFAULT_LANGUAGE, else English; the GSM-7 fallback applied when it is on, so the stored
+text is the text sent, with its encoding and segments), and insert one row per (subscription, D) with a fresh UUID msgid. The insert ignores
 rows that already exist (ON CONFLICT DO NOTHING on the unique (subscription_id, send_date)), so
 re-running or backfilling a day, even two runs at once, never plans a second message.
 """
@@ -20,17 +22,19 @@ import sqlalchemy as sa
 from iska_pipelines.lib.db.bulk import create_staging, load_staging
 from iska_pipelines.lib.db.schema import FCAT, TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
-from iska_pipelines.lib.sms.text import render
+from iska_pipelines.lib.sms.encoding import Measure
+from iska_pipelines.lib.sms.templates import Catalog
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
 
 STAGE = "stage_sms_outbox"
 STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "subscription_id": "INTEGER", "msisdn": "VARCHAR(15)",
-                 "text": "VARCHAR(480)"}
+                 "text": "VARCHAR(480)", "language": "VARCHAR(8)", "encoding": "VARCHAR(4)",
+                 "segments": "INTEGER"}
 ELIGIBLE = "eligible"
 
 # one reason per subscription, the first that applies, in this order
 CLASSIFIED = f"""
-    SELECT s.id, s.msisdn, s.lid, f.fcat24, f.fcat48,
+    SELECT s.id, s.msisdn, s.lid, s.language, f.fcat24, f.fcat48,
            CASE WHEN m.msgid IS NOT NULL THEN '{SkipReason.ALREADY_SENT}'
                 WHEN s.status <> '{SubscriptionStatus.ACTIVE}' THEN '{SkipReason.CANCELLED}'
                 WHEN s.last_billing_date IS NULL OR s.next_billing_date IS NULL
@@ -66,7 +70,7 @@ def _bind(statement: TextClauseT, day: date, fresh_after: datetime) -> TextClaus
                                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))
 
 
-def plan_outbox(connection: sa.Connection, day: date, template: str,
+def plan_outbox(connection: sa.Connection, day: date, catalog: Catalog,
                 forecast_max_age_hours: float, now: datetime | None = None) -> OutboxPlan:
     """Write day D's outbox rows; call inside one transaction (engine.begin())."""
     now = now or utcnow()
@@ -74,20 +78,28 @@ def plan_outbox(connection: sa.Connection, day: date, template: str,
     counts = Counter({reason: n for reason, n in connection.execute(_bind(sa.text(
         f"SELECT reason, count(*) FROM ({CLASSIFIED}) c GROUP BY reason"), day, fresh_after))})
     rows = connection.execute(_bind(sa.text(
-        f"SELECT id, msisdn, lid, fcat24, fcat48 FROM ({CLASSIFIED}) c WHERE reason = '{ELIGIBLE}'"
-    ).columns(sa.column("id"), sa.column("msisdn"), sa.column("lid"),
+        f"SELECT id, msisdn, lid, language, fcat24, fcat48 FROM ({CLASSIFIED}) c "
+        f"WHERE reason = '{ELIGIBLE}'"
+    ).columns(sa.column("id"), sa.column("msisdn"), sa.column("lid"), sa.column("language"),
               sa.column("fcat24", FCAT), sa.column("fcat48", FCAT)), day, fresh_after)).all()
-    texts: dict[int, str] = {}
+    texts: dict[tuple[int, str | None], tuple[str, str, Measure]] = {}
     for row in rows:
-        if row.lid not in texts:
-            texts[row.lid] = render(template, day, row.fcat24, row.fcat48)
+        if (row.lid, row.language) not in texts:
+            language = catalog.language(row.language)  # the region's default joins here (§15)
+            text, size = catalog.outgoing(language.render_forecast(day, row.fcat24, row.fcat48))
+            texts[row.lid, row.language] = (text, language.code, size)
+    chosen = [texts[row.lid, row.language] for row in rows]
     frame = pl.DataFrame(
         {"msgid": [str(uuid.uuid4()) for _ in rows],
          "subscription_id": [row.id for row in rows],
          "msisdn": [row.msisdn for row in rows],
-         "text": [texts[row.lid] for row in rows]},
+         "text": [text for text, _, _ in chosen],
+         "language": [code for _, code, _ in chosen],
+         "encoding": [str(size.encoding) for _, _, size in chosen],
+         "segments": [size.segments for _, _, size in chosen]},
         schema={"msgid": pl.String, "subscription_id": pl.Int64, "msisdn": pl.String,
-                "text": pl.String},
+                "text": pl.String, "language": pl.String, "encoding": pl.String,
+                "segments": pl.Int64},
     )
     planned = _insert_outbox(connection, frame, day, now)
     skipped = {reason: counts.get(str(reason), 0) for reason in SkipReason}
@@ -102,10 +114,10 @@ def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, no
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, frame)
     result = connection.execute(sa.text(f"""
-        INSERT INTO sms_messages (msgid, subscription_id, msisdn, send_date, text, status,
-                                  attempts, created_at, updated_at)
-        SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, '{MessageStatus.PENDING}', 0,
-               :now, :now
+        INSERT INTO sms_messages (msgid, subscription_id, msisdn, send_date, text, language,
+                                  encoding, segments, status, attempts, created_at, updated_at)
+        SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, s.language, s.encoding,
+               s.segments, '{MessageStatus.PENDING}', 0, :now, :now
         FROM {STAGE} s WHERE true
         ON CONFLICT (subscription_id, send_date) DO NOTHING
     """).bindparams(sa.bindparam("day", day, type_=sa.Date),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
+
+import sqlalchemy as sa
 
 from iska_pipelines.lib.sms.outbox import OutboxPlan
 from iska_pipelines.lib.sms.sending import BatchSent
@@ -14,10 +17,31 @@ def plan_metrics(plan: OutboxPlan) -> dict[str, int]:
             **{f"skipped_{reason}": n for reason, n in plan.skipped.items()}}
 
 
+def day_languages(connection: sa.Connection, day: date) -> dict[str, tuple[int, int]]:
+    """Day D's messages a gateway accepted, and their paid segments, per language (SPEC §14)."""
+    rows = connection.execute(sa.text("""
+        SELECT coalesce(language, 'unknown') AS language, count(*) AS messages,
+               coalesce(sum(segments), 0) AS segments
+        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL
+        GROUP BY coalesce(language, 'unknown') ORDER BY 1
+    """).bindparams(sa.bindparam("day", day, type_=sa.Date)))
+    return {row.language: (int(row.messages), int(row.segments)) for row in rows}
+
+
+def language_metrics(languages: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+    """`messages_<code>` and `segments_<code>` for every language of the day, and the totals."""
+    metrics = {"day_segments": sum(segments for _, segments in languages.values())}
+    for code, (messages, segments) in sorted(languages.items()):
+        metrics |= {f"messages_{code}": messages, f"segments_{code}": segments}
+    return metrics
+
+
 def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int,
-                statuses: Mapping[str, int]) -> dict[str, int | float]:
-    """This run's sending, and where the whole day stands (`day_*`, `pending`, `skipped_too_late`:
-    every message of the day, whichever run sent it)."""
+                statuses: Mapping[str, int],
+                languages: Mapping[str, tuple[int, int]] | None = None) -> dict[str, int | float]:
+    """This run's sending, and where the whole day stands (`day_*`, `pending`, `skipped_too_late`,
+    `messages_<language>`, `segments_<language>`: every message of the day, whichever run sent
+    it)."""
     sent = sum(b.sent for b in batches)
     seconds = (max(b.finished for b in batches) - min(b.started for b in batches)) if batches else 0.0
     return {
@@ -33,6 +57,7 @@ def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int,
         "day_messages": sum(statuses.values()),
         "pending": statuses.get(MessageStatus.PENDING, 0),
         "skipped_too_late": statuses.get(MessageStatus.SKIPPED_TOO_LATE, 0),
+        **language_metrics(languages or {}),
     }
 
 

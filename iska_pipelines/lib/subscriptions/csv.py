@@ -26,7 +26,7 @@ from iska_pipelines.lib.inbox.reading import (
     require_columns,
     split_refused,
 )
-from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
 from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason
 
 PLAN_COLUMNS = ("service_id", "original_sub_plan", "sub_plan", "plan")
@@ -40,8 +40,11 @@ def required_columns(kind: FileKind) -> list[str]:
 
 def read_subscription_file(path: Path, kind: FileKind, timezone: str,
                            max_future_minutes: float = DEFAULTS.max_future_minutes,
-                           now: datetime | None = None) -> ParsedFile:
-    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan for additions).
+                           now: datetime | None = None,
+                           languages: frozenset[str] = DEFAULT_LANGUAGES) -> ParsedFile:
+    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan and language for additions:
+    the optional `language` column, lower-cased, empty when not given; a code not in
+    `languages` is refused as `invalid_language`).
 
     A ts more than `max_future_minutes` ahead of `now` (default: the time of reading) is
     refused as `future_ts`.
@@ -71,7 +74,10 @@ def read_subscription_file(path: Path, kind: FileKind, timezone: str,
         typed = typed.with_columns(_code=pl.col(plan_column).str.to_lowercase()).join(
             codes, on="_code", how="left", maintain_order="left").drop("_code")
         checks.append((pl.col("plan").is_null(), Reason.INVALID_PLAN))
-        columns.append("plan")
+        typed = typed.with_columns(language=language_code(frame, "language"))
+        checks.append((pl.col("language").is_not_null() & ~pl.col("language").is_in(list(languages)),
+                       Reason.INVALID_LANGUAGE))
+        columns += ["plan", "language"]
     checked = typed.with_columns(first_failure(checks).alias(REASON))
     # an exact repeat (same msisdn and ts) is refused; the first copy counts
     repeat = pl.col(ROW) != pl.col(ROW).min().over("msisdn", "ts")
@@ -84,6 +90,14 @@ def read_subscription_file(path: Path, kind: FileKind, timezone: str,
     good, refused = split_refused(checked.select(ROW, *columns, REASON), frame, originals)
     return ParsedFile(good=good, refused=refused, rows_in=frame.height,
                       source=frame, originals=originals)
+
+
+def language_code(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The optional column, trimmed and lower-cased; blank or absent is null (not chosen)."""
+    if column not in frame.columns:
+        return pl.lit(None, pl.String)
+    code = pl.col(column).str.strip_chars().str.to_lowercase()  # as languages.normalise
+    return pl.when(code.str.len_chars() > 0).then(code)
 
 
 def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:

@@ -34,7 +34,7 @@ STATE_COLUMNS: dict[str, pl.DataType | DataTypeClass] = {
     "cancel_reason": pl.String, "lat": pl.Float64, "lon": pl.Float64, "lid": pl.Int64,
     "sub_date": pl.Datetime("us", "UTC"), "unsub_date": pl.Datetime("us", "UTC"),
     "next_billing_date": pl.Date, "failed_billing_count": pl.Int64, "joins": pl.Int64,
-    "last_event_at": pl.Datetime("us", "UTC"),
+    "last_event_at": pl.Datetime("us", "UTC"), "language": pl.String,
 }
 
 
@@ -68,8 +68,10 @@ def empty_state() -> pl.DataFrame:
 def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date,
                  rerun: bool = False) -> EventsApplied:
     """`events`: `_row`, msisdn, ts (+ lat, lon, lid, no_grid for additions and updates,
-    + plan for additions). Returns the new state and one outcome row per event."""
+    + plan and language for additions). Returns the new state and one outcome row per event."""
     state = state.with_columns(touched=pl.lit(False))
+    if kind is FileKind.ADDITIONS and "language" not in events.columns:
+        events = events.with_columns(language=pl.lit(None, pl.String))  # none chosen
     ordered = events.sort("msisdn", "ts", ROW).with_columns(
         _round=pl.col("ts").rank("ordinal").over("msisdn")
     )
@@ -77,7 +79,8 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
     rounds = cast(int | None, ordered["_round"].max())  # an ordinal rank: a whole number
     for round_number in range(1, (rounds or 0) + 1):
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
-        batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan") if c in batch.columns})
+        batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan", "language")
+                              if c in batch.columns})
         joined = batch.join(state, on="msisdn", how="left")
         decided = _settle_repeats(
             joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)), rerun)
@@ -126,6 +129,8 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
         keep |= {
             "lat": pl.col("lat_new"), "lon": pl.col("lon_new"), "lid": pl.col("lid_new"),
             "plan": pl.col("plan_new"),
+            # a language given with the addition sets it; none keeps the one chosen before
+            "language": pl.coalesce(pl.col("language_new"), pl.col("language")),
             "status": pl.lit(ACTIVE),
             "cancel_reason": pl.when(fresh).then(None).otherwise(pl.col("cancel_reason")),
             "unsub_date": pl.when(fresh).then(None).otherwise(pl.col("unsub_date")),

@@ -98,7 +98,7 @@ def list_sms_messages(connection: sa.Connection, subscription_id: int, limit: in
 
 def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: datetime,
                 rules: EventRules, plan: str | None = None, lat: float | None = None,
-                lon: float | None = None) -> str:
+                lon: float | None = None, language: str | None = None) -> str:
     """Apply one event as a one-row file; returns its outcome or raises RecordConflict."""
     columns: dict[str, pl.Series] = {
         ROW: pl.Series(ROW, [0], pl.UInt32),
@@ -109,6 +109,7 @@ def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: date
         columns |= {"lat": pl.Series("lat", [lat], pl.Float64), "lon": pl.Series("lon", [lon], pl.Float64)}
     if kind is FileKind.ADDITIONS:
         columns["plan"] = pl.Series("plan", [str(plan)], pl.String)
+        columns["language"] = pl.Series("language", [language], pl.String)
     events = pl.DataFrame(list(columns.values()))
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
@@ -131,7 +132,7 @@ def add_subscription(connection: sa.Connection, values: SubscriptionValues,
     assert values.msisdn is not None, "check_subscription requires it for an addition"
     ts = values.ts or utcnow()
     outcome = apply_event(connection, FileKind.ADDITIONS, values.msisdn, ts, rules,
-                          plan=values.plan, lat=values.lat, lon=values.lon)
+                          plan=values.plan, lat=values.lat, lon=values.lon, language=values.language)
     _written_at(connection, values.msisdn, ts)
     added = _by_msisdn(connection, values.msisdn)
     assert added is not None, "just added"
@@ -154,7 +155,8 @@ def change_subscription(connection: sa.Connection, subscription_id: int, values:
     moved = (lat, lon) != (current["lat"], current["lon"])
     replanned = str(plan) != current["plan"]
     if status == SubscriptionStatus.ACTIVE and (not active or replanned):
-        apply_event(connection, FileKind.ADDITIONS, current["msisdn"], ts, rules, plan=plan, lat=lat, lon=lon)
+        apply_event(connection, FileKind.ADDITIONS, current["msisdn"], ts, rules, plan=plan, lat=lat, lon=lon,
+                    language=values.language)
     elif replanned:
         raise InvalidRecord([FieldError("plan", "cancelled",
                                         "a cancelled subscription keeps its plan; set status active to "
@@ -163,8 +165,21 @@ def change_subscription(connection: sa.Connection, subscription_id: int, values:
         apply_event(connection, FileKind.UPDATES, current["msisdn"], ts, rules, lat=lat, lon=lon)
     if status == SubscriptionStatus.CANCELLED and active:
         _cancel(connection, current["msisdn"], ts, rules)
+    if values.language is not None and values.language != current["language"]:
+        _relanguage(connection, current["msisdn"], values.language, ts)
     _written_at(connection, current["msisdn"], ts)
     return get_subscription(connection, subscription_id)
+
+
+def _relanguage(connection: sa.Connection, msisdn: str, language: str, ts: datetime) -> None:
+    """A new language alone is no SPEC §5 event: it is written as given, unless a later event
+    already happened (then the write is as stale as any older event)."""
+    lock_subscriptions(connection)
+    stored = _by_msisdn(connection, msisdn)
+    if stored is not None and stored["last_event_at"] > as_utc(ts):
+        raise RecordConflict(FieldError("ts", str(Reason.STALE_EVENT), REASON_MESSAGES[Reason.STALE_EVENT]))
+    connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
+                       .values(language=language, updated_at=utcnow()))
 
 
 def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: EventRules) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import polars as pl
 from iska_pipelines.lib.errors import InvalidRecord
 from iska_pipelines.lib.inbox.reading import as_float, latitude_invalid, longitude_invalid, parse_timestamp
 from iska_pipelines.lib.inbox.record_checks import cell, error, missing_required, one_row
-from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
+from iska_pipelines.lib.sms.languages import normalise
 from iska_pipelines.lib.subscriptions.csv import normalised_msisdn, too_far_ahead
 from iska_pipelines.lib.vocabulary import PLAN_CODES, Plan, Reason
 
@@ -25,11 +26,13 @@ class SubscriptionValues:
     lat: float | None = None
     lon: float | None = None
     ts: datetime | None = None
+    language: str | None = None
 
 
 def check_subscription(values: dict[str, object], timezone: str, required: Sequence[str] = (),
                        max_future_minutes: float = DEFAULTS.max_future_minutes,
-                       now: datetime | None = None) -> SubscriptionValues:
+                       now: datetime | None = None,
+                       languages: frozenset[str] = DEFAULT_LANGUAGES) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
     A ts more than `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
@@ -55,6 +58,10 @@ def check_subscription(values: dict[str, object], timezone: str, required: Seque
     }
     if parsed["ts_ahead"]:
         failures["ts"] = (True, Reason.FUTURE_TS)
+    language = normalise(cell(values.get("language")) or "") or None  # empty: not chosen
+    if language is not None:
+        given.add("language")
+        failures["language"] = (language not in languages, Reason.INVALID_LANGUAGE)
     errors += [error(name, reason) for name, (failed, reason) in failures.items()
                if name in given and failed]
     if errors:
@@ -65,4 +72,5 @@ def check_subscription(values: dict[str, object], timezone: str, required: Seque
         lat=parsed["lat"] if "lat" in given else None,
         lon=parsed["lon"] if "lon" in given else None,
         ts=parsed["ts"] if "ts" in given else None,
+        language=language,
     )

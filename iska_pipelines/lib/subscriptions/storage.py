@@ -28,7 +28,7 @@ STAGE_TYPES = {
     "cancel_reason": "VARCHAR(10)", "lat": "DOUBLE PRECISION", "lon": "DOUBLE PRECISION",
     "lid": "BIGINT", "sub_date": "TIMESTAMP WITH TIME ZONE", "unsub_date": "TIMESTAMP WITH TIME ZONE",
     "next_billing_date": "DATE", "failed_billing_count": "INTEGER", "joins": "INTEGER",
-    "last_event_at": "TIMESTAMP WITH TIME ZONE",
+    "last_event_at": "TIMESTAMP WITH TIME ZONE", "language": "VARCHAR(8)",
 }
 
 
