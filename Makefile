@@ -29,10 +29,11 @@ run: install .env
 	cp dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(PY) -m iska_pipelines.devserver
 
-# ruff (lint and import order) and mypy (strict on lib/), configured in pyproject.toml. Format
-# (`ruff format --check`) joins once the tree has been formatted in one go.
+# ruff (lint, import order, format) and mypy (strict on lib/), configured in pyproject.toml;
+# `.venv/bin/ruff format .` fixes what the format check finds
 lint: install
 	$(VENV)/bin/ruff check iska_pipelines iska_pipelines_tests bench
+	$(VENV)/bin/ruff format --check iska_pipelines iska_pipelines_tests bench
 	$(VENV)/bin/mypy
 
 # The whole suite, after the lint. PostgreSQL tests run when ISKA_TEST_DATABASE_URL is set, else

@@ -44,7 +44,9 @@ def nearest_in_memory(url: str, lats: np.ndarray, lons: np.ndarray) -> tuple[flo
     with engine_for(url).connect() as connection:
         points = active_grid(connection)
     read = time.perf_counter()
-    Grid(points["gid"].to_numpy(), points["lat"].to_numpy(), points["lon"].to_numpy()).nearest(lats, lons, 50.0)
+    Grid(points["gid"].to_numpy(), points["lat"].to_numpy(), points["lon"].to_numpy()).nearest(
+        lats, lons, 50.0
+    )
     return read - started, time.perf_counter() - read
 
 
@@ -82,17 +84,36 @@ def measure(sizes: Sizes, work: Path, grid_file: Path, sqlite: bool = True) -> l
         shutil.rmtree(work / "pg-additions", ignore_errors=True)
     size = f"{people.height:,} rows, {_grid_rows(grid_file):,}-point grid"
     lines = [
-        Line("Additions file: asset step incl. nearest-grid assignment and the write (PostgreSQL)", size,
-             step, "s", target="< 5 s", met=step.median < 5),
+        Line(
+            "Additions file: asset step incl. nearest-grid assignment and the write (PostgreSQL)",
+            size,
+            step,
+            "s",
+            target="< 5 s",
+            met=step.median < 5,
+        ),
         Line("Additions file: peak RSS of the run's process", size, rss, "MB"),
-        Line("Nearest-point search alone (cKDTree build + query, in memory)", size, search, "s",
-             "per-row nearest-point SQL (extrapolated)", per_row,
-             f"search is {per_row.median / search.median:,.0f}× faster" if search.median else "",
-             "< 1 s", search.median < 1),
+        Line(
+            "Nearest-point search alone (cKDTree build + query, in memory)",
+            size,
+            search,
+            "s",
+            "per-row nearest-point SQL (extrapolated)",
+            per_row,
+            f"search is {per_row.median / search.median:,.0f}× faster" if search.median else "",
+            "< 1 s",
+            search.median < 1,
+        ),
         Line("Reading the active grid from the database for the search", size, grid_read, "s"),
-        Line("Old method: per-row `ORDER BY great-circle distance LIMIT 1` (extrapolated)",
-             f"{sample_n}-row sample ×{factor:,.0f}", per_row, "s", "the asset step", step,
-             f"asset is {per_row.median / step.median:,.0f}× faster" if step.median else ""),
+        Line(
+            "Old method: per-row `ORDER BY great-circle distance LIMIT 1` (extrapolated)",
+            f"{sample_n}-row sample ×{factor:,.0f}",
+            per_row,
+            "s",
+            "the asset step",
+            step,
+            f"asset is {per_row.median / step.median:,.0f}× faster" if step.median else "",
+        ),
     ]
     if sqlite:
         lines.append(_sqlite(sizes, work, grid_file, additions, size))

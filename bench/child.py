@@ -45,15 +45,23 @@ def materialize(args: dict) -> dict:
     asset = forecasts if kind is FileKind.FORECASTS else subscriptions
     baseline = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    result = dg.materialize([asset], partition_key=key, instance=instance, resources=resources,
-                            raise_on_error=True)
+    result = dg.materialize(
+        [asset], partition_key=key, instance=instance, resources=resources, raise_on_error=True
+    )
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     events = result.get_asset_materialization_events()
-    metadata = {k: v.value for k, v in events[-1].materialization.metadata.items()
-                if isinstance(v.value, (int, float, str))}
-    return {"seconds": seconds, "peak_rss_mb": peak_kb / 1024, "baseline_rss_mb": baseline / 2**20,
-            "metadata": metadata}
+    metadata = {
+        k: v.value
+        for k, v in events[-1].materialization.metadata.items()
+        if isinstance(v.value, (int, float, str))
+    }
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak_kb / 1024,
+        "baseline_rss_mb": baseline / 2**20,
+        "metadata": metadata,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -109,8 +117,7 @@ def sms(args: dict) -> dict:
     if args["executor"] == "in_process":
         instance = dg.DagsterInstance.ephemeral()
         started = time.perf_counter()
-        result = bench_sms_job().execute_in_process(partition_key=day, instance=instance,
-                                                    raise_on_error=True)
+        result = bench_sms_job().execute_in_process(partition_key=day, instance=instance, raise_on_error=True)
         seconds = time.perf_counter() - started
         run_id, success = result.run_id, result.success
     else:
@@ -118,11 +125,19 @@ def sms(args: dict) -> dict:
         with dg.instance_for_test(temp_dir=args["instance_dir"]) as instance:
             started = time.perf_counter()
             result = dg.execute_job(
-                dg.reconstructable(bench_sms_job), instance=instance,
+                dg.reconstructable(bench_sms_job),
+                instance=instance,
                 tags={"dagster/partition": day},
-                run_config={"execution": {"config": {"multiprocess": {
-                    "max_concurrent": args["max_concurrent"],
-                    **({} if args.get("start_method") == "spawn" else STEP_PROCESSES)}}}},
+                run_config={
+                    "execution": {
+                        "config": {
+                            "multiprocess": {
+                                "max_concurrent": args["max_concurrent"],
+                                **({} if args.get("start_method") == "spawn" else STEP_PROCESSES),
+                            }
+                        }
+                    }
+                },
             )
             seconds = time.perf_counter() - started
             run_id, success = result.run_id, result.success
@@ -154,16 +169,23 @@ def floor(args: dict) -> dict:
             if n is None:
                 return
             if sms:
-                body = {"msisdn": f"23340{n:07d}", "msgid": f"floor-{args['tag']}-{n}",
-                        "text": "Iska 2026-01-01: next 24h 12.3, next 48h 7.5",
-                        "callback": "http://127.0.0.1:9/cb?sig=00"}
+                body = {
+                    "msisdn": f"23340{n:07d}",
+                    "msgid": f"floor-{args['tag']}-{n}",
+                    "text": "Iska 2026-01-01: next 24h 12.3, next 48h 7.5",
+                    "callback": "http://127.0.0.1:9/cb?sig=00",
+                }
                 headers = {"Auth-Key": token, "Content-Type": "application/json"}
             else:
                 body = {"msisdn": f"23340{n:07d}", "sub_plan": 11}
-                headers = {"Auth-Key": token, "Idempotency-Key": f"floor-{args['tag']}-{n}",
-                           "Content-Type": "application/json"}
-            response = pool.request("POST", urls[n % len(urls)], body=json.dumps(body).encode(),
-                                    headers=headers)
+                headers = {
+                    "Auth-Key": token,
+                    "Idempotency-Key": f"floor-{args['tag']}-{n}",
+                    "Content-Type": "application/json",
+                }
+            response = pool.request(
+                "POST", urls[n % len(urls)], body=json.dumps(body).encode(), headers=headers
+            )
             json.loads(response.data)
 
     threads = [threading.Thread(target=work) for _ in range(args["concurrency"])]

@@ -36,13 +36,15 @@ def forecast_grid(points: int, seed: int = 1) -> pl.DataFrame:
     lons = np.linspace(WEST, EAST, shape.cols)
     lat, lon = np.meshgrid(lats, lons, indexing="ij")
     n = shape.points
-    return pl.DataFrame({
-        "gid": np.arange(1, n + 1, dtype=np.int64),
-        "lat": np.round(lat.ravel(), 6),
-        "lon": np.round(lon.ravel(), 6),
-        "fcat24": np.round(rng.uniform(0, 80, n), 4),
-        "fcat48": np.round(rng.uniform(0, 80, n), 4),
-    })
+    return pl.DataFrame(
+        {
+            "gid": np.arange(1, n + 1, dtype=np.int64),
+            "lat": np.round(lat.ravel(), 6),
+            "lon": np.round(lon.ravel(), 6),
+            "fcat24": np.round(rng.uniform(0, 80, n), 4),
+            "fcat48": np.round(rng.uniform(0, 80, n), 4),
+        }
+    )
 
 
 def write_forecasts(path: Path, grid: pl.DataFrame) -> Path:
@@ -66,13 +68,15 @@ def additions(count: int, seed: int = 2, first_msisdn: int = 233_200_000_000) ->
     rng = np.random.default_rng(seed)
     start = datetime(2026, 1, 1, 6, 0, 0)
     seconds = np.sort(rng.integers(0, 86_400, count))
-    return pl.DataFrame({
-        "ts": [(start + timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S") for s in seconds],
-        "msisdn": [str(first_msisdn + i) for i in range(count)],
-        "service_id": rng.choice([11, 21], count),
-        "lat": np.round(rng.uniform(SOUTH, NORTH, count), 6),
-        "lon": np.round(rng.uniform(WEST, EAST, count), 6),
-    })
+    return pl.DataFrame(
+        {
+            "ts": [(start + timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S") for s in seconds],
+            "msisdn": [str(first_msisdn + i) for i in range(count)],
+            "service_id": rng.choice([11, 21], count),
+            "lat": np.round(rng.uniform(SOUTH, NORTH, count), 6),
+            "lon": np.round(rng.uniform(WEST, EAST, count), 6),
+        }
+    )
 
 
 def write_csv(path: Path, frame: pl.DataFrame) -> Path:

@@ -49,12 +49,17 @@ def old_method(url: str, path: Path, table: str) -> float:
                     cursor.execute(f"SELECT gid FROM {table} WHERE gid = %s", (gid,))
                     values = (float(row["lat"]), float(row["lon"]), row["fcat24"], row["fcat48"])
                     if cursor.fetchone():
-                        cursor.execute(f"UPDATE {table} SET lat = %s, lon = %s, fcat24 = %s, fcat48 = %s, "
-                                       "updated_at = now() WHERE gid = %s", (*values, gid))
+                        cursor.execute(
+                            f"UPDATE {table} SET lat = %s, lon = %s, fcat24 = %s, fcat48 = %s, "
+                            "updated_at = now() WHERE gid = %s",
+                            (*values, gid),
+                        )
                     else:
-                        cursor.execute(f"INSERT INTO {table} (gid, lat, lon, fcat24, fcat48, is_active, "
-                                       "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, true, now(), now())",
-                                       (gid, *values))
+                        cursor.execute(
+                            f"INSERT INTO {table} (gid, lat, lon, fcat24, fcat48, is_active, "
+                            "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, true, now(), now())",
+                            (gid, *values),
+                        )
             connection.commit()
             return time.perf_counter() - started
     finally:
@@ -62,8 +67,9 @@ def old_method(url: str, path: Path, table: str) -> float:
 
 
 def materialize(url: str, data_dir: Path, path: Path, kind: str = "forecasts") -> dict:
-    return run_child("materialize", {"database_url": url, "data_dir": str(data_dir), "file": str(path),
-                                     "kind": kind})
+    return run_child(
+        "materialize", {"database_url": url, "data_dir": str(data_dir), "file": str(path), "kind": kind}
+    )
 
 
 def measure(sizes: Sizes, work: Path, sqlite: bool = True) -> list[Line]:
@@ -72,8 +78,9 @@ def measure(sizes: Sizes, work: Path, sqlite: bool = True) -> list[Line]:
     day2 = data.write_forecasts(work / "files" / "forecasts_day2.csv", data.with_new_values(grid, seed=7))
     sample_n = min(sizes.old_method_sample, grid.height)
     sample1 = data.write_forecasts(work / "files" / "old_sample_day1.csv", grid.head(sample_n))
-    sample2 = data.write_forecasts(work / "files" / "old_sample_day2.csv",
-                                   data.with_new_values(grid.head(sample_n), seed=7))
+    sample2 = data.write_forecasts(
+        work / "files" / "old_sample_day2.csv", data.with_new_values(grid.head(sample_n), seed=7)
+    )
     factor = grid.height / sample_n
     first, daily, floor = Sample(), Sample(), Sample()
     first_rss, daily_rss = Sample(), Sample()
@@ -97,22 +104,62 @@ def measure(sizes: Sizes, work: Path, sqlite: bool = True) -> list[Line]:
             shutil.rmtree(data_dir, ignore_errors=True)
     rows = f"{grid.height:,} rows"
     lines = [
-        Line("Forecasts file, first load: asset step (PostgreSQL)", rows, first, "s",
-             "plain COPY into an empty table", floor, _ratio(first, floor), "≤ 2.5× COPY",
-             first.median <= 2.5 * floor.median),
-        Line("Forecasts file, daily update of every gid: asset step (PostgreSQL)", rows, daily, "s",
-             "plain COPY into an empty table", floor, _ratio(daily, floor), "≤ 2.5× COPY",
-             daily.median <= 2.5 * floor.median),
-        Line("Forecasts file, first load: peak RSS of the run's process", rows, first_rss, "MB",
-             target="< 600 MB", met=first_rss.high < 600),
-        Line("Forecasts file, daily update: peak RSS of the run's process", rows, daily_rss, "MB",
-             target="< 600 MB", met=daily_rss.high < 600),
-        Line("Old method, first load: per-row SELECT then INSERT, one transaction (extrapolated)",
-             f"{sample_n:,}-row sample ×{factor:,.0f}", old_insert, "s", "the asset step, first load", first,
-             _ratio(old_insert, first, "asset is {:.1f}× faster")),
-        Line("Old method, daily update: per-row SELECT then UPDATE, one transaction (extrapolated)",
-             f"{sample_n:,}-row sample ×{factor:,.0f}", old_update, "s", "the asset step, daily update", daily,
-             _ratio(old_update, daily, "asset is {:.1f}× faster")),
+        Line(
+            "Forecasts file, first load: asset step (PostgreSQL)",
+            rows,
+            first,
+            "s",
+            "plain COPY into an empty table",
+            floor,
+            _ratio(first, floor),
+            "≤ 2.5× COPY",
+            first.median <= 2.5 * floor.median,
+        ),
+        Line(
+            "Forecasts file, daily update of every gid: asset step (PostgreSQL)",
+            rows,
+            daily,
+            "s",
+            "plain COPY into an empty table",
+            floor,
+            _ratio(daily, floor),
+            "≤ 2.5× COPY",
+            daily.median <= 2.5 * floor.median,
+        ),
+        Line(
+            "Forecasts file, first load: peak RSS of the run's process",
+            rows,
+            first_rss,
+            "MB",
+            target="< 600 MB",
+            met=first_rss.high < 600,
+        ),
+        Line(
+            "Forecasts file, daily update: peak RSS of the run's process",
+            rows,
+            daily_rss,
+            "MB",
+            target="< 600 MB",
+            met=daily_rss.high < 600,
+        ),
+        Line(
+            "Old method, first load: per-row SELECT then INSERT, one transaction (extrapolated)",
+            f"{sample_n:,}-row sample ×{factor:,.0f}",
+            old_insert,
+            "s",
+            "the asset step, first load",
+            first,
+            _ratio(old_insert, first, "asset is {:.1f}× faster"),
+        ),
+        Line(
+            "Old method, daily update: per-row SELECT then UPDATE, one transaction (extrapolated)",
+            f"{sample_n:,}-row sample ×{factor:,.0f}",
+            old_update,
+            "s",
+            "the asset step, daily update",
+            daily,
+            _ratio(old_update, daily, "asset is {:.1f}× faster"),
+        ),
     ]
     if sqlite:
         lines += _sqlite(sizes, work, day1, day2, rows)

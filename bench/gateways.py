@@ -45,11 +45,15 @@ def _subscribers(url: str, count: int, lids: int | None) -> None:
     fresh grid points (SMS-eligible), else due for billing today."""
     with engine_for(url).begin() as connection:
         if lids:
-            connection.execute(sa.text("""
+            connection.execute(
+                sa.text("""
                 INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, created_at, updated_at)
                 SELECT g, 5 + g * 0.001, -1 + g * 0.001, 12.3456, 7.5, true, now(), now()
-                FROM generate_series(1, :n) g"""), {"n": lids})
-        connection.execute(sa.text("""
+                FROM generate_series(1, :n) g"""),
+                {"n": lids},
+            )
+        connection.execute(
+            sa.text("""
             INSERT INTO subscriptions (msisdn, plan, status, lat, lon, lid, sub_date, next_billing_date,
                                        last_billing_date, failed_billing_count, last_event_at,
                                        created_at, updated_at)
@@ -57,7 +61,9 @@ def _subscribers(url: str, count: int, lids: int | None) -> None:
                    5.6, -0.2, CASE WHEN :lids > 0 THEN 1 + g % :lids END, now(),
                    CASE WHEN :lids > 0 THEN :today + 1 ELSE :today END,
                    CASE WHEN :lids > 0 THEN :today END, 0, now(), now(), now()
-            FROM generate_series(1, :n) g"""), {"n": count, "lids": lids or 0, "today": today()})
+            FROM generate_series(1, :n) g"""),
+            {"n": count, "lids": lids or 0, "today": today()},
+        )
 
 
 def _due_again(url: str, rep: int, count: int | None = None) -> None:
@@ -65,19 +71,26 @@ def _due_again(url: str, rep: int, count: int | None = None) -> None:
     fresh idempotency key)."""
     with engine_for(url).begin() as connection:
         connection.execute(sa.text("DELETE FROM billing_attempts"))
-        connection.execute(sa.text(
-            "UPDATE subscriptions SET next_billing_date = CASE WHEN id <= :n THEN :day ELSE :later END, "
-            "last_billing_date = NULL, failed_billing_count = 0"),
-            {"day": today() - timedelta(days=rep + 1), "later": today() + timedelta(days=30),
-             "n": count if count is not None else 2**31 - 1})
+        connection.execute(
+            sa.text(
+                "UPDATE subscriptions SET next_billing_date = CASE WHEN id <= :n THEN :day ELSE :later END, "
+                "last_billing_date = NULL, failed_billing_count = 0"
+            ),
+            {
+                "day": today() - timedelta(days=rep + 1),
+                "later": today() + timedelta(days=30),
+                "n": count if count is not None else 2**31 - 1,
+            },
+        )
 
 
 def _only_first(url: str, count: int) -> None:
     """The first `count` subscribers are paid up (SMS-eligible today), the rest are not."""
     with engine_for(url).begin() as connection:
-        connection.execute(sa.text(
-            "UPDATE subscriptions SET last_billing_date = CASE WHEN id <= :n THEN :today END"),
-            {"n": count, "today": today()})
+        connection.execute(
+            sa.text("UPDATE subscriptions SET last_billing_date = CASE WHEN id <= :n THEN :today END"),
+            {"n": count, "today": today()},
+        )
 
 
 class CpuWatch:
@@ -125,8 +138,9 @@ class Floor:
         self.rate, self.cpu = Sample(), Sample()
 
     def measure(self, urls: list[str], count: int, tag: str) -> None:
-        run = run_child("floor", {"urls": urls, "token": TOKEN, "requests": count,
-                                  "concurrency": CONCURRENCY, "tag": tag})
+        run = run_child(
+            "floor", {"urls": urls, "token": TOKEN, "requests": count, "concurrency": CONCURRENCY, "tag": tag}
+        )
         self.rate.add(count / run["seconds"])
         self.cpu.add(1000 * run["cpu_seconds"] / count)
 
@@ -134,11 +148,18 @@ class Floor:
 def _floor_lines(what: str, size: str, cpu: Sample, floor: Floor) -> list[Line]:
     ratio = cpu.median / floor.cpu.median
     return [
-        Line(f"{what}: client CPU per call, database writes included", size, cpu, "ms",
-             "bare urllib3 from 32 threads, same simulator (the floor)", floor.cpu, f"{ratio:.2f}×",
-             f"≤ {FLOOR_FACTOR}× the floor", ratio <= FLOOR_FACTOR),
+        Line(
+            f"{what}: client CPU per call, database writes included",
+            size,
+            cpu,
+            "ms",
+            "bare urllib3 from 32 threads, same simulator (the floor)",
+            floor.cpu,
+            f"{ratio:.2f}×",
+            f"≤ {FLOOR_FACTOR}× the floor",
+            ratio <= FLOOR_FACTOR,
+        )
     ]
-
 
 
 def achieved_rate(times: list[float]) -> float:
@@ -151,12 +172,28 @@ def _cap_lines(what: str, size: str, cap: float, per_url: dict[str, list[float]]
     rate = min(achieved_rate(times) for times in per_url.values())
     reference = Sample([cap])
     return [
-        Line(f"{what}: most calls in any one-second window at the gateway (simulator's arrival log)",
-             size, Sample([most]), "/s", "the cap", reference, f"{most / cap:.0%}", "≤ the cap",
-             most <= cap),
-        Line(f"{what}: achieved rate at the gateway (calls ÷ span of arrivals)", size, Sample([rate]),
-             "/s", "the cap", reference, f"{rate / cap:.0%}", f"≥ {CAP_SHARE:.0%} of the cap",
-             rate >= CAP_SHARE * cap),
+        Line(
+            f"{what}: most calls in any one-second window at the gateway (simulator's arrival log)",
+            size,
+            Sample([most]),
+            "/s",
+            "the cap",
+            reference,
+            f"{most / cap:.0%}",
+            "≤ the cap",
+            most <= cap,
+        ),
+        Line(
+            f"{what}: achieved rate at the gateway (calls ÷ span of arrivals)",
+            size,
+            Sample([rate]),
+            "/s",
+            "the cap",
+            reference,
+            f"{rate / cap:.0%}",
+            f"≥ {CAP_SHARE:.0%} of the cap",
+            rate >= CAP_SHARE * cap,
+        ),
     ]
 
 
@@ -176,11 +213,27 @@ def _billing(sizes: Sizes, sim: Simulator, url: str) -> list[Line]:
         busy.add(100 * watch.busy_share)
     size = f"{sizes.billing:,} due"
     lines = [
-        Line(f"Billing: due subscribers charged per second, concurrency {CONCURRENCY}, {LATENCY_MS:g} ms latency",
-             size, rate, "/s", "concurrency ÷ latency", ideal, f"{rate.median / IDEAL:.0%}",
-             f"≥ {TARGET:,.0f}/s (70%)", rate.median >= TARGET, [_profile(cpu_client, cpu_sim, busy)]),
-        Line("Bare urllib3 floor (billing endpoint): calls per second from 32 threads", f"{sizes.billing:,} calls",
-             floor.rate, "/s", "concurrency ÷ latency", ideal, f"{floor.rate.median / IDEAL:.0%}"),
+        Line(
+            f"Billing: due subscribers charged per second, concurrency {CONCURRENCY}, {LATENCY_MS:g} ms latency",
+            size,
+            rate,
+            "/s",
+            "concurrency ÷ latency",
+            ideal,
+            f"{rate.median / IDEAL:.0%}",
+            f"≥ {TARGET:,.0f}/s (70%)",
+            rate.median >= TARGET,
+            [_profile(cpu_client, cpu_sim, busy)],
+        ),
+        Line(
+            "Bare urllib3 floor (billing endpoint): calls per second from 32 threads",
+            f"{sizes.billing:,} calls",
+            floor.rate,
+            "/s",
+            "concurrency ÷ latency",
+            ideal,
+            f"{floor.rate.median / IDEAL:.0%}",
+        ),
         *_floor_lines("Billing", size, cpu_client, floor),
     ]
     _due_again(url, sizes.repeats, sizes.capped)
@@ -188,16 +241,26 @@ def _billing(sizes: Sizes, sim: Simulator, url: str) -> list[Line]:
     with _environment(BENCH_BILLING_MAX_TPS=str(BILLING_CAP)):
         run_child("billing", {})
     arrivals = sim.arrivals(since)
-    lines += _cap_lines(f"Billing capped at BILLING_MAX_TPS={BILLING_CAP:g}", f"{sizes.capped:,} charges",
-                        BILLING_CAP, {"billing": arrivals["billing"]})
+    lines += _cap_lines(
+        f"Billing capped at BILLING_MAX_TPS={BILLING_CAP:g}",
+        f"{sizes.capped:,} charges",
+        BILLING_CAP,
+        {"billing": arrivals["billing"]},
+    )
     return lines
 
 
 def _sms_run(sim: Simulator, url: str, work: Path, day: date, count: int, executor: str) -> dict:
     _only_first(url, count)
-    return run_child("sms", {"day": day.isoformat(), "executor": executor,
-                             "max_concurrent": MAX_CONCURRENT_STEPS,
-                             "instance_dir": str(work / f"instance-{day}")})
+    return run_child(
+        "sms",
+        {
+            "day": day.isoformat(),
+            "executor": executor,
+            "max_concurrent": MAX_CONCURRENT_STEPS,
+            "instance_dir": str(work / f"instance-{day}"),
+        },
+    )
 
 
 def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
@@ -207,9 +270,17 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
     days = (today() - timedelta(days=offset) for offset in range(1000))
     lines: list[Line] = []
     for executor, count, label in (
-            ("multiprocess", sizes.sms, f"multiprocess executor, {MAX_CONCURRENT_STEPS} step processes"),
-            ("in_process", sizes.sms_in_process, "in-process executor, one process")):
-        total, send, cpu_client, cpu_sim, busy, floor = Sample(), Sample(), Sample(), Sample(), Sample(), Floor()
+        ("multiprocess", sizes.sms, f"multiprocess executor, {MAX_CONCURRENT_STEPS} step processes"),
+        ("in_process", sizes.sms_in_process, "in-process executor, one process"),
+    ):
+        total, send, cpu_client, cpu_sim, busy, floor = (
+            Sample(),
+            Sample(),
+            Sample(),
+            Sample(),
+            Sample(),
+            Floor(),
+        )
         for rep in range(sizes.repeats):
             floor.measure(urls, count, f"{executor}-{rep}")
             day = next(days)
@@ -223,14 +294,36 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
             busy.add(100 * watch.busy_share)
         size = f"{count:,} messages"
         lines += [
-            Line(f"SMS: sms_job messages per second, whole run ({label})", size,
-                 total, "/s", "concurrency ÷ latency", ideal, f"{total.median / IDEAL:.0%}",
-                 f"≥ {TARGET:,.0f}/s (70%)", total.median >= TARGET, [_profile(cpu_client, cpu_sim, busy)]),
-            Line(f"SMS: messages per second while the batches send ({label})", size,
-                 send, "/s", "concurrency ÷ latency", ideal, f"{send.median / IDEAL:.0%}"),
-            Line(f"Bare urllib3 floor (SMS endpoints, beside the {executor} runs): calls per second",
-                 f"{count:,} calls", floor.rate, "/s", "concurrency ÷ latency", ideal,
-                 f"{floor.rate.median / IDEAL:.0%}"),
+            Line(
+                f"SMS: sms_job messages per second, whole run ({label})",
+                size,
+                total,
+                "/s",
+                "concurrency ÷ latency",
+                ideal,
+                f"{total.median / IDEAL:.0%}",
+                f"≥ {TARGET:,.0f}/s (70%)",
+                total.median >= TARGET,
+                [_profile(cpu_client, cpu_sim, busy)],
+            ),
+            Line(
+                f"SMS: messages per second while the batches send ({label})",
+                size,
+                send,
+                "/s",
+                "concurrency ÷ latency",
+                ideal,
+                f"{send.median / IDEAL:.0%}",
+            ),
+            Line(
+                f"Bare urllib3 floor (SMS endpoints, beside the {executor} runs): calls per second",
+                f"{count:,} calls",
+                floor.rate,
+                "/s",
+                "concurrency ÷ latency",
+                ideal,
+                f"{floor.rate.median / IDEAL:.0%}",
+            ),
             *_floor_lines(f"SMS ({label})", size, cpu_client, floor),
         ]
     day = next(days)
@@ -239,9 +332,12 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
         _sms_run(sim, url, work, day, sizes.capped, "multiprocess")
     shutil.rmtree(work / f"instance-{day}", ignore_errors=True)
     arrivals = sim.arrivals(since)
-    lines += _cap_lines(f"SMS capped at SMS_MAX_TPS={SMS_CAP:g} per URL (3 URLs, multiprocess)",
-                        f"{sizes.capped:,} messages", SMS_CAP,
-                        {name: times for name, times in arrivals.items() if name.startswith("sms/")})
+    lines += _cap_lines(
+        f"SMS capped at SMS_MAX_TPS={SMS_CAP:g} per URL (3 URLs, multiprocess)",
+        f"{sizes.capped:,} messages",
+        SMS_CAP,
+        {name: times for name, times in arrivals.items() if name.startswith("sms/")},
+    )
     return lines
 
 
@@ -253,26 +349,49 @@ def _per_cpu(lines: list[Line]) -> list[Line]:
     if multi is None or single is None:
         return []
     ratio = multi.median / single.median
-    return [Line("SMS: client CPU per message, multiprocess run", "", multi, "ms", "the in-process run",
-                 single, f"{ratio:.2f}×", "≤ in-process", ratio <= 1.0)]
+    return [
+        Line(
+            "SMS: client CPU per message, multiprocess run",
+            "",
+            multi,
+            "ms",
+            "the in-process run",
+            single,
+            f"{ratio:.2f}×",
+            "≤ in-process",
+            ratio <= 1.0,
+        )
+    ]
 
 
 def measure(sizes: Sizes, work: Path, parts: Callable[[str], bool] = lambda _p: True) -> list[Line]:
     lines: list[Line] = []
     if parts("billing"):
-        with simulator(LATENCY_MS) as sim, pg.scratch_database() as url, \
-                _environment(BENCH_DATABASE_URL=url, BENCH_GATEWAY_TOKEN=TOKEN,
-                             BENCH_BILLING_URL=f"{sim.base_url}/billing"):
+        with (
+            simulator(LATENCY_MS) as sim,
+            pg.scratch_database() as url,
+            _environment(
+                BENCH_DATABASE_URL=url, BENCH_GATEWAY_TOKEN=TOKEN, BENCH_BILLING_URL=f"{sim.base_url}/billing"
+            ),
+        ):
             lines += _billing(sizes, sim, url)
     if parts("sms"):
-        with simulator(LATENCY_MS) as sim, pg.scratch_database() as url, \
-                _environment(BENCH_DATABASE_URL=url, BENCH_GATEWAY_TOKEN=TOKEN,
-                             BENCH_SMS_URLS=",".join(f"{sim.base_url}/sms/{n}" for n in "abc")):
+        with (
+            simulator(LATENCY_MS) as sim,
+            pg.scratch_database() as url,
+            _environment(
+                BENCH_DATABASE_URL=url,
+                BENCH_GATEWAY_TOKEN=TOKEN,
+                BENCH_SMS_URLS=",".join(f"{sim.base_url}/sms/{n}" for n in "abc"),
+            ),
+        ):
             sms_lines = _sms(sizes, sim, url, work)
             lines += sms_lines + _per_cpu(sms_lines)
     return lines
 
 
 def _profile(client: Sample, sim: Sample, busy: Sample) -> str:
-    return (f"CPU per request: client {client.median:.2f} ms, simulator {sim.median:.2f} ms; "
-            f"machine busy {busy.median:.0f}% of {psutil.cpu_count()} cores")
+    return (
+        f"CPU per request: client {client.median:.2f} ms, simulator {sim.median:.2f} ms; "
+        f"machine busy {busy.median:.0f}% of {psutil.cpu_count()} cores"
+    )

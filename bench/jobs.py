@@ -22,15 +22,24 @@ def resources() -> dict:
     token = env["BENCH_GATEWAY_TOKEN"]
     return {
         "database": IskaDatabase(url=env["BENCH_DATABASE_URL"]),
-        "billing_gateway": BillingGateway(url=env.get("BENCH_BILLING_URL", "http://127.0.0.1:9/billing"),
-                                          token=token, concurrency=CONCURRENCY,
-                                          max_tps=float(env.get("BENCH_BILLING_MAX_TPS", "0"))),
+        "billing_gateway": BillingGateway(
+            url=env.get("BENCH_BILLING_URL", "http://127.0.0.1:9/billing"),
+            token=token,
+            concurrency=CONCURRENCY,
+            max_tps=float(env.get("BENCH_BILLING_MAX_TPS", "0")),
+        ),
         "billing_policy": BillingPolicy(),
-        "sms_gateway": SmsGateway(urls=env.get("BENCH_SMS_URLS", "http://127.0.0.1:9/sms/a"), token=token,
-                                  concurrency=CONCURRENCY, max_tps=float(env.get("BENCH_SMS_MAX_TPS", "0"))),
-        "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE,
-                                batch_size=int(env.get("BENCH_SMS_BATCH_SIZE", "5000")),
-                                public_url=env.get("BENCH_PUBLIC_URL", "http://127.0.0.1:9")),
+        "sms_gateway": SmsGateway(
+            urls=env.get("BENCH_SMS_URLS", "http://127.0.0.1:9/sms/a"),
+            token=token,
+            concurrency=CONCURRENCY,
+            max_tps=float(env.get("BENCH_SMS_MAX_TPS", "0")),
+        ),
+        "sms_outbox": SmsOutbox(
+            template=DEFAULT_SMS_TEMPLATE,
+            batch_size=int(env.get("BENCH_SMS_BATCH_SIZE", "5000")),
+            public_url=env.get("BENCH_PUBLIC_URL", "http://127.0.0.1:9"),
+        ),
     }
 
 

@@ -69,7 +69,11 @@ def run_child(task: str, args: dict, timeout: float = 900) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run(
         [sys.executable, "-m", "bench.child", task, json.dumps(args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench.child {task} failed ({done.returncode}):\n{done.stderr[-4000:]}")

@@ -30,8 +30,11 @@ def create_database() -> str:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     finally:
         admin.dispose()
-    return sa.engine.make_url(normalise_url(admin_url())).set(database=name).render_as_string(
-        hide_password=False)
+    return (
+        sa.engine.make_url(normalise_url(admin_url()))
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
 
 
 def drop_database(url: str) -> None:
@@ -68,6 +71,11 @@ def raw_connection(url: str):
     import psycopg2
 
     parsed = sa.engine.make_url(url)
-    return psycopg2.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-                            password=parsed.password, dbname=parsed.database,
-                            options="-c timezone=UTC")
+    return psycopg2.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=parsed.database,
+        options="-c timezone=UTC",
+    )

@@ -65,8 +65,10 @@ def _cell(sample: Sample | None, unit: str) -> str:
         return ""
     if len(sample.values) == 1:
         return f"{_number(sample.median, unit)} {unit}"
-    return (f"{_number(sample.median, unit)} {unit} "
-            f"({_number(sample.low, unit)}–{_number(sample.high, unit)}, n={len(sample.values)})")
+    return (
+        f"{_number(sample.median, unit)} {unit} "
+        f"({_number(sample.low, unit)}–{_number(sample.high, unit)}, n={len(sample.values)})"
+    )
 
 
 def _escape(text: str) -> str:
@@ -74,12 +76,28 @@ def _escape(text: str) -> str:
 
 
 def table(lines: list[Line]) -> str:
-    out = ["| Measurement | Size | Median (min–max) | Compared with | Its median (min–max) | Ratio | SPEC §12 target | Status |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| Measurement | Size | Median (min–max) | Compared with | Its median (min–max) | Ratio | SPEC §12 target | Status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for line in lines:
-        out.append("| " + " | ".join(_escape(cell) for cell in (
-            line.measurement, line.size, _cell(line.result, line.unit), line.reference,
-            _cell(line.reference_sample, line.unit), line.ratio, line.target, line.status)) + " |")
+        out.append(
+            "| "
+            + " | ".join(
+                _escape(cell)
+                for cell in (
+                    line.measurement,
+                    line.size,
+                    _cell(line.result, line.unit),
+                    line.reference,
+                    _cell(line.reference_sample, line.unit),
+                    line.ratio,
+                    line.target,
+                    line.status,
+                )
+            )
+            + " |"
+        )
     return "\n".join(out)
 
 

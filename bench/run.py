@@ -30,11 +30,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="repetitions per measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
-    parser.add_argument("--gateway-part", choices=("billing", "sms"), action="append",
-                        help="with the gateways section: only these parts")
+    parser.add_argument(
+        "--gateway-part",
+        choices=("billing", "sms"),
+        action="append",
+        help="with the gateways section: only these parts",
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite rows")
-    parser.add_argument("--inline", action="store_true",
-                        help="run the measured steps in this process (smoke tests; memory not isolated)")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the measured steps in this process (smoke tests; memory not isolated)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep generated files here (default: a temp dir)")
     return parser.parse_args(argv)
 
@@ -42,8 +49,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     base = QUICK if args.quick else FULL
-    sizes = Sizes(scale=args.scale if args.scale is not None else base.scale,
-                  repeats=args.repeats or base.repeats)
+    sizes = Sizes(
+        scale=args.scale if args.scale is not None else base.scale, repeats=args.repeats or base.repeats
+    )
     mode = "quick" if args.quick else ("full" if sizes.scale == 1 else f"scale {sizes.scale:g}")
     sections = args.only or list(SECTIONS)
     if args.inline:
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 grid = work / "files" / "forecasts_day1.csv"
                 if not grid.exists():
                     from bench import data
+
                     data.write_forecasts(grid, data.forecast_grid(sizes.grid))
                 lines += additions.measure(sizes, work, grid, sqlite=not args.no_sqlite)
             elif section == "gateways":
@@ -70,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines += outbox.measure(sizes, work)
             elif section == "sensor":
                 lines += sensor.measure(sizes, work)
-            print(f"[bench] {section} done in {time.monotonic() - section_clock:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[bench] {section} done in {time.monotonic() - section_clock:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             print(report.table(lines), file=sys.stderr, flush=True)
     finally:
         if args.workdir is None:

@@ -40,10 +40,13 @@ def _history(folders: InboxFolders, url: str, instance: dg.DagsterInstance, coun
         return
     instance.add_dynamic_partitions(subscription_files.name, keys)
     with engine_for(url).begin() as connection:
-        connection.execute(sa.text("""
+        connection.execute(
+            sa.text("""
             INSERT INTO ingested_files (partition_key, kind, name, sha256, rows_in, rows_applied,
                                         rows_refused, outcome, created_at, updated_at)
-            VALUES (:k, 'additions', :n, :s, 1, 1, 0, 'applied', now(), now())"""), records)
+            VALUES (:k, 'additions', :n, :s, 1, 1, 0, 'applied', now(), now())"""),
+            records,
+        )
 
 
 def _new_files(folders: InboxFolders, count: int) -> None:
@@ -71,7 +74,10 @@ def measure(sizes: Sizes, work: Path) -> list[Line]:
         folders.ensure()
         sample = Sample()
         (work / f"sensor-instance-{archived}").mkdir(parents=True, exist_ok=True)
-        with pg.scratch_database() as url, dg.instance_for_test(temp_dir=str(work / f"sensor-instance-{archived}")) as instance:
+        with (
+            pg.scratch_database() as url,
+            dg.instance_for_test(temp_dir=str(work / f"sensor-instance-{archived}")) as instance,
+        ):
             engine_for(url)
             _history(folders, url, instance, archived)
             _new_files(folders, sizes.new_files)
@@ -82,8 +88,17 @@ def measure(sizes: Sizes, work: Path) -> list[Line]:
         shutil.rmtree(folders.root, ignore_errors=True)
         shutil.rmtree(work / f"sensor-instance-{archived}", ignore_errors=True)
     with_history, without = samples[sizes.archived], samples[0]
-    return [Line(
-        f"Inbox sensor tick: {sizes.new_files} new files, {sizes.archived:,} applied files in archive/ "
-        "(and as partitions and ingested_files rows)", f"{sizes.new_files} new", with_history, "ms",
-        "the same tick with 0 archived", without, f"{with_history.median / without.median:.2f}×",
-        "O(new files)", with_history.median <= 1.5 * without.median + 5)]
+    return [
+        Line(
+            f"Inbox sensor tick: {sizes.new_files} new files, {sizes.archived:,} applied files in archive/ "
+            "(and as partitions and ingested_files rows)",
+            f"{sizes.new_files} new",
+            with_history,
+            "ms",
+            "the same tick with 0 archived",
+            without,
+            f"{with_history.median / without.median:.2f}×",
+            "O(new files)",
+            with_history.median <= 1.5 * without.median + 5,
+        )
+    ]

@@ -42,13 +42,18 @@ def free_port() -> int:
 @contextmanager
 def simulator(latency_ms: float) -> Iterator[Simulator]:
     port = free_port()
-    env = {**os.environ, "BILLING_TOKEN": TOKEN, "SMS_TOKEN": TOKEN,
-           "ISKA_SIM_LATENCY_MS": str(latency_ms),
-           # delivery reports would go to a callback nobody serves; keep them out of the measurement
-           "ISKA_SIM_REPORT_DELAY_SECONDS": "86400"}
+    env = {
+        **os.environ,
+        "BILLING_TOKEN": TOKEN,
+        "SMS_TOKEN": TOKEN,
+        "ISKA_SIM_LATENCY_MS": str(latency_ms),
+        # delivery reports would go to a callback nobody serves; keep them out of the measurement
+        "ISKA_SIM_REPORT_DELAY_SECONDS": "86400",
+    }
     iska = [sys.executable, "-c", "import sys; from iska_pipelines.cli import main; sys.exit(main())"]
-    process = subprocess.Popen([*iska, "simulator", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*iska, "simulator", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -17,18 +17,21 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
 
     simulator = commands.add_parser(
-        "simulator", help="serve the billing and SMS gateway simulator (default 127.0.0.1:8010)")
+        "simulator", help="serve the billing and SMS gateway simulator (default 127.0.0.1:8010)"
+    )
     simulator.add_argument("--host", default="127.0.0.1")
     simulator.add_argument("--port", type=int, default=8010)
 
     status = commands.add_parser(
-        "status", help="today's SMS, billing, grid age, checks and last files (exit 1: an ERROR check fails)")
+        "status", help="today's SMS, billing, grid age, checks and last files (exit 1: an ERROR check fails)"
+    )
     status.add_argument("--json", action="store_true", help="the same as the API's /status")
     files = commands.add_parser("files", help="the last files taken and what became of them")
     files.add_argument("--refused", action="store_true", help="only files refused as a whole")
     files.add_argument("--limit", type=int, default=20)
     rerun = commands.add_parser(
-        "rerun", help="run a partition again through Dagster: a day (sms_job) or a file's key")
+        "rerun", help="run a partition again through Dagster: a day (sms_job) or a file's key"
+    )
     rerun.add_argument("partition_key")
     return parser
 

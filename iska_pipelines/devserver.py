@@ -20,11 +20,23 @@ DAGSTER_HOME = ".dagster"
 
 def commands(bin_dir: Path, root: Path) -> dict[str, list[str]]:
     return {
-        "dagster": [str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"),
-                    "-h", "127.0.0.1", "-p", os.environ.get("ISKA_DAGSTER_PORT", "3000")],
+        "dagster": [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            os.environ.get("ISKA_DAGSTER_PORT", "3000"),
+        ],
         "api": [str(bin_dir / "iska"), "api", "--port", os.environ.get("ISKA_API_PORT", "8000")],
-        "simulator": [str(bin_dir / "iska"), "simulator", "--port",
-                      os.environ.get("ISKA_SIMULATOR_PORT", "8010")],
+        "simulator": [
+            str(bin_dir / "iska"),
+            "simulator",
+            "--port",
+            os.environ.get("ISKA_SIMULATOR_PORT", "8010"),
+        ],
     }
 
 
@@ -44,7 +56,7 @@ def absolute_paths(env: dict[str, str], root: Path) -> dict[str, str]:
     url = env.get("ISKA_DATABASE_URL", "")
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        fixed["ISKA_DATABASE_URL"] = prefix + str((root / url[len(prefix):]).resolve())
+        fixed["ISKA_DATABASE_URL"] = prefix + str((root / url[len(prefix) :]).resolve())
     return fixed
 
 
@@ -106,8 +118,9 @@ def main() -> int:
     env["DAGSTER_HOME"] = str(dagster_home)
     # `dagster dev` is the documented way to run a project locally; its notice that a newer
     # `dg dev` exists is nothing a user of ISKA can act on
-    env["PYTHONWARNINGS"] = ",".join(filter(None, [
-        env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"]))
+    env["PYTHONWARNINGS"] = ",".join(
+        filter(None, [env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"])
+    )
     parent = os.getppid()
     make = MakeWatch()
     processes: dict[str, subprocess.Popen] = {}

@@ -23,8 +23,9 @@ REFUSED = 2
 
 
 def rules_of(settings: Settings) -> HealthRules:
-    return HealthRules(settings.timezone, settings.sms_hour, settings.forecast_max_age_hours,
-                       settings.min_delivery_rate)
+    return HealthRules(
+        settings.timezone, settings.sms_hour, settings.forecast_max_age_hours, settings.min_delivery_rate
+    )
 
 
 def status(settings: Settings, as_json: bool) -> int:
@@ -36,19 +37,21 @@ def status(settings: Settings, as_json: bool) -> int:
 def status_text(found: dict) -> str:
     sms, bill, grid = found["sms"], found["billing"], found["grid"]
     failed = sms["failed"] + sms["undelivered"] + sms["rejected"] + sms["expired"]
-    age = "no active grid" if grid["age_hours"] is None else f'{grid["age_hours"]:g} h old'
+    age = "no active grid" if grid["age_hours"] is None else f"{grid['age_hours']:g} h old"
     lines = [
-        f'ISKA {found["day"]} ({found["timezone"]})',
-        f'SMS      planned {sms["planned"]}  sent {sms["sent"]}  delivered {sms["delivered"]}  '
-        f'failed {failed}  awaiting report {sms["accepted"]}  still to send {sms["pending"]}  '
-        f'delivered of sent {sms["delivery_rate"]:.1%}',
-        f'Billing  due {bill["due"]}  charged {bill["charged"]}  declined {bill["declined"]}  '
-        f'no answer {bill["transport_errors"] + bill["auth_errors"]}  '
-        f'cancelled for billing {bill["cancelled_for_billing"]}  opt-outs {bill["opt_outs"]}',
-        f'Grid     {grid["points"]} points, {age} (limit {grid["max_age_hours"]:g} h)',
+        f"ISKA {found['day']} ({found['timezone']})",
+        f"SMS      planned {sms['planned']}  sent {sms['sent']}  delivered {sms['delivered']}  "
+        f"failed {failed}  awaiting report {sms['accepted']}  still to send {sms['pending']}  "
+        f"delivered of sent {sms['delivery_rate']:.1%}",
+        f"Billing  due {bill['due']}  charged {bill['charged']}  declined {bill['declined']}  "
+        f"no answer {bill['transport_errors'] + bill['auth_errors']}  "
+        f"cancelled for billing {bill['cancelled_for_billing']}  opt-outs {bill['opt_outs']}",
+        f"Grid     {grid['points']} points, {age} (limit {grid['max_age_hours']:g} h)",
         "Checks",
-        *(f'  {"ok    " if c["passed"] else "FAILED"} {c["severity"]:5} {c["name"]}: {c["description"]}'
-          for c in found["checks"]),
+        *(
+            f"  {'ok    ' if c['passed'] else 'FAILED'} {c['severity']:5} {c['name']}: {c['description']}"
+            for c in found["checks"]
+        ),
         "Last files",
         *(file_line(f) for f in found["last_files"]),
     ]
@@ -56,7 +59,7 @@ def status_text(found: dict) -> str:
 
 
 def file_line(f: dict) -> str:
-    return f'  {f["taken_at"][:19].replace("T", " ")}  {f["outcome"]:9} {f["partition_key"]}\n      {f["detail"]}'
+    return f"  {f['taken_at'][:19].replace('T', ' ')}  {f['outcome']:9} {f['partition_key']}\n      {f['detail']}"
 
 
 def files(settings: Settings, refused: bool, limit: int) -> int:
@@ -73,7 +76,8 @@ def rerun(settings: Settings, key: str) -> int:
     try:
         job = job_for_partition(key)
         run, launched = DagsterGraphQL(settings.dagster_url).launch_unless_running(
-            job, key, {"iska/trigger": "cli"})
+            job, key, {"iska/trigger": "cli"}
+        )
     except (ValueError, DagsterUnavailable) as refused:
         print(f"iska rerun: {refused}", file=sys.stderr)
         return REFUSED

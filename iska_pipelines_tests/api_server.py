@@ -33,8 +33,12 @@ class RunningApi:
     def report(self, msgid: str, status: str, sig: str | None = None) -> requests.Response:
         """Post a delivery report the way a gateway does (signed unless told otherwise)."""
         sig = sign(msgid, self.callback_secret) if sig is None else sig
-        return requests.post(f"{self.base_url}{CALLBACK_PATH}", params={"sig": sig},
-                             json={"msgid": msgid, "status": status}, timeout=10)
+        return requests.post(
+            f"{self.base_url}{CALLBACK_PATH}",
+            params={"sig": sig},
+            json={"msgid": msgid, "status": status},
+            timeout=10,
+        )
 
 
 @contextmanager
@@ -52,16 +56,27 @@ def api_on_loopback(settings: Settings) -> Iterator[RunningApi]:
 @pytest.fixture
 def api(database_url, data_dir) -> Iterator[RunningApi]:
     """The ISKA API over the test's database, with CALLBACK_SECRET."""
-    settings = Settings.from_env({"ISKA_DATABASE_URL": database_url, "ISKA_DATA_DIR": str(data_dir),
-                                  "ISKA_CALLBACK_SECRET": CALLBACK_SECRET})
+    settings = Settings.from_env(
+        {
+            "ISKA_DATABASE_URL": database_url,
+            "ISKA_DATA_DIR": str(data_dir),
+            "ISKA_CALLBACK_SECRET": CALLBACK_SECRET,
+        }
+    )
     with api_on_loopback(settings) as running:
         yield running
 
 
 def api_settings(database_url: str, data_dir, **env: str) -> Settings:
     """Settings for a test API over the test's database and data folder, plus `env`."""
-    return Settings.from_env({"ISKA_DATABASE_URL": database_url, "ISKA_DATA_DIR": str(data_dir),
-                              "ISKA_CALLBACK_SECRET": CALLBACK_SECRET, **env})
+    return Settings.from_env(
+        {
+            "ISKA_DATABASE_URL": database_url,
+            "ISKA_DATA_DIR": str(data_dir),
+            "ISKA_CALLBACK_SECRET": CALLBACK_SECRET,
+            **env,
+        }
+    )
 
 
 @pytest.fixture

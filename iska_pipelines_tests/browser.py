@@ -13,8 +13,15 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 GUARD_SECONDS = 120  # a hung browser fails the test instead of holding CI; not a timing check
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--hide-scrollbars", "--window-size=1280,1500"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--window-size=1280,1500",
+]
 
 
 def need_chromium() -> str:
@@ -25,9 +32,14 @@ def need_chromium() -> str:
 
 def _run(args: list[str], home: Path) -> subprocess.CompletedProcess:
     home.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([need_chromium(), *FLAGS, f"--user-data-dir={home}", *args],
-                          capture_output=True, text=True, timeout=GUARD_SECONDS, check=False,
-                          env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [need_chromium(), *FLAGS, f"--user-data-dir={home}", *args],
+        capture_output=True,
+        text=True,
+        timeout=GUARD_SECONDS,
+        check=False,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def dump_dom(url: str, home: Path) -> str:

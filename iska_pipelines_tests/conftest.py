@@ -64,8 +64,7 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'iska.sqlite3'}"
     else:
-        url = request.getfixturevalue("postgres_databases")("iska_test").render_as_string(
-            hide_password=False)
+        url = request.getfixturevalue("postgres_databases")("iska_test").render_as_string(hide_password=False)
     yield url
     dispose_engine(url)
 
@@ -98,7 +97,8 @@ def iska(database_url, data_dir, instance):
 
 def pytest_terminal_summary(terminalreporter):
     if _skipped_postgres:
-        terminalreporter.write_sep("-", f"{len(_skipped_postgres)} PostgreSQL tests skipped "
-                                        "(ISKA_TEST_DATABASE_URL not set)")
+        terminalreporter.write_sep(
+            "-", f"{len(_skipped_postgres)} PostgreSQL tests skipped (ISKA_TEST_DATABASE_URL not set)"
+        )
         for nodeid in _skipped_postgres:
             terminalreporter.write_line(f"skipped on PostgreSQL: {nodeid}")

@@ -92,11 +92,25 @@ def dagster_stack(tmp_path_factory) -> Iterator[DagsterStack]:
     log = root / "dagster.log"
     with simulator_on_loopback() as simulator:
         env = stack_env(home, data_dir, f"sqlite:///{data_dir / 'iska.sqlite3'}", simulator.base_url, url)
-        command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"),
-                   "-h", "127.0.0.1", "-p", str(port)]
+        command = [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            str(ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
         with log.open("wb") as out:
-            process = subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=root,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         stack = DagsterStack(url, home, data_dir, env["ISKA_DATABASE_URL"], env, log)
         try:
             _wait_until_serving(stack, process)

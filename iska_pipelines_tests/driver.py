@@ -44,12 +44,19 @@ class Iska:
         return {
             "database": IskaDatabase(url=self.database_url),
             "inbox": IskaInbox(data_dir=str(self.data_dir), settle_seconds=self.settle_seconds),
-            "rules": IskaRules(max_reject_fraction=self.max_reject_fraction,
-                               max_grid_distance_km=self.max_grid_distance_km),
+            "rules": IskaRules(
+                max_reject_fraction=self.max_reject_fraction, max_grid_distance_km=self.max_grid_distance_km
+            ),
         }
 
-    def drop(self, source: Path | str | bytes, name: str | None = None, folder: str = "",
-             settled: bool = True, mtime: float | None = None) -> Path:
+    def drop(
+        self,
+        source: Path | str | bytes,
+        name: str | None = None,
+        folder: str = "",
+        settled: bool = True,
+        mtime: float | None = None,
+    ) -> Path:
         """Put a file into the inbox (root or a kind folder), settled unless told otherwise."""
         target_dir = self.folders.inbox / folder
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +73,8 @@ class Iska:
     def tick(self) -> dg.SensorResult:
         """One sensor evaluation; registers the partitions it adds (as the daemon would)."""
         context = dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources=self.resources())
+            instance=self.instance, cursor=self.cursor, resources=self.resources()
+        )
         result = inbox_sensor(context)
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -76,8 +84,11 @@ class Iska:
     def run(self, partition_key: str, raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
         asset = forecasts if partition_key.startswith("forecasts-") else subscriptions
         result = dg.materialize(
-            [asset], partition_key=partition_key, instance=self.instance,
-            resources=self.resources(), raise_on_error=raise_on_error,
+            [asset],
+            partition_key=partition_key,
+            instance=self.instance,
+            resources=self.resources(),
+            raise_on_error=raise_on_error,
         )
         self.runs.append(result)
         return result
@@ -87,8 +98,9 @@ class Iska:
         result = self.tick()
         return [self.run(request.partition_key) for request in result.run_requests]
 
-    def ingest(self, source: Path | str | bytes, name: str | None = None, folder: str = "",
-               **drop) -> dg.ExecuteInProcessResult:
+    def ingest(
+        self, source: Path | str | bytes, name: str | None = None, folder: str = "", **drop
+    ) -> dg.ExecuteInProcessResult:
         self.drop(source, name=name, folder=folder, **drop)
         results = self.process()
         assert len(results) == 1, f"expected one run, got {len(results)}"
@@ -110,10 +122,15 @@ def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str]]:
-    return {
-        e.asset_check_evaluation_data.check_name: (
-            e.asset_check_evaluation_data.passed, e.asset_check_evaluation_data.severity.value)
-        for e in result.get_asset_check_evaluations() if hasattr(e, "asset_check_evaluation_data")
-    } if hasattr(result, "get_asset_check_evaluations") else {
-        ev.check_name: (ev.passed, ev.severity.value) for ev in result.get_asset_check_evaluations()
-    }
+    return (
+        {
+            e.asset_check_evaluation_data.check_name: (
+                e.asset_check_evaluation_data.passed,
+                e.asset_check_evaluation_data.severity.value,
+            )
+            for e in result.get_asset_check_evaluations()
+            if hasattr(e, "asset_check_evaluation_data")
+        }
+        if hasattr(result, "get_asset_check_evaluations")
+        else {ev.check_name: (ev.passed, ev.severity.value) for ev in result.get_asset_check_evaluations()}
+    )

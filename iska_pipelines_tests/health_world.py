@@ -37,12 +37,20 @@ def seed_day(engine: sa.Engine) -> SeededDay:
     add_subscriber(engine, "233020099999", 1, day=day, paid=False)  # skipped unpaid, still due
     with engine.begin() as connection:
         plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
-        msgids = list(connection.execute(sa.select(sms_messages.c.msgid).where(
-            sms_messages.c.send_date == day).order_by(sms_messages.c.msisdn)).scalars())
+        msgids = list(
+            connection.execute(
+                sa.select(sms_messages.c.msgid)
+                .where(sms_messages.c.send_date == day)
+                .order_by(sms_messages.c.msisdn)
+            ).scalars()
+        )
         statuses = [status for status, n in OUTCOMES.items() for _ in range(n)]
         for msgid, status in zip(msgids, statuses, strict=True):
-            connection.execute(sms_messages.update().where(sms_messages.c.msgid == msgid)
-                               .values(status=status, attempts=0 if status == "pending" else 1))
+            connection.execute(
+                sms_messages.update()
+                .where(sms_messages.c.msgid == msgid)
+                .values(status=status, attempts=0 if status == "pending" else 1)
+            )
         _charges(connection)
         _files(connection)
     return SeededDay(day, msgids)
@@ -53,31 +61,80 @@ def _charges(connection: sa.Connection) -> None:
     billing and one opt-out."""
     now = utcnow()
     ids = list(connection.execute(sa.select(subscriptions.c.id).order_by(subscriptions.c.id)).scalars())
-    rows = [("success", "daily")] * 3 + [("success", "weekly"), ("declined", "daily"),
-                                         ("declined", "daily"), ("error", "daily")]
-    connection.execute(billing_attempts.insert(), [
-        {"subscription_id": ids[n], "msisdn": f"m{n}", "plan": plan, "period_start": today(),
-         "idempotency_key": f"key-{n}", "attempted_at": now, "outcome": outcome, "run_id": "r"}
-        for n, (outcome, plan) in enumerate(rows)])
+    rows = [("success", "daily")] * 3 + [
+        ("success", "weekly"),
+        ("declined", "daily"),
+        ("declined", "daily"),
+        ("error", "daily"),
+    ]
+    connection.execute(
+        billing_attempts.insert(),
+        [
+            {
+                "subscription_id": ids[n],
+                "msisdn": f"m{n}",
+                "plan": plan,
+                "period_start": today(),
+                "idempotency_key": f"key-{n}",
+                "attempted_at": now,
+                "outcome": outcome,
+                "run_id": "r",
+            }
+            for n, (outcome, plan) in enumerate(rows)
+        ],
+    )
     for sub_id, reason in ((ids[5], "billing"), (ids[6], "user")):
-        connection.execute(subscriptions.update().where(subscriptions.c.id == sub_id).values(
-            status="cancelled", cancel_reason=reason, unsub_date=now))
+        connection.execute(
+            subscriptions.update()
+            .where(subscriptions.c.id == sub_id)
+            .values(status="cancelled", cancel_reason=reason, unsub_date=now)
+        )
 
 
 def _files(connection: sa.Connection) -> None:
     records = [
-        FileRecord("additions-2021-02-05_additions.csv-aaaaaaaaaa", "additions", "2021-02-05_additions.csv",
-                   "a" * 64, rows_in=10, rows_applied=8, rows_refused=2,
-                   refused_by_reason=json.dumps({"invalid_msisdn": 1, "invalid_ts": 1})),
-        FileRecord("forecasts-forecasts_ghana.csv-bbbbbbbbbb", "forecasts", "forecasts_ghana.csv",
-                   "b" * 64, rows_in=5, rows_applied=5),
-        FileRecord("forecasts-forecasts_bad.csv-cccccccccc", "forecasts", "forecasts_bad.csv", "c" * 64,
-                   outcome=FileOutcome.REJECTED, error=REFUSAL),
-        FileRecord("forecasts-forecasts_again.csv-bbbbbbbbbb", "forecasts", "forecasts_again.csv",
-                   "b" * 64, outcome=FileOutcome.DUPLICATE,
-                   error="same content as forecasts-forecasts_ghana.csv-bbbbbbbbbb, not applied again"),
-        FileRecord("unknown-notes.csv-dddddddddd", "unknown", "notes.csv", "d" * 64,
-                   outcome=FileOutcome.UNKNOWN, error="notes.csv: the name does not say what kind"),
+        FileRecord(
+            "additions-2021-02-05_additions.csv-aaaaaaaaaa",
+            "additions",
+            "2021-02-05_additions.csv",
+            "a" * 64,
+            rows_in=10,
+            rows_applied=8,
+            rows_refused=2,
+            refused_by_reason=json.dumps({"invalid_msisdn": 1, "invalid_ts": 1}),
+        ),
+        FileRecord(
+            "forecasts-forecasts_ghana.csv-bbbbbbbbbb",
+            "forecasts",
+            "forecasts_ghana.csv",
+            "b" * 64,
+            rows_in=5,
+            rows_applied=5,
+        ),
+        FileRecord(
+            "forecasts-forecasts_bad.csv-cccccccccc",
+            "forecasts",
+            "forecasts_bad.csv",
+            "c" * 64,
+            outcome=FileOutcome.REJECTED,
+            error=REFUSAL,
+        ),
+        FileRecord(
+            "forecasts-forecasts_again.csv-bbbbbbbbbb",
+            "forecasts",
+            "forecasts_again.csv",
+            "b" * 64,
+            outcome=FileOutcome.DUPLICATE,
+            error="same content as forecasts-forecasts_ghana.csv-bbbbbbbbbb, not applied again",
+        ),
+        FileRecord(
+            "unknown-notes.csv-dddddddddd",
+            "unknown",
+            "notes.csv",
+            "d" * 64,
+            outcome=FileOutcome.UNKNOWN,
+            error="notes.csv: the name does not say what kind",
+        ),
     ]
     for record in records:
         record_file(connection, record)

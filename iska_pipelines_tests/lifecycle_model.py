@@ -94,9 +94,11 @@ class Row:
         return (self.msisdn, self.ts, str(self.plan), f"{self.lat}", f"{self.lon}")
 
 
-HEADERS = {"additions": ("msisdn", "ts", "service_id", "lat", "lon"),
-           "cancellations": ("msisdn", "ts"),
-           "updates": ("msisdn", "ts", "lat", "lon")}
+HEADERS = {
+    "additions": ("msisdn", "ts", "service_id", "lat", "lon"),
+    "cancellations": ("msisdn", "ts"),
+    "updates": ("msisdn", "ts", "lat", "lon"),
+}
 
 
 def csv_text(kind: str, rows: list[Row]) -> str:
@@ -104,6 +106,7 @@ def csv_text(kind: str, rows: list[Row]) -> str:
 
 
 # --- the model's state --------------------------------------------------------------------------
+
 
 @dataclass
 class Subscription:
@@ -182,8 +185,9 @@ class Model:
 
     # -- files ---------------------------------------------------------------------------------
 
-    def apply_file(self, kind: str, rows: list[Row], now: datetime,
-                   taken_at: datetime | None = None) -> FileResult:
+    def apply_file(
+        self, kind: str, rows: list[Row], now: datetime, taken_at: datetime | None = None
+    ) -> FileResult:
         """`taken_at`: when this file (same name, same content) was first taken; a `ts` is judged
         future against it, so a refused file dropped again unchanged gets the same verdict."""
         judged_at = taken_at or now
@@ -215,8 +219,9 @@ class Model:
             reasons[index] = self._event(kind, msisdn, ts, row, now, cancel_reason="user")
         return FileResult(False, reasons)
 
-    def _event(self, kind: str, msisdn: str, ts: datetime, row: Row, now: datetime,
-               cancel_reason: str) -> set[str] | None:
+    def _event(
+        self, kind: str, msisdn: str, ts: datetime, row: Row, now: datetime, cancel_reason: str
+    ) -> set[str] | None:
         """One event of SPEC §5; returns None when applied, else the reasons it may be refused
         with (more than one may apply; the spec does not rank them)."""
         sub = self.subscriptions.get(msisdn)
@@ -236,10 +241,22 @@ class Model:
             if sub is None:
                 self.created += 1
                 self.subscriptions[msisdn] = Subscription(
-                    msisdn=msisdn, plan=plan, status="active", cancel_reason=None, lat=row.lat,
-                    lon=row.lon, lid=lid, sub_date=ts, unsub_date=None, next_billing_date=today,
-                    last_billing_date=None, failed_billing_count=0, last_event_at=ts,
-                    created_seq=self.created, period_began_at=now)
+                    msisdn=msisdn,
+                    plan=plan,
+                    status="active",
+                    cancel_reason=None,
+                    lat=row.lat,
+                    lon=row.lon,
+                    lid=lid,
+                    sub_date=ts,
+                    unsub_date=None,
+                    next_billing_date=today,
+                    last_billing_date=None,
+                    failed_billing_count=0,
+                    last_event_at=ts,
+                    created_seq=self.created,
+                    period_began_at=now,
+                )
                 return None
             sub.plan, sub.lat, sub.lon, sub.lid = plan, row.lat, row.lon, lid
             if sub.status == "cancelled":  # a new subscription period, due now
@@ -256,8 +273,15 @@ class Model:
         sub.last_event_at = max(sub.last_event_at, ts)
         return None
 
-    def api_event(self, kind: str, msisdn: str, now: datetime, plan: str | None = None,
-                  lat: float | None = None, lon: float | None = None) -> set[str] | None:
+    def api_event(
+        self,
+        kind: str,
+        msisdn: str,
+        now: datetime,
+        plan: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+    ) -> set[str] | None:
         """An API write: the same event at the time of the request (SPEC §5, §8)."""
         return self._event(kind, msisdn, now, Row(msisdn, "", plan, lat, lon), now, cancel_reason="api")
 
@@ -266,11 +290,17 @@ class Model:
     def due(self, now: datetime) -> list[Subscription]:
         today = now.date()
         rested = now - timedelta(minutes=BILLING_RETRY_MINUTES)
-        return sorted((s for s in self.subscriptions.values()
-                       if s.status == "active" and s.next_billing_date is not None
-                       and s.next_billing_date <= today
-                       and not (s.last_declined_at is not None and s.last_declined_at > rested)),
-                      key=lambda s: s.created_seq)
+        return sorted(
+            (
+                s
+                for s in self.subscriptions.values()
+                if s.status == "active"
+                and s.next_billing_date is not None
+                and s.next_billing_date <= today
+                and not (s.last_declined_at is not None and s.last_declined_at > rested)
+            ),
+            key=lambda s: s.created_seq,
+        )
 
     def intent(self, sub: Subscription) -> Intent:
         return Intent(sub.msisdn, sub.period, sub.next_billing_date, sub.failed_billing_count)
@@ -278,11 +308,15 @@ class Model:
     def front_declines(self, now: datetime, plans: dict[str, Charge]) -> set[str]:
         """The msisdns the test's 402 front answers itself this run: due, planned to be declined
         with HTTP 402, and not already answered by the gateway for the same intent."""
-        return {s.msisdn for s in self.due(now)
-                if plans.get(s.msisdn, Charge()).answer == "failure402" and self.intent(s) not in self.gateway}
+        return {
+            s.msisdn
+            for s in self.due(now)
+            if plans.get(s.msisdn, Charge()).answer == "failure402" and self.intent(s) not in self.gateway
+        }
 
-    def bill(self, now: datetime, plans: dict[str, Charge], tries: int,
-             long_retry_after: bool = False) -> list[str]:
+    def bill(
+        self, now: datetime, plans: dict[str, Charge], tries: int, long_retry_after: bool = False
+    ) -> list[str]:
         """One billing run, charges in creation order, one at a time. Returns the faults the
         simulator must inject, in request order (requests the 402 front answers never reach it).
         `long_retry_after`: every 429 asks for more than ISKA_MAX_RETRY_AFTER_SECONDS, which ends
@@ -358,9 +392,14 @@ class Model:
                 message.status = "expired"
         planned = {(m.msisdn, m.day) for m in self.messages}
         for sub in sorted(self.subscriptions.values(), key=lambda s: s.created_seq):
-            if (sub.status == "active" and sub.last_billing_date is not None
-                    and sub.next_billing_date is not None and sub.next_billing_date > day
-                    and sub.lid is not None and (sub.msisdn, day) not in planned):
+            if (
+                sub.status == "active"
+                and sub.last_billing_date is not None
+                and sub.next_billing_date is not None
+                and sub.next_billing_date > day
+                and sub.lid is not None
+                and (sub.msisdn, day) not in planned
+            ):
                 self.messages.append(Message(sub.msisdn, day, "pending"))
         for message in self.messages:
             if message.day == day and message.status == "pending":
@@ -385,8 +424,13 @@ class Model:
 
     def snapshot(self) -> Model:
         """A copy to compare against after a step that must change nothing."""
-        return replace(self, subscriptions={k: replace(v) for k, v in self.subscriptions.items()},
-                       attempts=list(self.attempts), gateway=dict(self.gateway),
-                       charged=dict(self.charged), declined=dict(self.declined),
-                       messages=[replace(m) for m in self.messages],
-                       applied_contents=set(self.applied_contents))
+        return replace(
+            self,
+            subscriptions={k: replace(v) for k, v in self.subscriptions.items()},
+            attempts=list(self.attempts),
+            gateway=dict(self.gateway),
+            charged=dict(self.charged),
+            declined=dict(self.declined),
+            messages=[replace(m) for m in self.messages],
+            applied_contents=set(self.applied_contents),
+        )

@@ -23,8 +23,9 @@ def serve_on_loopback(make_app: Callable[[str], object], name: str) -> Iterator[
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(
-        make_app(base_url), log_level="warning", timeout_graceful_shutdown=1, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(base_url), log_level="warning", timeout_graceful_shutdown=1, lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:

@@ -7,7 +7,7 @@ import sys
 from contextlib import contextmanager
 
 _active: list[list[str]] = []
-_EVENTS = {"open", "os.scandir", "os.listdir", "os.stat" , "os.lstat"}
+_EVENTS = {"open", "os.scandir", "os.listdir", "os.stat", "os.lstat"}
 
 
 def _hook(event: str, args: tuple) -> None:

@@ -24,13 +24,20 @@ def crash_job() -> dg.JobDefinition:
     env = os.environ
     resources = {
         "database": IskaDatabase(url=env["ISKA_CRASH_DATABASE_URL"]),
-        "sms_gateway": SmsGateway(urls=env["ISKA_CRASH_SMS_URL"], token=env["ISKA_CRASH_TOKEN"],
-                                  concurrency=int(env.get("ISKA_CRASH_CONCURRENCY", "2")),
-                                  timeout_seconds=5.0, backoff_seconds=0.01),
-        "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE,
-                                batch_size=int(env.get("ISKA_CRASH_BATCH_SIZE", "20")),
-                                claim_seconds=float(env.get("ISKA_CRASH_CLAIM_SECONDS", "3")),
-                                public_url="http://127.0.0.1:9", latest_hour=24),
+        "sms_gateway": SmsGateway(
+            urls=env["ISKA_CRASH_SMS_URL"],
+            token=env["ISKA_CRASH_TOKEN"],
+            concurrency=int(env.get("ISKA_CRASH_CONCURRENCY", "2")),
+            timeout_seconds=5.0,
+            backoff_seconds=0.01,
+        ),
+        "sms_outbox": SmsOutbox(
+            template=DEFAULT_SMS_TEMPLATE,
+            batch_size=int(env.get("ISKA_CRASH_BATCH_SIZE", "20")),
+            claim_seconds=float(env.get("ISKA_CRASH_CLAIM_SECONDS", "3")),
+            public_url="http://127.0.0.1:9",
+            latest_hour=24,
+        ),
     }
     return dg.Definitions(jobs=[sms_job], resources=resources).get_job_def("sms_job")
 
@@ -40,16 +47,26 @@ def run_config() -> dict:
 
 
 def run_day(instance: dg.DagsterInstance, day: str, tags: dict | None = None) -> dg.ExecutionResult:
-    return dg.execute_job(dg.reconstructable(crash_job), instance=instance, run_config=run_config(),
-                          tags={"dagster/partition": day, **(tags or {})})
+    return dg.execute_job(
+        dg.reconstructable(crash_job),
+        instance=instance,
+        run_config=run_config(),
+        tags={"dagster/partition": day, **(tags or {})},
+    )
 
 
-def reexecute(instance: dg.DagsterInstance, parent: dg.DagsterRun,
-              options: dg.ReexecutionOptions) -> dg.ExecutionResult:
+def reexecute(
+    instance: dg.DagsterInstance, parent: dg.DagsterRun, options: dg.ReexecutionOptions
+) -> dg.ExecutionResult:
     """As the UI's re-execute and the daemon's retry do: the parent's tags come along."""
     tags = {k: v for k, v in parent.tags.items() if not k.startswith(".dagster")}
-    return dg.execute_job(dg.reconstructable(crash_job), instance=instance, run_config=run_config(),
-                          reexecution_options=options, tags=tags)
+    return dg.execute_job(
+        dg.reconstructable(crash_job),
+        instance=instance,
+        run_config=run_config(),
+        reexecution_options=options,
+        tags=tags,
+    )
 
 
 if __name__ == "__main__":  # python -m iska_pipelines_tests.sms_crash <day>; DAGSTER_HOME set

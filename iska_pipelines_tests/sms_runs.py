@@ -22,27 +22,54 @@ def refused_url(path: str = "/") -> str:
     return f"http://127.0.0.1:{port}{path}"
 
 
-def run_sms_day(database_url: str, instance: dg.DagsterInstance, day: date, urls: list[str], *,
-                public_url: str | None = None, callback_secret: str = "test-callback-secret",
-                self_callback: bool = False, max_tries: int = 5, batch_size: int = 5000,
-                timeout_seconds: float = 5.0, claim_seconds: float = 300.0,
-                latest_hour: int = 10, tags: dict[str, str] | None = None,
-                raise_on_error: bool = True, template: str | None = DEFAULT_SMS_TEMPLATE,
-                **outbox: object) -> dg.ExecuteInProcessResult:
+def run_sms_day(
+    database_url: str,
+    instance: dg.DagsterInstance,
+    day: date,
+    urls: list[str],
+    *,
+    public_url: str | None = None,
+    callback_secret: str = "test-callback-secret",
+    self_callback: bool = False,
+    max_tries: int = 5,
+    batch_size: int = 5000,
+    timeout_seconds: float = 5.0,
+    claim_seconds: float = 300.0,
+    latest_hour: int = 10,
+    tags: dict[str, str] | None = None,
+    raise_on_error: bool = True,
+    template: str | None = DEFAULT_SMS_TEMPLATE,
+    **outbox: object,
+) -> dg.ExecuteInProcessResult:
     """`outbox`: more SmsOutbox fields (templates_file, default_language, max_segments, ...)."""
     resources = {
         "database": IskaDatabase(url=database_url),
-        "sms_gateway": SmsGateway(urls=",".join(urls), token=SIMULATOR_TOKEN, max_tries=max_tries,
-                                  concurrency=8, timeout_seconds=timeout_seconds, backoff_seconds=0.01,
-                                  self_callback=self_callback),
-        "sms_outbox": SmsOutbox(template=template, batch_size=batch_size,
-                                public_url=public_url or refused_url(),
-                                callback_secret=callback_secret, claim_seconds=claim_seconds,
-                                latest_hour=latest_hour, **outbox),
+        "sms_gateway": SmsGateway(
+            urls=",".join(urls),
+            token=SIMULATOR_TOKEN,
+            max_tries=max_tries,
+            concurrency=8,
+            timeout_seconds=timeout_seconds,
+            backoff_seconds=0.01,
+            self_callback=self_callback,
+        ),
+        "sms_outbox": SmsOutbox(
+            template=template,
+            batch_size=batch_size,
+            public_url=public_url or refused_url(),
+            callback_secret=callback_secret,
+            claim_seconds=claim_seconds,
+            latest_hour=latest_hour,
+            **outbox,
+        ),
     }
-    return sms_job.execute_in_process(partition_key=day.isoformat(), resources=resources,
-                                      instance=instance, raise_on_error=raise_on_error,
-                                      tags=tags)
+    return sms_job.execute_in_process(
+        partition_key=day.isoformat(),
+        resources=resources,
+        instance=instance,
+        raise_on_error=raise_on_error,
+        tags=tags,
+    )
 
 
 def day_report(result: dg.ExecuteInProcessResult) -> dict:

@@ -20,27 +20,59 @@ def today() -> date:
     return datetime.now(ZoneInfo(TIMEZONE)).date()
 
 
-def add_forecast(engine: sa.Engine, gid: int, fcat24: str, fcat48: str, *, age_hours: float = 1.0,
-                 lat: float = 5.6, lon: float = -0.2, is_active: bool = True) -> None:
+def add_forecast(
+    engine: sa.Engine,
+    gid: int,
+    fcat24: str,
+    fcat48: str,
+    *,
+    age_hours: float = 1.0,
+    lat: float = 5.6,
+    lon: float = -0.2,
+    is_active: bool = True,
+) -> None:
     updated = utcnow() - timedelta(hours=age_hours)  # issued and written then
     with engine.begin() as connection:
-        connection.execute(forecasts.insert().values(
-            gid=gid, lat=lat, lon=lon, fcat24=Decimal(fcat24), fcat48=Decimal(fcat48),
-            is_active=is_active, issued_at=updated, created_at=updated, updated_at=updated))
+        connection.execute(
+            forecasts.insert().values(
+                gid=gid,
+                lat=lat,
+                lon=lon,
+                fcat24=Decimal(fcat24),
+                fcat48=Decimal(fcat48),
+                is_active=is_active,
+                issued_at=updated,
+                created_at=updated,
+                updated_at=updated,
+            )
+        )
 
 
-def add_subscriber(engine: sa.Engine, msisdn: str, lid: int | None, *, day: date,
-                   paid: bool = True, status: str = "active") -> int:
+def add_subscriber(
+    engine: sa.Engine, msisdn: str, lid: int | None, *, day: date, paid: bool = True, status: str = "active"
+) -> int:
     """`paid`: billed for `day` (last_billing_date = day, next_billing_date = day + 1)."""
     now = utcnow()
     with engine.begin() as connection:
-        return connection.execute(subscriptions.insert().values(
-            msisdn=msisdn, plan="daily", status=status, lat=5.6, lon=-0.2, lid=lid,
-            sub_date=now, last_event_at=now, created_at=now, updated_at=now,
-            cancel_reason="user" if status == "cancelled" else None,
-            last_billing_date=day if paid else None,
-            next_billing_date=day + timedelta(days=1) if paid else day,
-        ).returning(subscriptions.c.id)).scalar_one()
+        return connection.execute(
+            subscriptions.insert()
+            .values(
+                msisdn=msisdn,
+                plan="daily",
+                status=status,
+                lat=5.6,
+                lon=-0.2,
+                lid=lid,
+                sub_date=now,
+                last_event_at=now,
+                created_at=now,
+                updated_at=now,
+                cancel_reason="user" if status == "cancelled" else None,
+                last_billing_date=day if paid else None,
+                next_billing_date=day + timedelta(days=1) if paid else day,
+            )
+            .returning(subscriptions.c.id)
+        ).scalar_one()
 
 
 def messages(engine: sa.Engine, day: date | None = None) -> list[sa.Row]:
@@ -58,5 +90,6 @@ def message(engine: sa.Engine, msgid: str) -> sa.Row:
 
 def last_successful_sms_date(engine: sa.Engine, msisdn: str) -> date | None:
     with engine.connect() as connection:
-        return connection.execute(sa.select(subscriptions.c.last_successful_sms_date)
-                                  .where(subscriptions.c.msisdn == msisdn)).scalar_one()
+        return connection.execute(
+            sa.select(subscriptions.c.last_successful_sms_date).where(subscriptions.c.msisdn == msisdn)
+        ).scalar_one()

@@ -42,8 +42,13 @@ class Stack:
     def start(self, name: str, command: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("w")
         self.processes[name] = subprocess.Popen(
-            command, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            command,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_for(self, name: str, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -75,21 +80,32 @@ class Stack:
                 process.wait(timeout=10)
 
 
-def start_stack(workdir: Path, dagster_db: dict[str, str], iska_url: str, extra_env: dict[str, str],
-                deadline_seconds: float = 120) -> Stack:
+def start_stack(
+    workdir: Path,
+    dagster_db: dict[str, str],
+    iska_url: str,
+    extra_env: dict[str, str],
+    deadline_seconds: float = 120,
+) -> Stack:
     home = workdir / "dagster_home"
     home.mkdir(parents=True)
     shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     shutil.copy(ROOT / "deploy" / "workspace.yaml", home / "workspace.yaml")
     ports = {name: free_port() for name in ("code", "webserver", "api", "simulator")}
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"),
-        "LANG": "C.UTF-8", "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_USERNAME": dagster_db["username"], "DAGSTER_PG_PASSWORD": dagster_db["password"],
-        "DAGSTER_PG_HOST": dagster_db["host"], "DAGSTER_PG_PORT": dagster_db["port"],
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_USERNAME": dagster_db["username"],
+        "DAGSTER_PG_PASSWORD": dagster_db["password"],
+        "DAGSTER_PG_HOST": dagster_db["host"],
+        "DAGSTER_PG_PORT": dagster_db["port"],
         "DAGSTER_PG_DB": dagster_db["database"],
-        "ISKA_CODE_SERVER_HOST": "127.0.0.1", "ISKA_CODE_SERVER_PORT": str(ports["code"]),
-        "ISKA_DATA_DIR": str(workdir / "data"), "ISKA_DATABASE_URL": iska_url,
+        "ISKA_CODE_SERVER_HOST": "127.0.0.1",
+        "ISKA_CODE_SERVER_PORT": str(ports["code"]),
+        "ISKA_DATA_DIR": str(workdir / "data"),
+        "ISKA_DATABASE_URL": iska_url,
         "BILLING_URL": f"http://127.0.0.1:{ports['simulator']}/billing",
         "SMS_URLS": ",".join(f"http://127.0.0.1:{ports['simulator']}/sms/{n}" for n in "abc"),
         "ISKA_PUBLIC_URL": f"http://127.0.0.1:{ports['api']}",
@@ -100,17 +116,41 @@ def start_stack(workdir: Path, dagster_db: dict[str, str], iska_url: str, extra_
     deadline = time.monotonic() + deadline_seconds
     try:
         stack.start("simulator", [str(BIN / "iska"), "simulator", "--port", str(ports["simulator"])])
-        stack.start("code", [str(BIN / "dagster"), "code-server", "start", "--host", "127.0.0.1",
-                             "--port", str(ports["code"]), "--module-name", "iska_pipelines.definitions",
-                             "--location-name", "iska_pipelines"])
+        stack.start(
+            "code",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["code"]),
+                "--module-name",
+                "iska_pipelines.definitions",
+                "--location-name",
+                "iska_pipelines",
+            ],
+        )
         stack.start("api", [str(BIN / "iska"), "api", "--port", str(ports["api"])])
         stack.wait_for("simulator", stack.url("simulator") + "/health", deadline)
         stack.wait_for("api", stack.url("api") + "/health", deadline)
         _wait_for_code_server(stack, deadline)
-        stack.start("webserver", [str(BIN / "dagster-webserver"), "--host", "127.0.0.1", "--port",
-                                  str(ports["webserver"]), "--workspace", str(home / "workspace.yaml")])
-        stack.start("daemon", [str(BIN / "dagster-daemon"), "run", "--workspace",
-                               str(home / "workspace.yaml")])
+        stack.start(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["webserver"]),
+                "--workspace",
+                str(home / "workspace.yaml"),
+            ],
+        )
+        stack.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "--workspace", str(home / "workspace.yaml")]
+        )
         stack.wait_for("webserver", stack.url("webserver") + "/server_info", deadline)
     except BaseException:
         stack.stop()

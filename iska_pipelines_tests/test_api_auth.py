@@ -28,18 +28,38 @@ PROTECTED = [
 @pytest.fixture
 def guarded(tmp_path, start_api):
     """An API with ISKA_API_TOKEN set (SQLite is enough: this is about the door, not the data)."""
-    return start_api(api_settings(f"sqlite:///{tmp_path / 'iska.sqlite3'}", tmp_path / "data",
-                                  ISKA_API_TOKEN=TOKEN, ISKA_DAGSTER_URL="http://127.0.0.1:9"))
+    return start_api(
+        api_settings(
+            f"sqlite:///{tmp_path / 'iska.sqlite3'}",
+            tmp_path / "data",
+            ISKA_API_TOKEN=TOKEN,
+            ISKA_DAGSTER_URL="http://127.0.0.1:9",
+        )
+    )
 
 
 def call(api, method, path, headers=None):
-    return requests.request(method, api.base_url + path, headers=headers or {}, timeout=10,
-                            files={"file": ("f.csv", b"gid\n")} if "upload" in path else None)
+    return requests.request(
+        method,
+        api.base_url + path,
+        headers=headers or {},
+        timeout=10,
+        files={"file": ("f.csv", b"gid\n")} if "upload" in path else None,
+    )
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Auth-Key": "wrong"},
-                                     {"Authorization": TOKEN}, {"Authorization": "Basic " + TOKEN},
-                                     {"Auth-Key": TOKEN + "x"}, {"Auth-Key": ""}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Auth-Key": "wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": "Basic " + TOKEN},
+        {"Auth-Key": TOKEN + "x"},
+        {"Auth-Key": ""},
+    ],
+)
 def test_a_missing_or_wrong_token_is_401_on_every_protected_route(guarded, headers):
     for method, path in PROTECTED:
         answer = call(guarded, method, path, headers)
@@ -47,13 +67,18 @@ def test_a_missing_or_wrong_token_is_401_on_every_protected_route(guarded, heade
         assert "token" in answer.json()["detail"] and answer.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {TOKEN}"}, {"authorization": f"bearer {TOKEN}"},
-                                     {"Auth-Key": TOKEN}])
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": f"Bearer {TOKEN}"}, {"authorization": f"bearer {TOKEN}"}, {"Auth-Key": TOKEN}],
+)
 def test_the_right_token_as_bearer_or_auth_key_is_let_through(guarded, headers):
     assert call(guarded, "get", "/forecasts/api/v1/forecasts/", headers).status_code == 200
     assert call(guarded, "post", "/forecasts/api/v1/forecasts/upload_csv/", headers).status_code == 200
     # past the door, Dagster is what is missing here
-    assert call(guarded, "post", "/subscriptions/api/v1/subscriptions/trigger_send_sms/", headers).status_code == 503
+    assert (
+        call(guarded, "post", "/subscriptions/api/v1/subscriptions/trigger_send_sms/", headers).status_code
+        == 503
+    )
 
 
 def test_health_and_the_callback_need_no_token(guarded):
@@ -68,31 +93,51 @@ def test_without_a_token_loopback_clients_are_served(api):
 
 def test_without_a_token_a_client_forwarded_from_elsewhere_is_refused(api):
     # uvicorn trusts X-Forwarded-For from a proxy on 127.0.0.1: this is a remote client
-    answer = requests.get(api.base_url + "/forecasts/api/v1/forecasts/", timeout=10,
-                          headers={"X-Forwarded-For": "203.0.113.7"})
+    answer = requests.get(
+        api.base_url + "/forecasts/api/v1/forecasts/", timeout=10, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
     assert answer.status_code == 403 and "ISKA_API_TOKEN" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True),
-                                            ("::ffff:127.0.0.1", True), ("10.0.0.5", False),
-                                            ("203.0.113.7", False), ("", False), (None, False),
-                                            ("testclient", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.8.0.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.5", False),
+        ("203.0.113.7", False),
+        ("", False),
+        (None, False),
+        ("testclient", False),
+    ],
+)
 def test_loopback_clients_are_recognised(host, loopback):
     assert is_loopback_client(host) is loopback
 
 
 def test_iska_api_refuses_to_bind_beyond_loopback_without_a_token(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "ISKA_API_TOKEN"}
-    started = subprocess.run([str(Path(sys.executable).parent / "iska"), "api", "--host", "0.0.0.0", "--port", "0"],
-                             cwd=tmp_path, env={**env, "ISKA_DATA_DIR": str(tmp_path)}, capture_output=True,
-                             text=True, timeout=60)
+    started = subprocess.run(
+        [str(Path(sys.executable).parent / "iska"), "api", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path,
+        env={**env, "ISKA_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert started.returncode != 0
     assert "ISKA_API_TOKEN" in started.stderr and "Traceback" not in started.stderr
 
 
 def test_the_callback_path_is_outside_the_token_check(guarded):
-    answer = requests.post(guarded.base_url + CALLBACK_PATH, json={"msgid": "x", "status": "delivered"},
-                           params={"sig": "0"}, timeout=10)
+    answer = requests.post(
+        guarded.base_url + CALLBACK_PATH,
+        json={"msgid": "x", "status": "delivered"},
+        params={"sig": "0"},
+        timeout=10,
+    )
     assert answer.status_code == 403 and "sig" in answer.json()["detail"]
 
 
@@ -107,6 +152,11 @@ def test_the_docs_and_the_openapi_document_need_the_token_too(guarded, path):
 def test_without_a_token_a_request_is_401_whatever_its_body(guarded, body):
     for method in ("post", "put", "patch"):
         path = "/subscriptions/api/v1/subscriptions/" + ("" if method == "post" else "1/")
-        answer = requests.request(method, guarded.base_url + path, data=body, timeout=10,
-                                  headers={"Content-Type": "application/json"})
+        answer = requests.request(
+            method,
+            guarded.base_url + path,
+            data=body,
+            timeout=10,
+            headers={"Content-Type": "application/json"},
+        )
         assert answer.status_code == 401, (method, body)

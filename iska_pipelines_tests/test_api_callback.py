@@ -29,7 +29,12 @@ def planned(engine):
     add_forecast(engine, 1, "0.3000", "0.6000")
     add_subscriber(engine, MSISDN, 1, day=day)
     with engine.begin() as connection:
-        plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": "Iska {date}: {fcat24}/{fcat48}"}).catalog(), 30)
+        plan_outbox(
+            connection,
+            day,
+            Settings.from_env({"ISKA_SMS_TEMPLATE": "Iska {date}: {fcat24}/{fcat48}"}).catalog(),
+            30,
+        )
     [row] = messages(engine, day)
     return row
 
@@ -74,8 +79,9 @@ def test_a_sig_made_with_another_secret_is_refused(engine, api, planned):
 
 @pytest.mark.parametrize("body", [{"msgid": "x"}, {"status": "delivered"}, ["x"], "garbage"])
 def test_a_malformed_report_is_422_not_500(api, body):
-    answer = requests.post(f"{api.base_url}{CALLBACK_PATH}", params={"sig": sign("x", api.callback_secret)},
-                           json=body, timeout=5)
+    answer = requests.post(
+        f"{api.base_url}{CALLBACK_PATH}", params={"sig": sign("x", api.callback_secret)}, json=body, timeout=5
+    )
     assert answer.status_code == 422 and "detail" in answer.json()
 
 
@@ -86,13 +92,21 @@ def test_an_unknown_status_is_422(engine, api, planned):
 
 
 def test_a_report_that_arrives_before_the_send_call_returned_is_kept(
-        engine, database_url, instance, api, simulator, planned):
+    engine, database_url, instance, api, simulator, planned
+):
     # the gateway takes the message, reports it delivered at once, and leaves the send call
     # hanging; ISKA's call times out and its retry (same msgid) gets the stored "accepted"
     simulator.configure(charge_then_timeout_rate=1.0, hang_seconds=2, report_delay_seconds=0)
 
-    run_sms_day(database_url, instance, planned.send_date, [simulator.sms_url("a")],
-                public_url=api.base_url, callback_secret=api.callback_secret, timeout_seconds=1)
+    run_sms_day(
+        database_url,
+        instance,
+        planned.send_date,
+        [simulator.sms_url("a")],
+        public_url=api.base_url,
+        callback_secret=api.callback_secret,
+        timeout_seconds=1,
+    )
 
     stored = message(engine, planned.msgid)
     assert (stored.status, stored.attempts) == ("delivered", 2)

@@ -36,8 +36,9 @@ def asset_urls(html: str) -> list[str]:
 
 @pytest.fixture
 def guarded(tmp_path, start_api):
-    return start_api(api_settings(f"sqlite:///{tmp_path / 'iska.sqlite3'}", tmp_path / "data",
-                                  ISKA_API_TOKEN=TOKEN))
+    return start_api(
+        api_settings(f"sqlite:///{tmp_path / 'iska.sqlite3'}", tmp_path / "data", ISKA_API_TOKEN=TOKEN)
+    )
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

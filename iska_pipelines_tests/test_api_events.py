@@ -43,8 +43,9 @@ def test_an_api_delete_is_not_undone_by_re_running_the_earlier_additions_partiti
 def test_an_api_patch_that_cancels_is_not_undone_by_re_running_the_earlier_additions_partition(iska, api):
     applied = iska.ingest(sample_path("2021-02-05_additions.csv"))
     added = subscriber(api, "233020000017")
-    patched = requests.patch(f"{api.base_url}{SUBSCRIPTIONS}{added['id']}/", json={"status": "cancelled"},
-                             timeout=30)
+    patched = requests.patch(
+        f"{api.base_url}{SUBSCRIPTIONS}{added['id']}/", json={"status": "cancelled"}, timeout=30
+    )
     assert patched.status_code == 200
     assert iska.run(partition_of(applied)).success
     assert subscriber(api, "233020000017")["status"] == "cancelled"
@@ -68,11 +69,20 @@ def test_every_api_write_moves_last_event_at_even_when_it_changes_nothing_else(i
     cancelled = subscriber(api, "233020000023")
     path = f"{api.base_url}{SUBSCRIPTIONS}{cancelled['id']}/"
     writes = [
-        ("delete", {}),                                    # already cancelled: nothing else changes
-        ("patch", {"json": {"status": "cancelled"}}),      # the same
+        ("delete", {}),  # already cancelled: nothing else changes
+        ("patch", {"json": {"status": "cancelled"}}),  # the same
         ("patch", {"json": {"lat": cancelled["lat"], "lon": cancelled["lon"]}}),  # same place
-        ("put", {"json": {"plan": cancelled["plan"], "lat": cancelled["lat"],
-                          "lon": cancelled["lon"], "status": "cancelled"}}),
+        (
+            "put",
+            {
+                "json": {
+                    "plan": cancelled["plan"],
+                    "lat": cancelled["lat"],
+                    "lon": cancelled["lon"],
+                    "status": "cancelled",
+                }
+            },
+        ),
     ]
     for method, body in writes:
         before = utcnow()

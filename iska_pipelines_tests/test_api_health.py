@@ -38,9 +38,13 @@ def api_without_its_database(tmp_path) -> Iterator[str]:
     dead_port = free_port()
     port = free_port()
     server = subprocess.Popen(
-        [ISKA, "api", "--port", str(port)], cwd=tmp_path,
+        [ISKA, "api", "--port", str(port)],
+        cwd=tmp_path,
         env=iska_env(tmp_path, f"postgresql://postgres@127.0.0.1:{dead_port}/iska"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -74,13 +78,25 @@ def test_records_answer_503_not_500_while_the_database_is_unreachable(api_withou
         assert "database" in answer.json()["detail"] and "Traceback" not in answer.text
 
 
-@pytest.mark.parametrize("database_url", [
-    "not a url", "postgresql://postgres@127.0.0.1:port/iska", "postgresql+nodriver://127.0.0.1/iska",
-    "nosuchdb://127.0.0.1/iska", "mysql://root@127.0.0.1/iska"])
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        "not a url",
+        "postgresql://postgres@127.0.0.1:port/iska",
+        "postgresql+nodriver://127.0.0.1/iska",
+        "nosuchdb://127.0.0.1/iska",
+        "mysql://root@127.0.0.1/iska",
+    ],
+)
 def test_iska_api_with_a_malformed_database_url_stops_naming_iska_database_url(tmp_path, database_url):
-    server = subprocess.Popen([ISKA, "api", "--port", str(free_port())], cwd=tmp_path,
-                              env=iska_env(tmp_path, database_url), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [ISKA, "api", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=iska_env(tmp_path, database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _out, err = server.communicate(timeout=STARTUP_SECONDS)
     except subprocess.TimeoutExpired:

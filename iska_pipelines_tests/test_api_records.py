@@ -28,6 +28,7 @@ class Client:
     def __getattr__(self, method):
         def call(path, **kwargs):
             return requests.request(method.upper(), self.base + path, timeout=30, **kwargs)
+
         return call
 
 
@@ -38,7 +39,10 @@ def http(api) -> Client:
 
 def grid(http, *points) -> None:
     for gid, point in points:
-        assert http.post(FORECASTS, json={"gid": gid, **point, "fcat24": "0.5", "fcat48": "0.25"}).status_code == 201
+        assert (
+            http.post(FORECASTS, json={"gid": gid, **point, "fcat24": "0.5", "fcat48": "0.25"}).status_code
+            == 201
+        )
 
 
 def subscribe(http, msisdn="233010000001", plan=11, point=ACCRA, **extra) -> requests.Response:
@@ -47,16 +51,29 @@ def subscribe(http, msisdn="233010000001", plan=11, point=ACCRA, **extra) -> req
 
 # --- forecasts --------------------------------------------------------------------------------
 
+
 def test_a_forecast_round_trip_create_read_replace_patch_and_delete(http):
-    created = http.post(FORECASTS, json={"gid": 100001, "lat": 4.5, "lon": -3.3, "fcat24": 0.7513, "fcat48": "0.1547"})
+    created = http.post(
+        FORECASTS, json={"gid": 100001, "lat": 4.5, "lon": -3.3, "fcat24": 0.7513, "fcat48": "0.1547"}
+    )
     assert created.status_code == 201
     assert created.json() | {"created_at": None, "updated_at": None} == {
-        "gid": 100001, "lat": 4.5, "lon": -3.3, "fcat24": "0.7513", "fcat48": "0.1547", "is_active": True,
-        "created_at": None, "updated_at": None}
+        "gid": 100001,
+        "lat": 4.5,
+        "lon": -3.3,
+        "fcat24": "0.7513",
+        "fcat48": "0.1547",
+        "is_active": True,
+        "created_at": None,
+        "updated_at": None,
+    }
     assert http.get(f"{FORECASTS}100001/").json() == created.json()
 
     replaced = http.put(f"{FORECASTS}100001/", json={"lat": 4.6, "lon": -3.2, "fcat24": "1", "fcat48": "2"})
-    assert replaced.status_code == 200 and (replaced.json()["lat"], replaced.json()["fcat24"]) == (4.6, "1.0000")
+    assert replaced.status_code == 200 and (replaced.json()["lat"], replaced.json()["fcat24"]) == (
+        4.6,
+        "1.0000",
+    )
     patched = http.patch(f"{FORECASTS}100001/", json={"fcat48": "0.0001"}).json()
     assert (patched["lat"], patched["fcat24"], patched["fcat48"]) == (4.6, "1.0000", "0.0001")
 
@@ -78,8 +95,12 @@ def test_a_bad_forecast_is_422_with_the_reason_of_every_field(http):
     answer = http.post(FORECASTS, json={"gid": -4, "lat": 91, "lon": "east", "fcat24": "0.12345"})
     assert answer.status_code == 422
     assert {(e["field"], e["reason"]) for e in answer.json()["errors"]} == {
-        ("fcat48", "required"), ("gid", "invalid_gid"), ("lat", "invalid_lat"), ("lon", "invalid_lon"),
-        ("fcat24", "invalid_fcat")}
+        ("fcat48", "required"),
+        ("gid", "invalid_gid"),
+        ("lat", "invalid_lat"),
+        ("lon", "invalid_lon"),
+        ("fcat24", "invalid_fcat"),
+    }
     assert http.get(FORECASTS).json()["count"] == 0
 
 
@@ -103,12 +124,18 @@ def test_the_gid_in_the_body_must_match_the_path(http):
 
 # --- subscriptions ----------------------------------------------------------------------------
 
+
 def test_a_subscription_created_through_the_api_gets_its_nearest_grid_point(http):
     grid(http, (1, ACCRA), (2, KUMASI))
     created = subscribe(http, msisdn="+233 020 000 023", plan=21, point={"lat": 6.6, "lon": -1.6})
     assert created.status_code == 201
     body = created.json()
-    assert (body["msisdn"], body["plan"], body["status"], body["lid"]) == ("233020000023", "weekly", "active", 2)
+    assert (body["msisdn"], body["plan"], body["status"], body["lid"]) == (
+        "233020000023",
+        "weekly",
+        "active",
+        2,
+    )
     assert body["next_billing_date"] is not None and body["failed_billing_count"] == 0
     assert http.get(f"{SUBSCRIPTIONS}{body['id']}/").json() == body
 
@@ -153,14 +180,21 @@ def test_creating_a_cancelled_msisdn_again_reactivates_it(http):
     assert again.status_code == 200
     body = again.json()
     assert (body["id"], body["status"], body["plan"], body["cancel_reason"], body["unsub_date"]) == (
-        created["id"], "active", "weekly", None, None)
+        created["id"],
+        "active",
+        "weekly",
+        None,
+        None,
+    )
 
 
 def test_status_active_through_patch_reactivates_and_cancelled_cancels(http):
     created = subscribe(http).json()
     cancelled = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"status": "cancelled"}).json()
     assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "api")
-    active = http.put(f"{SUBSCRIPTIONS}{created['id']}/", json={"status": "active", "plan": 21, **ACCRA}).json()
+    active = http.put(
+        f"{SUBSCRIPTIONS}{created['id']}/", json={"status": "active", "plan": 21, **ACCRA}
+    ).json()
     assert (active["status"], active["plan"]) == ("active", "weekly")
 
 
@@ -184,7 +218,12 @@ def test_invalid_subscription_values_are_422_and_nothing_changes(http):
     created = subscribe(http).json()
     bad = subscribe(http, msisdn="12", plan=31, point={"lat": "x", "lon": 200})
     assert bad.status_code == 422
-    assert {e["reason"] for e in bad.json()["errors"]} == {"invalid_msisdn", "invalid_plan", "invalid_lat", "invalid_lon"}
+    assert {e["reason"] for e in bad.json()["errors"]} == {
+        "invalid_msisdn",
+        "invalid_plan",
+        "invalid_lat",
+        "invalid_lon",
+    }
     missing = http.put(f"{SUBSCRIPTIONS}{created['id']}/", json={"plan": 11})
     assert missing.status_code == 422 and {e["field"] for e in missing.json()["errors"]} == {"lat", "lon"}
     renamed = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"msisdn": "233099999999"})
@@ -196,7 +235,9 @@ def test_invalid_subscription_values_are_422_and_nothing_changes(http):
 
 def test_a_malformed_body_is_400_or_422_json_without_a_trace(http):
     for body in ("not json", "[1, 2]", '{"msisdn": ', "\xff"):
-        answer = http.post(SUBSCRIPTIONS, data=body.encode("latin-1"), headers={"Content-Type": "application/json"})
+        answer = http.post(
+            SUBSCRIPTIONS, data=body.encode("latin-1"), headers={"Content-Type": "application/json"}
+        )
         assert answer.status_code in (400, 422) and isinstance(answer.json()["detail"], str), body
         assert "Traceback" not in answer.text
 
@@ -221,14 +262,38 @@ def test_the_msisdn_filter_matches_the_number_however_it_is_written(http):
 def test_billing_attempts_and_sms_messages_are_read_only_views_newest_first(http, engine):
     created = subscribe(http).json()
     with engine.begin() as connection:
-        connection.execute(billing_attempts.insert(), [
-            {"subscription_id": created["id"], "msisdn": created["msisdn"], "plan": "daily",
-             "period_start": date(2026, 11, day), "idempotency_key": f"k{day}", "attempted_at": utcnow(),
-             "outcome": "success", "http_status": 200} for day in (1, 2, 3)])
-        connection.execute(sms_messages.insert(), [
-            {"msgid": f"00000000-0000-0000-0000-00000000000{day}", "subscription_id": created["id"],
-             "msisdn": created["msisdn"], "send_date": date(2026, 11, day), "text": "Iska", "status": "delivered",
-             "created_at": utcnow(), "updated_at": utcnow()} for day in (1, 2)])
+        connection.execute(
+            billing_attempts.insert(),
+            [
+                {
+                    "subscription_id": created["id"],
+                    "msisdn": created["msisdn"],
+                    "plan": "daily",
+                    "period_start": date(2026, 11, day),
+                    "idempotency_key": f"k{day}",
+                    "attempted_at": utcnow(),
+                    "outcome": "success",
+                    "http_status": 200,
+                }
+                for day in (1, 2, 3)
+            ],
+        )
+        connection.execute(
+            sms_messages.insert(),
+            [
+                {
+                    "msgid": f"00000000-0000-0000-0000-00000000000{day}",
+                    "subscription_id": created["id"],
+                    "msisdn": created["msisdn"],
+                    "send_date": date(2026, 11, day),
+                    "text": "Iska",
+                    "status": "delivered",
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+                for day in (1, 2)
+            ],
+        )
     attempts = http.get(f"{SUBSCRIPTIONS}{created['id']}/billing_attempts/", params={"limit": 2}).json()
     assert attempts["count"] == 3 and [a["idempotency_key"] for a in attempts["results"]] == ["k3", "k2"]
     messages = http.get(f"{SUBSCRIPTIONS}{created['id']}/sms_messages/").json()
@@ -237,6 +302,7 @@ def test_billing_attempts_and_sms_messages_are_read_only_views_newest_first(http
 
 
 # --- pages ------------------------------------------------------------------------------------
+
 
 def test_following_next_visits_every_row_once_and_previous_walks_back(http):
     for number in range(5):
@@ -279,9 +345,12 @@ def test_an_empty_table_is_one_empty_page(http):
 
 # --- uploads ----------------------------------------------------------------------------------
 
+
 def test_an_upload_lands_in_its_kinds_inbox_folder_under_the_task_id(http, data_dir):
-    answer = http.post(SUBSCRIPTIONS + "upload_updates_csv/",
-                       files={"file": ("2021-02-06_locupdates.csv", b"ts,msisdn,lat,lon\n")})
+    answer = http.post(
+        SUBSCRIPTIONS + "upload_updates_csv/",
+        files={"file": ("2021-02-06_locupdates.csv", b"ts,msisdn,lat,lon\n")},
+    )
     assert answer.status_code == 200
     [stored] = (data_dir / "inbox" / "updates").iterdir()
     assert answer.json()["task_id"].startswith(f"updates-{stored.name}-")
@@ -294,11 +363,17 @@ def test_an_upload_without_a_file_is_422(http):
 
 def test_an_upload_over_the_limit_is_413_and_leaves_nothing(database_url, data_dir, start_api):
     api = start_api(api_settings(database_url, data_dir, ISKA_MAX_UPLOAD_MB="1"))
-    answer = requests.post(api.base_url + FORECASTS + "upload_csv/",
-                           files={"file": ("forecasts.csv", b"0" * (2 * 1024 * 1024))}, timeout=30)
+    answer = requests.post(
+        api.base_url + FORECASTS + "upload_csv/",
+        files={"file": ("forecasts.csv", b"0" * (2 * 1024 * 1024))},
+        timeout=30,
+    )
     assert answer.status_code == 413 and "ISKA_MAX_UPLOAD_MB=1" in answer.json()["detail"]
-    small = requests.post(api.base_url + FORECASTS + "upload_csv/",
-                          files={"file": ("forecasts.csv", b"0" * (1024 * 1024 + 1))}, timeout=30)
+    small = requests.post(
+        api.base_url + FORECASTS + "upload_csv/",
+        files={"file": ("forecasts.csv", b"0" * (1024 * 1024 + 1))},
+        timeout=30,
+    )
     assert small.status_code == 413
     assert not any((data_dir / "inbox").rglob("*.csv*")) if (data_dir / "inbox").exists() else True
 
@@ -320,6 +395,7 @@ def test_without_a_dagster_webserver_the_sms_trigger_is_a_clear_503(database_url
 
 # --- languages (SPEC §14) ---------------------------------------------------------------------
 
+
 def test_a_subscriptions_language_is_set_on_create_kept_when_not_given_and_changed_by_patch(http):
     created = subscribe(http, language=" TW ")
     assert created.status_code == 201 and created.json()["language"] == "tw"
@@ -336,7 +412,9 @@ def test_a_code_that_names_no_language_is_422_invalid_language_and_nothing_chang
     for code in ("xx", "twi-gh", "english"):
         answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"language": code})
         assert answer.status_code == 422, code
-        assert [(e["field"], e["reason"]) for e in answer.json()["errors"]] == [("language", "invalid_language")]
+        assert [(e["field"], e["reason"]) for e in answer.json()["errors"]] == [
+            ("language", "invalid_language")
+        ]
     assert subscribe(http, msisdn="233010000002", language="xx").status_code == 422
     assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json() == created
     assert http.get(SUBSCRIPTIONS).json()["count"] == 1
@@ -344,6 +422,8 @@ def test_a_code_that_names_no_language_is_422_invalid_language_and_nothing_chang
 
 def test_a_language_change_older_than_the_last_event_is_409_stale_event(http):
     created = subscribe(http, ts="2026-01-01 00:00:00").json()
-    answer = http.patch(f"{SUBSCRIPTIONS}{created['id']}/", json={"language": "fr", "ts": "2025-12-31 00:00:00"})
+    answer = http.patch(
+        f"{SUBSCRIPTIONS}{created['id']}/", json={"language": "fr", "ts": "2025-12-31 00:00:00"}
+    )
     assert answer.status_code == 409 and answer.json()["errors"][0]["reason"] == "stale_event"
     assert http.get(f"{SUBSCRIPTIONS}{created['id']}/").json()["language"] is None

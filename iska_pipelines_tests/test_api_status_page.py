@@ -34,14 +34,19 @@ def test_the_status_page_shows_today_at_a_glance_in_a_browser(api, engine, datab
     need_chromium()
     seed_day(engine)
     dom = dump_dom(api.base_url + "/", tmp_path / "chromium")
-    assert (figure(dom, "sms.planned"), figure(dom, "sms.sent"), figure(dom, "sms.delivered"),
-            figure(dom, "sms.failed")) == ("20", "19", "13", "4")
+    assert (
+        figure(dom, "sms.planned"),
+        figure(dom, "sms.sent"),
+        figure(dom, "sms.delivered"),
+        figure(dom, "sms.failed"),
+    ) == ("20", "19", "13", "4")
     assert figure(dom, "sms.delivery_rate") == "68.4%"
     assert (figure(dom, "billing.charged"), figure(dom, "billing.transport_errors")) == ("4", "1")
     assert REFUSAL in dom and "forecasts_bad.csv" in dom
     assert re.search(r'data-check="no_billing_transport_errors">.*?failed \(ERROR\)', dom)
-    assert "<script" not in dom and not re.search(r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', dom.split(
-        "Dagster</a>")[-1]), "the page loads something from elsewhere"
+    assert "<script" not in dom and not re.search(
+        r'(src|href)="(https?:)?//(?!127\.0\.0\.1)', dom.split("Dagster</a>")[-1]
+    ), "the page loads something from elsewhere"
     shot = screenshot(api.base_url + "/", tmp_path / "status.png", tmp_path / "chromium")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     ARTIFACTS.mkdir(exist_ok=True)

@@ -55,9 +55,12 @@ def upload(api, endpoint: str, path) -> str:
 
 def task_status(api, resource: str, task_id: str) -> dict:
     """`curl -X GET -H 'Content-Type: application/json' -d '{"task_id": ...}' .../task_status/`."""
-    answer = requests.get(f"{api.base_url}/{resource}/api/v1/{resource}/task_status/",
-                          data=json.dumps({"task_id": task_id}),
-                          headers={"Content-Type": "application/json"}, timeout=30)
+    answer = requests.get(
+        f"{api.base_url}/{resource}/api/v1/{resource}/task_status/",
+        data=json.dumps({"task_id": task_id}),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -117,19 +120,22 @@ def uploaded_records_can_be_listed_and_fetched(api, flow):
     assert forecasts["results"][0]["gid"] == 100001 and forecasts["next"].endswith("limit=5&offset=5")
     assert requests.get(f"{api.base_url}{FORECASTS}100002/", timeout=10).json()["fcat24"] == "0.6838"
 
-    [added] = requests.get(api.base_url + SUBSCRIPTIONS, params={"msisdn": "+233 020 000 016"},
-                           timeout=10).json()["results"]
+    [added] = requests.get(
+        api.base_url + SUBSCRIPTIONS, params={"msisdn": "+233 020 000 016"}, timeout=10
+    ).json()["results"]
     assert (added["msisdn"], added["plan"], added["status"]) == ("233020000016", "weekly", "active")
     assert (added["lat"], added["lon"]) == (6.083333, -0.25)
     assert added["lid"] is not None
     fetched = requests.get(f"{api.base_url}{SUBSCRIPTIONS}{added['id']}/", timeout=10).json()
     assert fetched == added
 
-    [cancelled] = requests.get(api.base_url + SUBSCRIPTIONS, params={"msisdn": "233010000012"},
-                               timeout=10).json()["results"]
+    [cancelled] = requests.get(
+        api.base_url + SUBSCRIPTIONS, params={"msisdn": "233010000012"}, timeout=10
+    ).json()["results"]
     assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", "user")
-    [moved] = requests.get(api.base_url + SUBSCRIPTIONS, params={"msisdn": "233020000001"},
-                           timeout=10).json()["results"]
+    [moved] = requests.get(
+        api.base_url + SUBSCRIPTIONS, params={"msisdn": "233020000001"}, timeout=10
+    ).json()["results"]
     assert (moved["lat"], moved["lon"]) == (4.904203, -1.759872)
 
 
@@ -143,7 +149,9 @@ def a_file_refused_as_a_whole_is_failure(api, flow, dagster_stack):  # noqa: F81
 
 
 def the_same_content_uploaded_again_is_success_without_applying_twice(api, flow, dagster_stack):  # noqa: F811
-    task_id = upload(api, SUBSCRIPTIONS + "upload_cancellations_csv/", sample_path("2021-02-06_deletions.csv"))
+    task_id = upload(
+        api, SUBSCRIPTIONS + "upload_cancellations_csv/", sample_path("2021-02-06_deletions.csv")
+    )
     assert wait_for(api, {task_id: "subscriptions"}, dagster_stack)[task_id][-1] == "SUCCESS"
     assert "same content as cancellations-" in task_status(api, "subscriptions", task_id)["detail"]
     assert DagsterGraphQL(dagster_stack.url).runs_for_partition(task_id) == []
@@ -178,14 +186,22 @@ def trigger_send_sms_launched_todays_partition_and_its_run_can_be_followed(api, 
     assert triggered["partition"] == today and triggered["task_id"] == triggered["run_id"]
     assert seen[triggered["run_id"]][-1] == "SUCCESS"
     [run] = DagsterGraphQL(dagster_stack.url).runs(
-        runIds=[triggered["run_id"]], pipelineName="sms_job", tags=[{"key": "dagster/partition", "value": today}])
+        runIds=[triggered["run_id"]],
+        pipelineName="sms_job",
+        tags=[{"key": "dagster/partition", "value": today}],
+    )
     assert run.status == "SUCCESS"
     # and it shows on sms_job's Partitions page, as a scheduled run would
-    statuses = requests.post(f"{dagster_stack.url}/graphql", timeout=30, json={"query": PARTITION_PAGE}).json()
+    statuses = requests.post(
+        f"{dagster_stack.url}/graphql", timeout=30, json={"query": PARTITION_PAGE}
+    ).json()
     [repository] = statuses["data"]["repositoriesOrError"]["nodes"]
     [partition_set] = [p for p in repository["partitionSets"] if p["name"] == "sms_job_partition_set"]
-    shown = {p["partitionName"]: p["runId"]
-             for p in partition_set["partitionStatusesOrError"]["results"] if p["runId"]}
+    shown = {
+        p["partitionName"]: p["runId"]
+        for p in partition_set["partitionStatusesOrError"]["results"]
+        if p["runId"]
+    }
     assert shown.get(today) == triggered["run_id"]
 
 
@@ -205,14 +221,17 @@ def a_trigger_while_the_days_run_is_queued_answers_that_run(api, dagster_stack):
 
 # --- fuzzing ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def fuzzed_api(dagster_stack, tmp_path_factory):  # noqa: F811
     """An API of its own (data folder and database) so fuzzed uploads stay out of the
     deployment's inbox; it asks the same Dagster for status and launches."""
     folder = tmp_path_factory.mktemp("fuzz")
-    settings_ = dagster_stack.settings(ISKA_DATA_DIR=str(folder),
-                                       ISKA_DATABASE_URL=f"sqlite:///{folder / 'iska.sqlite3'}",
-                                       ISKA_MAX_UPLOAD_MB="1")
+    settings_ = dagster_stack.settings(
+        ISKA_DATA_DIR=str(folder),
+        ISKA_DATABASE_URL=f"sqlite:///{folder / 'iska.sqlite3'}",
+        ISKA_MAX_UPLOAD_MB="1",
+    )
     with api_on_loopback(settings_) as running:
         yield running
 
@@ -224,12 +243,20 @@ def fuzz(schema, base_url: str, examples: int) -> dict[str, str]:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case):
-            case.call_and_validate(base_url=base_url, timeout=30,
-                                   checks=[not_a_server_error, response_schema_conformance,
-                                           content_type_conformance])
+            case.call_and_validate(
+                base_url=base_url,
+                timeout=30,
+                checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+            )
 
         try:
             check()

@@ -36,12 +36,31 @@ def test_the_quick_benchmark_writes_a_table_with_every_measurement(tmp_path, pos
     # the harness creates and drops its own databases through this connection
     admin_url = postgres_databases("iska_bench_admin").render_as_string(hide_password=False)
     out = tmp_path / "benchmarks.md"
-    env = {**os.environ, "ISKA_BENCH_DATABASE_URL": admin_url,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "ISKA_BENCH_DATABASE_URL": admin_url,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", "0.001", "--repeats", "1", "--inline",
-         "--out", str(out), "--workdir", str(tmp_path / "work")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--scale",
+            "0.001",
+            "--repeats",
+            "1",
+            "--inline",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()

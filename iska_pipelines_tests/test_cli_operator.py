@@ -54,8 +54,13 @@ def test_rerun_refuses_a_key_that_is_no_partition(operator_env, capsys):
     assert "neither a day" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("key, job", [("2026-12-01", "sms_job"),
-                                      ("forecasts-grid.csv-0123456789", "ingest_forecasts"),
-                                      ("cancellations-d.csv-0123456789", "ingest_subscriptions")])
+@pytest.mark.parametrize(
+    "key, job",
+    [
+        ("2026-12-01", "sms_job"),
+        ("forecasts-grid.csv-0123456789", "ingest_forecasts"),
+        ("cancellations-d.csv-0123456789", "ingest_subscriptions"),
+    ],
+)
 def test_each_partition_key_belongs_to_its_job(key, job):
     assert job_for_partition(key) == job

@@ -61,8 +61,14 @@ class Billing:
     database_url: str
     simulator: object
     iska: object | None = None
-    gateway: dict = field(default_factory=lambda: {
-        "concurrency": 8, "timeout_seconds": 0.5, "tries": 2, "backoff_seconds": 0.02})
+    gateway: dict = field(
+        default_factory=lambda: {
+            "concurrency": 8,
+            "timeout_seconds": 0.5,
+            "tries": 2,
+            "backoff_seconds": 0.02,
+        }
+    )
     policy: dict = field(default_factory=lambda: {"max_tries": 5, "retry_minutes": 60})
     files: int = 0
     # billing runs keep their events in memory: an on-disk test instance is slow to write
@@ -81,29 +87,59 @@ class Billing:
             return added.dagster_run.tags["dagster/partition"]
         now = utcnow()
         with self.engine.begin() as connection:
-            connection.execute(sa.insert(subscriptions), [{
-                "msisdn": msisdn, "plan": PLAN_CODES[str(code)].value, "status": "active", "lat": 5.6,
-                "lon": -0.2, "sub_date": now, "next_billing_date": today(), "failed_billing_count": 0,
-                "last_event_at": now, "created_at": now, "updated_at": now} for msisdn, code in plans.items()])
+            connection.execute(
+                sa.insert(subscriptions),
+                [
+                    {
+                        "msisdn": msisdn,
+                        "plan": PLAN_CODES[str(code)].value,
+                        "status": "active",
+                        "lat": 5.6,
+                        "lon": -0.2,
+                        "sub_date": now,
+                        "next_billing_date": today(),
+                        "failed_billing_count": 0,
+                        "last_event_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for msisdn, code in plans.items()
+                ],
+            )
 
     def insert_subscription(self, **columns) -> None:
         """A row written straight into the database, bypassing every check of the file path."""
         now = utcnow()
         with self.engine.begin() as connection:
-            connection.execute(sa.insert(subscriptions), {
-                "plan": "daily", "status": "active", "lat": 5.6, "lon": -0.2, "sub_date": now,
-                "next_billing_date": today(), "failed_billing_count": 0, "last_event_at": now,
-                "created_at": now, "updated_at": now} | columns)
+            connection.execute(
+                sa.insert(subscriptions),
+                {
+                    "plan": "daily",
+                    "status": "active",
+                    "lat": 5.6,
+                    "lon": -0.2,
+                    "sub_date": now,
+                    "next_billing_date": today(),
+                    "failed_billing_count": 0,
+                    "last_event_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                | columns,
+            )
 
     def resources(self, **gateway) -> dict:
         settings = {"url": self.simulator.billing_url, "token": SIMULATOR_TOKEN} | self.gateway | gateway
-        return {"database": IskaDatabase(url=self.database_url),
-                "billing_gateway": BillingGateway(**settings),
-                "billing_policy": BillingPolicy(**self.policy)}
+        return {
+            "database": IskaDatabase(url=self.database_url),
+            "billing_gateway": BillingGateway(**settings),
+            "billing_policy": BillingPolicy(**self.policy),
+        }
 
     def run(self, **gateway) -> dg.ExecuteInProcessResult:
         return billing_job.execute_in_process(
-            resources=self.resources(**gateway), instance=self.instance, raise_on_error=False)
+            resources=self.resources(**gateway), instance=self.instance, raise_on_error=False
+        )
 
     def subscription(self, msisdn: str) -> sa.Row:
         with self.engine.connect() as connection:
@@ -117,9 +153,14 @@ class Billing:
         """Move every attempt back past ISKA_BILLING_RETRY_MINUTES, as if that time had gone by."""
         shift = timedelta(minutes=self.policy["retry_minutes"] + 1)
         with self.engine.begin() as connection:
-            for row in connection.execute(sa.select(billing_attempts.c.id, billing_attempts.c.attempted_at)).all():
-                connection.execute(sa.update(billing_attempts).where(billing_attempts.c.id == row.id)
-                                   .values(attempted_at=as_utc(row.attempted_at) - shift))
+            for row in connection.execute(
+                sa.select(billing_attempts.c.id, billing_attempts.c.attempted_at)
+            ).all():
+                connection.execute(
+                    sa.update(billing_attempts)
+                    .where(billing_attempts.c.id == row.id)
+                    .values(attempted_at=as_utc(row.attempted_at) - shift)
+                )
 
 
 @pytest.fixture
@@ -138,8 +179,11 @@ def today():
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict:
     if result.success:
-        (output,) = [e for e in result.events_for_node(charge_due_subscriptions.name)
-                     if e.event_type_value == "STEP_OUTPUT"]
+        (output,) = [
+            e
+            for e in result.events_for_node(charge_due_subscriptions.name)
+            if e.event_type_value == "STEP_OUTPUT"
+        ]
         return {k: v.value for k, v in output.event_specific_data.metadata.items()}
     failure = result.failure_data_for_node(charge_due_subscriptions.name).user_failure_data
     return {k: v.value for k, v in failure.metadata.items()}
@@ -152,8 +196,10 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 # --- charging -------------------------------------------------------------------------------
 
+
 def test_new_daily_and_weekly_subscribers_are_charged_once_and_billed_again_a_day_or_a_week_later(
-        billing_via_inbox):
+    billing_via_inbox,
+):
     billing = billing_via_inbox
     daily, weekly = msisdns(2)
     billing.subscribe({daily: DAILY, weekly: WEEKLY})
@@ -161,8 +207,17 @@ def test_new_daily_and_weekly_subscribers_are_charged_once_and_billed_again_a_da
     first = billing.run()
     assert first.success
     assert metadata(first) | {"duration_seconds": 0, "charges_per_second": 0} == {
-        "due": 2, "charged": 2, "declined": 0, "transport_errors": 0, "cancelled": 0, "auth_errors": 0,
-        "not_sendable": 0, "not_sent": 0, "duration_seconds": 0, "charges_per_second": 0}
+        "due": 2,
+        "charged": 2,
+        "declined": 0,
+        "transport_errors": 0,
+        "cancelled": 0,
+        "auth_errors": 0,
+        "not_sendable": 0,
+        "not_sent": 0,
+        "duration_seconds": 0,
+        "charges_per_second": 0,
+    }
     for msisdn, days in ((daily, 1), (weekly, 7)):
         row = billing.subscription(msisdn)
         assert (row.last_billing_date, row.next_billing_date) == (today(), today() + timedelta(days=days))
@@ -263,8 +318,9 @@ def test_a_billing_cancellation_is_not_undone_by_re_running_the_older_additions_
     assert (row.status, row.cancel_reason) == ("cancelled", "billing")
 
 
-@pytest.mark.parametrize("bad", [{"msisdn": "23302000099\u0663"}, {"plan": "monthly"}],
-                         ids=["msisdn_not_latin1", "unknown_plan"])
+@pytest.mark.parametrize(
+    "bad", [{"msisdn": "23302000099\u0663"}, {"plan": "monthly"}], ids=["msisdn_not_latin1", "unknown_plan"]
+)
 def test_a_subscriber_whose_charge_cannot_be_sent_is_an_error_and_everyone_else_is_charged(billing, bad):
     billing.insert_subscription(**{"msisdn": "233020000099"} | bad)  # first in line
     others = msisdns(3)
@@ -282,6 +338,7 @@ def test_a_subscriber_whose_charge_cannot_be_sent_is_an_error_and_everyone_else_
 
 
 # --- the gateway misbehaves -----------------------------------------------------------------
+
 
 def _closed_port_url() -> str:
     with socket.socket() as unused:
@@ -367,9 +424,11 @@ def test_a_billing_run_killed_midway_and_run_again_charges_everyone_exactly_once
     subscribers = msisdns(40)
     billing.subscribe({m: DAILY if i % 2 else WEEKLY for i, m in enumerate(subscribers)})
     billing.simulator.configure(latency_ms=200)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, billing.database_url,
-                              billing.simulator.billing_url, SIMULATOR_TOKEN],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, billing.database_url, billing.simulator.billing_url, SIMULATOR_TOKEN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while sum(billing.simulator.charges().values()) < 6 and child.poll() is None:
@@ -391,6 +450,7 @@ def test_a_billing_run_killed_midway_and_run_again_charges_everyone_exactly_once
 
 # --- when billing runs ----------------------------------------------------------------------
 
+
 def test_billing_runs_on_its_cron_in_the_service_time_zone_one_run_at_a_time():
     assert billing_schedule.cron_schedule == SETTINGS.billing_cron
     assert billing_schedule.execution_timezone == SETTINGS.timezone
@@ -401,8 +461,9 @@ def test_billing_runs_on_its_cron_in_the_service_time_zone_one_run_at_a_time():
 
 
 def test_the_additions_sensor_requests_one_billing_run_per_applied_additions_file(iska):
-    definitions = dg.Definitions(assets=[subscriptions_asset], jobs=[ingest_subscriptions],
-                                 resources=iska.resources())
+    definitions = dg.Definitions(
+        assets=[subscriptions_asset], jobs=[ingest_subscriptions], resources=iska.resources()
+    )
     ingest = definitions.resolve_job_def(ingest_subscriptions.name)
     cursor = _tick(iska.instance, None)[1]  # the first tick only sets the starting point
 
@@ -412,8 +473,12 @@ def test_the_additions_sensor_requests_one_billing_run_per_applied_additions_fil
     iska.drop("msisdn,ts\n", name="broken_additions.csv")  # refused: required columns missing
     outcomes = {}
     for request in iska.tick().run_requests:
-        run = ingest.execute_in_process(partition_key=request.partition_key, instance=iska.instance,
-                                        tags=request.tags, raise_on_error=False)
+        run = ingest.execute_in_process(
+            partition_key=request.partition_key,
+            instance=iska.instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
         outcomes[request.partition_key] = run.success
     assert sorted(outcomes.values()) == [False, True, True, True]
 

@@ -22,14 +22,17 @@ def grid_csv(rows: list[str], header: str = HEADER) -> str:
 
 
 def good_rows(count: int, start: int = 1) -> list[str]:
-    return [f"{gid},{5 + gid / 1000:.4f},{-1 + gid / 1000:.4f},0.{gid % 10}000,0.5" for gid in
-            range(start, start + count)]
+    return [
+        f"{gid},{5 + gid / 1000:.4f},{-1 + gid / 1000:.4f},0.{gid % 10}000,0.5"
+        for gid in range(start, start + count)
+    ]
 
 
 def fcat24(iska, gid: int) -> Decimal:
     with iska.engine.connect() as connection:
         return connection.execute(
-            sa.select(forecasts_table.c.fcat24).where(forecasts_table.c.gid == gid)).scalar_one()
+            sa.select(forecasts_table.c.fcat24).where(forecasts_table.c.gid == gid)
+        ).scalar_one()
 
 
 def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, str]]:
@@ -59,11 +62,18 @@ def test_the_ghana_grid_lands_whole_with_every_field_right(iska):
     assert result.success
     metadata = materialization_metadata(result)
     assert metadata["dagster/row_count"] == 3128
-    assert (metadata["rows_in"], metadata["rows_inserted"], metadata["rows_updated"],
-            metadata["rows_refused"]) == (3128, 3128, 0, 0)
+    assert (
+        metadata["rows_in"],
+        metadata["rows_inserted"],
+        metadata["rows_updated"],
+        metadata["rows_refused"],
+    ) == (3128, 3128, 0, 0)
     assert metadata["archive_path"].endswith("archive/forecasts/forecasts_ghana.csv")
-    assert checks_of(result) == {"no_refused_rows": (True, "WARN"), "gid_unique": (True, "ERROR"),
-                                 "coordinates_in_range": (True, "ERROR")}
+    assert checks_of(result) == {
+        "no_refused_rows": (True, "WARN"),
+        "gid_unique": (True, "ERROR"),
+        "coordinates_in_range": (True, "ERROR"),
+    }
     with sample_path("forecasts_ghana.csv").open() as handle:
         expected = {int(r["gid"]): r for r in csv.DictReader(handle)}
     stored = iska.rows("SELECT gid, lat, lon, fcat24, fcat48, is_active FROM forecasts")
@@ -131,12 +141,15 @@ def test_a_missing_fcat48_column_refuses_the_file_and_names_the_column(iska):
     assert iska.scalar("SELECT count(*) FROM forecasts") == 0
 
 
-@pytest.mark.parametrize("bad_row, reason", [
-    ("x7,5.0,0.0,0.1,0.2", "invalid_gid"),
-    ("7,91,0.0,0.1,0.2", "invalid_lat"),
-    ("7,5.0,-181,0.1,0.2", "invalid_lon"),
-    ("7,5.0,0.0,abc,0.2", "invalid_fcat"),
-])
+@pytest.mark.parametrize(
+    "bad_row, reason",
+    [
+        ("x7,5.0,0.0,0.1,0.2", "invalid_gid"),
+        ("7,91,0.0,0.1,0.2", "invalid_lat"),
+        ("7,5.0,-181,0.1,0.2", "invalid_lon"),
+        ("7,5.0,0.0,abc,0.2", "invalid_fcat"),
+    ],
+)
 def test_a_bad_row_is_refused_with_its_reason_and_the_rest_applied(iska, bad_row, reason):
     result = iska.ingest(grid_csv([*good_rows(9, start=10), bad_row]), name="g.csv", folder="forecasts")
     assert result.success
@@ -175,20 +188,29 @@ def test_extra_and_reordered_columns_are_read_by_header_name(iska):
 def test_points_given_only_as_geom_wkt_and_hex_ewkb_are_read(iska):
     ewkb = struct.pack("<BIIdd", 1, 0x20000001, 4326, -1.25, 6.75).hex().upper()
     wkb = struct.pack(">BIdd", 0, 1, 0.5, 7.5).hex()
-    content = ("gid,geom,fcat24,fcat48\n"
-               "1,SRID=4326;POINT(-3.3 4.5),0.1,0.2\n"
-               "2,POINT (1.1 10.9),0.1,0.2\n"
-               f"3,{ewkb},0.1,0.2\n"
-               f"4,{wkb},0.1,0.2\n")
+    content = (
+        "gid,geom,fcat24,fcat48\n"
+        "1,SRID=4326;POINT(-3.3 4.5),0.1,0.2\n"
+        "2,POINT (1.1 10.9),0.1,0.2\n"
+        f"3,{ewkb},0.1,0.2\n"
+        f"4,{wkb},0.1,0.2\n"
+    )
     result = iska.ingest(content, name="geom.csv", folder="forecasts")
     assert result.success
     assert iska.rows("SELECT gid, lat, lon FROM forecasts ORDER BY gid") == [
-        (1, 4.5, -3.3), (2, 10.9, 1.1), (3, 6.75, -1.25), (4, 7.5, 0.5)]
+        (1, 4.5, -3.3),
+        (2, 10.9, 1.1),
+        (3, 6.75, -1.25),
+        (4, 7.5, 0.5),
+    ]
 
 
 def test_an_unreadable_geom_is_refused_as_invalid_geom(iska):
-    content = "gid,geom,fcat24,fcat48\n" + "".join(
-        f"{g},POINT({g / 10} 5),0.1,0.2\n" for g in range(1, 10)) + "10,POINT(oops),0.1,0.2\n"
+    content = (
+        "gid,geom,fcat24,fcat48\n"
+        + "".join(f"{g},POINT({g / 10} 5),0.1,0.2\n" for g in range(1, 10))
+        + "10,POINT(oops),0.1,0.2\n"
+    )
     result = iska.ingest(content, name="geom.csv", folder="forecasts")
     assert materialization_metadata(result)["refused_invalid_geom"] == 1
 
@@ -220,9 +242,15 @@ def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once
             return
         if kills:  # the retry: nothing of the first attempt may be visible
             with sa.create_engine(engine.url).connect() as observer:
-                seen_at_retry.append(tuple(observer.execute(sa.text(
-                    "SELECT count(*), sum(CASE WHEN fcat24 = 0.1111 THEN 1 ELSE 0 END) FROM forecasts"
-                )).one()))
+                seen_at_retry.append(
+                    tuple(
+                        observer.execute(
+                            sa.text(
+                                "SELECT count(*), sum(CASE WHEN fcat24 = 0.1111 THEN 1 ELSE 0 END) FROM forecasts"
+                            )
+                        ).one()
+                    )
+                )
             seen_at_retry.append((iska.folders.inbox / "forecasts" / "forecasts_ghana.csv").exists())
             return
         kills.append(statement)
@@ -232,6 +260,7 @@ def test_a_connection_lost_mid_upsert_applies_nothing_and_the_retry_applies_once
                 killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         else:
             import sqlite3
+
             raise sqlite3.OperationalError("disk I/O error (connection lost)")
 
     sa.event.listen(engine, "before_cursor_execute", lose_connection)

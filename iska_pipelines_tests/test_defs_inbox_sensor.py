@@ -25,10 +25,14 @@ def test_files_are_routed_by_folder_and_by_name(iska):
     kinds = sorted(r.tags["iska/kind"] for r in result.run_requests)
     assert kinds == ["cancellations", "forecasts", "updates"]
     jobs = {r.partition_key.split("-")[0]: r.job_name for r in result.run_requests}
-    assert jobs == {"cancellations": "ingest_subscriptions", "updates": "ingest_subscriptions",
-                    "forecasts": "ingest_forecasts"}
+    assert jobs == {
+        "cancellations": "ingest_subscriptions",
+        "updates": "ingest_subscriptions",
+        "forecasts": "ingest_forecasts",
+    }
     assert set(iska.instance.get_dynamic_partitions("subscription_files")) == {
-        r.partition_key for r in result.run_requests if r.job_name == "ingest_subscriptions"}
+        r.partition_key for r in result.run_requests if r.job_name == "ingest_subscriptions"
+    }
 
 
 def test_a_name_that_routes_nowhere_goes_to_rejected_unknown_with_a_reason(iska):
@@ -45,6 +49,7 @@ def test_only_settled_files_are_taken_and_a_settled_file_is_taken_on_the_next_ti
     assert iska.tick().run_requests == []
     import os
     import time
+
     os.utime(path, (time.time() - 60, time.time() - 60))
     assert len(iska.tick().run_requests) == 1
 
@@ -59,13 +64,17 @@ def test_a_file_whose_run_is_pending_is_not_requested_twice(iska):
 
 def test_subscription_files_dropped_together_are_requested_in_arrival_order_on_one_serial_queue(iska):
     import time
+
     now = time.time()
     iska.drop(sample_path("2021-02-06_deletions.csv"), mtime=now - 30)
     iska.drop(sample_path("2021-02-05_additions.csv"), mtime=now - 90)
     iska.drop(sample_path("2021-02-06_additions.csv"), mtime=now - 60)
     result = iska.tick()
     assert [r.tags["iska/file"] for r in result.run_requests] == [
-        "2021-02-05_additions.csv", "2021-02-06_additions.csv", "2021-02-06_deletions.csv"]
+        "2021-02-05_additions.csv",
+        "2021-02-06_additions.csv",
+        "2021-02-06_deletions.csv",
+    ]
     # every subscriptions run carries the tag that the run queue admits one at a time
     assert ingest_subscriptions.tags["iska/serial"] == "subscriptions"
     instance_settings = yaml.safe_load((ROOT / "dagster.yaml").read_text())
@@ -96,11 +105,15 @@ def test_definitions_load_and_validate():
 
     definitions = defs()
     dg.Definitions.validate_loadable(definitions)
-    assert {"forecasts", "subscriptions"} <= {k.to_user_string() for k in
-                                              definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert {"forecasts", "subscriptions"} <= {
+        k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()
+    }
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
@@ -114,11 +127,11 @@ def test_a_file_whose_run_is_still_in_progress_is_neither_new_nor_a_duplicate(is
     [request] = iska.tick().run_requests
     run = iska.instance.create_run_for_job(
         job_def=ingest_subscriptions.resolve(asset_graph=_asset_graph()),
-        tags={"dagster/partition": request.partition_key})
+        tags={"dagster/partition": request.partition_key},
+    )
     assert run.status == dg.DagsterRunStatus.NOT_STARTED  # queued for launch, not finished
     with iska.engine.begin() as connection:  # the run's transaction has committed
-        record_file(connection, FileRecord(request.partition_key, "additions", path.name,
-                                           sha256_of(path)))
+        record_file(connection, FileRecord(request.partition_key, "additions", path.name, sha256_of(path)))
     result = iska.tick()
     assert result.run_requests == [] and "1 in progress" in result.skip_reason.skip_message
     assert path.exists()

@@ -15,8 +15,9 @@ BAD = b"lat,lon,fcat24\n5.6,-0.2,1\n"  # no gid column: the file is refused as a
 
 
 def task(iska, key: str):
-    return describe_task(key, iska.engine, iska.folders, InstanceRuns(iska.instance),
-                         datetime.now(UTC), timedelta(hours=1))
+    return describe_task(
+        key, iska.engine, iska.folders, InstanceRuns(iska.instance), datetime.now(UTC), timedelta(hours=1)
+    )
 
 
 def test_a_refused_files_reason_is_on_its_partition_and_in_task_status(iska):
@@ -26,7 +27,8 @@ def test_a_refused_files_reason_is_on_its_partition_and_in_task_status(iska):
     assert not result.success
     observed = iska.instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("forecasts"), asset_partitions=[request.partition_key]),
-        limit=1).records
+        limit=1,
+    ).records
     reason = observed[0].asset_observation.metadata["reason"].value
     assert "gid" in reason
     answer = task(iska, request.partition_key)
@@ -51,12 +53,18 @@ def test_a_duplicate_and_an_unknown_name_show_on_file_intake_and_in_task_status(
     result = iska.tick()
     assert result.run_requests == []
     dg.serialize_value(result.asset_events)  # as the daemon stores them
-    observed = {e.metadata["outcome"].value: e.metadata["detail"].value for e in result.asset_events
-                if e.asset_key == dg.AssetKey("file_intake")}
+    observed = {
+        e.metadata["outcome"].value: e.metadata["detail"].value
+        for e in result.asset_events
+        if e.asset_key == dg.AssetKey("file_intake")
+    }
     assert original in observed["duplicate"] and "notes.csv" in observed["unknown"]
     duplicate_key = original.replace("forecasts_ghana.csv", "forecasts_again.csv")
     answer = task(iska, duplicate_key)
     assert answer.status is TaskStatus.SUCCESS and original in answer.detail
     outcomes = dict(iska.rows("SELECT name, outcome FROM ingested_files"))
-    assert outcomes == {"forecasts_ghana.csv": "applied", "forecasts_again.csv": "duplicate",
-                        "notes.csv": "unknown"}
+    assert outcomes == {
+        "forecasts_ghana.csv": "applied",
+        "forecasts_again.csv": "duplicate",
+        "notes.csv": "unknown",
+    }

@@ -48,23 +48,32 @@ def ghana_with_five_subscribers(iska):
     iska.ingest(CANCELLATIONS, name="2026-01-06_cancellations.csv")
     day = today()
     with iska.engine.begin() as connection:
-        connection.execute(sa.text(
-            "UPDATE subscriptions SET last_billing_date = :day, next_billing_date = :next "
-            "WHERE msisdn <> :unpaid").bindparams(
-            sa.bindparam("day", day, type_=sa.Date),
-            sa.bindparam("next", day + timedelta(days=1), type_=sa.Date), unpaid=UNPAID))
-        connection.execute(sa.text(
-            "UPDATE forecasts SET issued_at = :old WHERE gid = "
-            "(SELECT lid FROM subscriptions WHERE msisdn = :stale)").bindparams(
-            sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.issued_at.type),
-            stale=STALE))
-        connection.execute(sa.text("UPDATE subscriptions SET lid = NULL WHERE msisdn = :m"),
-                           {"m": NO_GRID})
+        connection.execute(
+            sa.text(
+                "UPDATE subscriptions SET last_billing_date = :day, next_billing_date = :next "
+                "WHERE msisdn <> :unpaid"
+            ).bindparams(
+                sa.bindparam("day", day, type_=sa.Date),
+                sa.bindparam("next", day + timedelta(days=1), type_=sa.Date),
+                unpaid=UNPAID,
+            )
+        )
+        connection.execute(
+            sa.text(
+                "UPDATE forecasts SET issued_at = :old WHERE gid = "
+                "(SELECT lid FROM subscriptions WHERE msisdn = :stale)"
+            ).bindparams(
+                sa.bindparam("old", utcnow() - timedelta(hours=31), type_=forecasts.c.issued_at.type),
+                stale=STALE,
+            )
+        )
+        connection.execute(sa.text("UPDATE subscriptions SET lid = NULL WHERE msisdn = :m"), {"m": NO_GRID})
     return day
 
 
 def test_a_paid_subscriber_with_a_fresh_forecast_gets_exactly_one_sms_with_its_grid_points_text(
-        iska, simulator):
+    iska, simulator
+):
     day = ghana_with_five_subscribers(iska)
     urls = [simulator.sms_url(name) for name in "abc"]
 
@@ -79,10 +88,19 @@ def test_a_paid_subscriber_with_a_fresh_forecast_gets_exactly_one_sms_with_its_g
     assert sent.gateway in urls
     report = day_report(result)
     assert {k: report[k] for k in ("eligible", "sent", "accepted", "failed")} == {
-        "eligible": 1, "sent": 1, "accepted": 1, "failed": 0}
+        "eligible": 1,
+        "sent": 1,
+        "accepted": 1,
+        "failed": 0,
+    }
     assert {k: v for k, v in report.items() if k.startswith("skipped_")} == {
-        "skipped_already_sent": 0, "skipped_cancelled": 1, "skipped_unpaid": 1,
-        "skipped_no_grid_point": 1, "skipped_stale_forecast": 1, "skipped_too_late": 0}
+        "skipped_already_sent": 0,
+        "skipped_cancelled": 1,
+        "skipped_unpaid": 1,
+        "skipped_no_grid_point": 1,
+        "skipped_stale_forecast": 1,
+        "skipped_too_late": 0,
+    }
     assert report["messages_per_second"] > 0
 
 
@@ -104,7 +122,8 @@ def test_rerunning_the_days_partition_sends_nothing_new(engine, database_url, in
 
 
 def test_a_url_that_refuses_connections_leaves_the_others_to_carry_everything(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     add_forecast(engine, 1, "1.5000", "2.2500")
     for n in range(30):
@@ -122,7 +141,8 @@ def test_a_url_that_refuses_connections_leaves_the_others_to_carry_everything(
 
 
 def test_gateways_failing_the_first_two_tries_accept_the_third_with_the_same_msgid(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     add_forecast(engine, 1, "1", "2")
     for n in range(6):
@@ -139,7 +159,8 @@ def test_gateways_failing_the_first_two_tries_accept_the_third_with_the_same_msg
 
 
 def test_a_message_refused_on_every_try_ends_failed_with_the_last_error(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     add_forecast(engine, 1, "1", "2")
     add_subscriber(engine, "233010000401", 1, day=day)
@@ -154,8 +175,7 @@ def test_a_message_refused_on_every_try_ends_failed_with_the_last_error(
     assert sms_counts(simulator) == {}
 
 
-def test_a_message_the_gateway_rejects_ends_rejected_after_one_try(
-        engine, database_url, instance, simulator):
+def test_a_message_the_gateway_rejects_ends_rejected_after_one_try(engine, database_url, instance, simulator):
     day = today()
     add_forecast(engine, 1, "1", "2")
     add_subscriber(engine, "233010000451", 1, day=day)
@@ -169,15 +189,23 @@ def test_a_message_the_gateway_rejects_ends_rejected_after_one_try(
 
 
 def test_self_callback_marks_accepted_messages_delivered_through_the_real_callback_route(
-        engine, database_url, instance, simulator, api):
+    engine, database_url, instance, simulator, api
+):
     day = today()
     add_forecast(engine, 1, "1", "2")
     add_subscriber(engine, "233010000501", 1, day=day)
     add_subscriber(engine, "233010000502", 1, day=day)
     simulator.configure(report_delay_seconds=3600)  # the gateway itself stays silent
 
-    run_sms_day(database_url, instance, day, [simulator.sms_url("a")], public_url=api.base_url,
-                callback_secret=api.callback_secret, self_callback=True)
+    run_sms_day(
+        database_url,
+        instance,
+        day,
+        [simulator.sms_url("a")],
+        public_url=api.base_url,
+        callback_secret=api.callback_secret,
+        self_callback=True,
+    )
 
     rows = messages(engine, day)
     assert {r.status for r in rows} == {"delivered"}
@@ -187,24 +215,34 @@ def test_self_callback_marks_accepted_messages_delivered_through_the_real_callba
 
 def iska_last_sms_dates(engine) -> dict:
     with engine.connect() as connection:
-        return dict(connection.execute(sa.select(
-            subscriptions.c.msisdn, subscriptions.c.last_successful_sms_date)).all())
+        return dict(
+            connection.execute(
+                sa.select(subscriptions.c.msisdn, subscriptions.c.last_successful_sms_date)
+            ).all()
+        )
 
 
 def test_the_gateways_delivery_reports_reach_the_api_and_date_the_last_good_sms(
-        engine, database_url, instance, simulator, api):
+    engine, database_url, instance, simulator, api
+):
     day = today()
     add_forecast(engine, 1, "1", "2")
     for n in range(4):
         add_subscriber(engine, f"2330100006{n:02d}", 1, day=day)
-    simulator.configure(report_delay_seconds=0,
-                        report_statuses={"delivered": 1.0, "undelivered": 1.0})
+    simulator.configure(report_delay_seconds=0, report_statuses={"delivered": 1.0, "undelivered": 1.0})
 
-    run_sms_day(database_url, instance, day, [simulator.sms_url("a")], public_url=api.base_url,
-                callback_secret=api.callback_secret)
+    run_sms_day(
+        database_url,
+        instance,
+        day,
+        [simulator.sms_url("a")],
+        public_url=api.base_url,
+        callback_secret=api.callback_secret,
+    )
 
-    rows = wait_for(lambda: all(r.status != "accepted" for r in messages(engine, day))
-                    and messages(engine, day))
+    rows = wait_for(
+        lambda: all(r.status != "accepted" for r in messages(engine, day)) and messages(engine, day)
+    )
     delivered = {r.msisdn for r in rows if r.status == "delivered"}
     assert {r.status for r in rows} <= {"delivered", "undelivered"}
     assert {m for m, d in iska_last_sms_dates(engine).items() if d == day} == delivered
@@ -222,16 +260,20 @@ def wait_for(condition, seconds: float = 15.0):
 
 
 def test_expiry_runs_with_the_day_and_expires_messages_accepted_over_72_hours_ago(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     old_day = today() - timedelta(days=4)
     add_forecast(engine, 1, "1", "2")
     add_subscriber(engine, "233010000701", 1, day=old_day)
     run_sms_day(database_url, instance, old_day, [simulator.sms_url("a")])
     [old] = messages(engine, old_day)
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE sms_messages SET accepted_at = :at WHERE msgid = :m").bindparams(
-            sa.bindparam("at", utcnow() - timedelta(hours=73), type_=forecasts.c.updated_at.type),
-            m=old.msgid))
+        connection.execute(
+            sa.text("UPDATE sms_messages SET accepted_at = :at WHERE msgid = :m").bindparams(
+                sa.bindparam("at", utcnow() - timedelta(hours=73), type_=forecasts.c.updated_at.type),
+                m=old.msgid,
+            )
+        )
 
     result = run_sms_day(database_url, instance, today(), [simulator.sms_url("a")])
 
@@ -241,7 +283,8 @@ def test_expiry_runs_with_the_day_and_expires_messages_accepted_over_72_hours_ag
 
 def test_the_0500_run_on_2026_03_10_in_accra_requests_that_days_partition():
     context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 3, 10, 5, 0, tzinfo=ZoneInfo("Africa/Accra")))
+        scheduled_execution_time=datetime(2026, 3, 10, 5, 0, tzinfo=ZoneInfo("Africa/Accra"))
+    )
     requests = sms_schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-03-10"]
     assert (sms_schedule.cron_schedule, sms_schedule.execution_timezone) == ("0 5 * * *", "Africa/Accra")
@@ -257,14 +300,19 @@ def planned_but_unsent(engine, day, count: int) -> None:
 
 
 def catch_up_requests(engine, database_url, instance, latest_hour: int):
-    context = dg.build_sensor_context(instance=instance, resources={
-        "database": IskaDatabase(url=database_url),
-        "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, latest_hour=latest_hour)})
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "database": IskaDatabase(url=database_url),
+            "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, latest_hour=latest_hour),
+        },
+    )
     return sms_catch_up(context)
 
 
 def test_the_catch_up_asks_for_a_run_of_a_day_left_with_pending_messages_before_its_cutoff(
-        engine, database_url, instance):
+    engine, database_url, instance
+):
     day = today()
     planned_but_unsent(engine, day, 3)
 
@@ -275,14 +323,16 @@ def test_the_catch_up_asks_for_a_run_of_a_day_left_with_pending_messages_before_
 
 
 def test_past_the_cutoff_a_catch_up_run_ends_the_days_pending_messages_skipped_too_late(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     planned_but_unsent(engine, day, 3)
     [request] = catch_up_requests(engine, database_url, instance, latest_hour=0)
     assert request.tags[CATCH_UP_TAG] == "close"
 
-    result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")], latest_hour=0,
-                         tags=request.tags)
+    result = run_sms_day(
+        database_url, instance, day, [simulator.sms_url("a")], latest_hour=0, tags=request.tags
+    )
 
     assert {m.status for m in messages(engine, day)} == {"skipped_too_late"}
     assert sms_counts(simulator) == {}
@@ -290,7 +340,8 @@ def test_past_the_cutoff_a_catch_up_run_ends_the_days_pending_messages_skipped_t
 
 
 def test_a_run_that_is_not_a_catch_up_sends_the_day_whatever_the_hour(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     planned_but_unsent(engine, day, 3)
 

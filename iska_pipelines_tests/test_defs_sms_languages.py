@@ -25,10 +25,14 @@ LONG_TWI = "Iska {date}: nsu bɛtɔ anɔpa yi, dɔnhwerew 24 mu {fcat24}, dɔnhw
 def billed(iska) -> None:
     day = today()
     with iska.engine.begin() as connection:
-        connection.execute(sa.text(
-            "UPDATE subscriptions SET last_billing_date = :day, next_billing_date = :next").bindparams(
-            sa.bindparam("day", day, type_=sa.Date),
-            sa.bindparam("next", day + timedelta(days=1), type_=sa.Date)))
+        connection.execute(
+            sa.text(
+                "UPDATE subscriptions SET last_billing_date = :day, next_billing_date = :next"
+            ).bindparams(
+                sa.bindparam("day", day, type_=sa.Date),
+                sa.bindparam("next", day + timedelta(days=1), type_=sa.Date),
+            )
+        )
 
 
 def three_languages(iska):
@@ -40,9 +44,11 @@ def three_languages(iska):
 
 def forecast_values(iska, msisdn: str) -> tuple[str, str]:
     """The subscriber's grid point's numbers, as the SMS writes them."""
-    query = (sa.select(forecasts.c.fcat24, forecasts.c.fcat48)
-             .join(subscriptions, subscriptions.c.lid == forecasts.c.gid)
-             .where(subscriptions.c.msisdn == msisdn))
+    query = (
+        sa.select(forecasts.c.fcat24, forecasts.c.fcat48)
+        .join(subscriptions, subscriptions.c.lid == forecasts.c.gid)
+        .where(subscriptions.c.msisdn == msisdn)
+    )
     with iska.engine.connect() as connection:
         fcat24, fcat48 = connection.execute(query).one()
     return format_number(fcat24), format_number(fcat48)
@@ -52,8 +58,7 @@ def test_the_sample_subscribers_each_get_the_forecast_in_their_own_language(iska
     day = three_languages(iska)
     assert dict(iska.rows("SELECT msisdn, language FROM subscriptions")) == {EN: "en", TW: "tw", HA: "ha"}
 
-    result = run_sms_day(iska.database_url, iska.instance, day, [simulator.sms_url("a")],
-                         template=None)
+    result = run_sms_day(iska.database_url, iska.instance, day, [simulator.sms_url("a")], template=None)
 
     received = simulator.stats()["sms"]["texts"]
     numeric, iso = f"{day.day}/{day.month}/{day.year}", day.isoformat()
@@ -66,14 +71,23 @@ def test_the_sample_subscribers_each_get_the_forecast_in_their_own_language(iska
         HA: f"Iska {numeric}: ruwan sama awa 24 {ha24}, awa 48 {ha48}",
     }
     stored = {m.msisdn: (m.text, m.language, m.encoding, m.segments) for m in messages(iska.engine, day)}
-    assert stored == {EN: (received[EN], "en", "gsm7", 1), TW: (received[TW], "tw", "ucs2", 1),
-                      HA: (received[HA], "ha", "gsm7", 1)}
+    assert stored == {
+        EN: (received[EN], "en", "gsm7", 1),
+        TW: (received[TW], "tw", "ucs2", 1),
+        HA: (received[HA], "ha", "gsm7", 1),
+    }
     assert simulator.stats()["sms"]["segments"] == {EN: 1, TW: 1, HA: 1}
     assert simulator.stats()["sms"]["counts"].get("bad_encoding", 0) == 0  # each declared rightly
     report = day_report(result)
     assert {k: v for k, v in report.items() if k.startswith(("messages_", "segments_"))} == {
-        "messages_en": 1, "segments_en": 1, "messages_ha": 1, "segments_ha": 1,
-        "messages_tw": 1, "segments_tw": 1, "messages_per_second": report["messages_per_second"]}
+        "messages_en": 1,
+        "segments_en": 1,
+        "messages_ha": 1,
+        "segments_ha": 1,
+        "messages_tw": 1,
+        "segments_tw": 1,
+        "messages_per_second": report["messages_per_second"],
+    }
     assert report["day_segments"] == 3
 
 
@@ -83,8 +97,9 @@ def test_a_subscriber_without_a_language_gets_the_default_language(iska, simulat
         connection.execute(sa.text("UPDATE subscriptions SET language = NULL WHERE msisdn = :m"), {"m": TW})
         connection.execute(sa.text("UPDATE subscriptions SET language = 'dag' WHERE msisdn = :m"), {"m": HA})
 
-    run_sms_day(iska.database_url, iska.instance, day, [simulator.sms_url("a")], template=None,
-                default_language="fr")
+    run_sms_day(
+        iska.database_url, iska.instance, day, [simulator.sms_url("a")], template=None, default_language="fr"
+    )
 
     stored = {m.msisdn: (m.language, m.text.split(":")[0]) for m in messages(iska.engine, day)}
     french = f"Iska {day.day:02d}/{day.month:02d}/{day.year} "
@@ -102,9 +117,16 @@ def long_twi_templates(tmp_path):
 def test_a_twi_template_of_two_segments_stops_the_day_before_anything_is_planned(iska, simulator, tmp_path):
     day = three_languages(iska)
 
-    result = run_sms_day(iska.database_url, iska.instance, day, [simulator.sms_url("a")], template=None,
-                         templates_file=long_twi_templates(tmp_path), max_segments=1,
-                         raise_on_error=False)
+    result = run_sms_day(
+        iska.database_url,
+        iska.instance,
+        day,
+        [simulator.sms_url("a")],
+        template=None,
+        templates_file=long_twi_templates(tmp_path),
+        max_segments=1,
+        raise_on_error=False,
+    )
 
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
@@ -115,13 +137,23 @@ def test_a_twi_template_of_two_segments_stops_the_day_before_anything_is_planned
 def test_with_the_fallback_the_same_twi_template_goes_as_one_gsm7_segment(iska, simulator, tmp_path):
     day = three_languages(iska)
 
-    result = run_sms_day(iska.database_url, iska.instance, day, [simulator.sms_url("a")], template=None,
-                         templates_file=long_twi_templates(tmp_path), max_segments=1, gsm7_fallback=True)
+    result = run_sms_day(
+        iska.database_url,
+        iska.instance,
+        day,
+        [simulator.sms_url("a")],
+        template=None,
+        templates_file=long_twi_templates(tmp_path),
+        max_segments=1,
+        gsm7_fallback=True,
+    )
 
     [twi] = [m for m in messages(iska.engine, day) if m.msisdn == TW]
     tw24, tw48 = forecast_values(iska, TW)
-    sent = (f"Iska {day.day}/{day.month}/{day.year}: nsu beto anopa yi, donhwerew 24 mu {tw24}, "
-            f"donhwerew 48 mu {tw48}")
+    sent = (
+        f"Iska {day.day}/{day.month}/{day.year}: nsu beto anopa yi, donhwerew 24 mu {tw24}, "
+        f"donhwerew 48 mu {tw48}"
+    )
     assert (twi.text, twi.language, twi.encoding, twi.segments) == (sent, "tw", "gsm7", 1)
     assert simulator.stats()["sms"]["texts"][TW] == sent  # the stored text is the text sent
     assert day_report(result)["segments_tw"] == 1

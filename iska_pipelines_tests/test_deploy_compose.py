@@ -57,8 +57,9 @@ def test_dagster_commands_exist_with_the_flags_used(service):
     assert executable.exists(), f"{command[0]} is not installed by the package"
     subcommands = [part for part in command[1:] if not part.startswith("-")][:2]
     subcommands = [s for s in subcommands if s in {"code-server", "start", "run"}]
-    help_text = subprocess.run([str(executable), *subcommands, "--help"], capture_output=True,
-                               text=True, timeout=120).stdout
+    help_text = subprocess.run(
+        [str(executable), *subcommands, "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
     for flag in (part for part in command if part.startswith("--")):
         assert flag in help_text, f"{service}: {flag} is not an option of {' '.join(command[:3])}"
 
@@ -90,8 +91,13 @@ def test_the_instance_config_in_the_image_keeps_dagster_in_postgres_from_the_pg_
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     postgres_db = config["storage"]["postgres"]["postgres_db"]
     variables = {v["env"] for v in postgres_db.values() if isinstance(v, dict)}
-    assert variables == {"DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST",
-                         "DAGSTER_PG_DB", "DAGSTER_PG_PORT"}
+    assert variables == {
+        "DAGSTER_PG_USERNAME",
+        "DAGSTER_PG_PASSWORD",
+        "DAGSTER_PG_HOST",
+        "DAGSTER_PG_DB",
+        "DAGSTER_PG_PORT",
+    }
     assert variables <= set(environment("daemon"))
     assert postgres_db["scheme"] == "postgresql+psycopg2"
     assert config["run_retries"]["enabled"] and config["run_monitoring"]["enabled"]
@@ -120,7 +126,9 @@ def test_every_iska_variable_in_the_compose_file_is_one_the_code_reads():
     for name in SERVICES:
         for variable in environment(name):
             if variable.startswith(("ISKA_", "BILLING_", "SMS_", "MAX_")) or variable in {
-                    "SELF_CALLBACK", "TASK_TIMEOUT"}:
+                "SELF_CALLBACK",
+                "TASK_TIMEOUT",
+            }:
                 assert variable in known, f"{name}: {variable} is not read by iska_pipelines"
 
 

@@ -26,14 +26,17 @@ HOUR = 3600.0
 
 def issued_at(iska) -> datetime:
     with iska.engine.connect() as connection:
-        return as_utc(connection.execute(
-            sa.select(forecasts.c.issued_at).where(forecasts.c.gid == 1)).scalar_one())
+        return as_utc(
+            connection.execute(sa.select(forecasts.c.issued_at).where(forecasts.c.gid == 1)).scalar_one()
+        )
 
 
 def plan_today(iska):
     day = today()
     with iska.engine.begin() as connection:
-        return plan_outbox(connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0)
+        return plan_outbox(
+            connection, day, Settings.from_env({"ISKA_SMS_TEMPLATE": TEMPLATE}).catalog(), 30.0
+        )
 
 
 def subscriber_on_the_grid(iska) -> None:
@@ -42,8 +45,11 @@ def subscriber_on_the_grid(iska) -> None:
 
 def test_an_issued_at_column_is_the_forecasts_issue_time(iska):
     issued = "2026-01-05T06:00:00+01:00"
-    iska.ingest(GRID.replace("fcat48\n", "fcat48,issued_at\n").replace("0.4554\n", f"0.4554,{issued}\n"),
-                name="grid.csv", folder="forecasts")
+    iska.ingest(
+        GRID.replace("fcat48\n", "fcat48,issued_at\n").replace("0.4554\n", f"0.4554,{issued}\n"),
+        name="grid.csv",
+        folder="forecasts",
+    )
     assert issued_at(iska) == datetime.fromisoformat(issued)
 
 
@@ -68,8 +74,11 @@ def test_re_running_an_old_forecasts_file_leaves_its_rows_untouched_and_its_fore
 
 def test_a_forecast_issued_long_ago_but_written_just_now_is_stale(iska):
     issued = (utcnow() - timedelta(hours=31)).isoformat()
-    iska.ingest(GRID.replace("fcat48\n", "fcat48,issued_at\n").replace("0.4554\n", f"0.4554,{issued}\n"),
-                name="grid.csv", folder="forecasts")
+    iska.ingest(
+        GRID.replace("fcat48\n", "fcat48,issued_at\n").replace("0.4554\n", f"0.4554,{issued}\n"),
+        name="grid.csv",
+        folder="forecasts",
+    )
     subscriber_on_the_grid(iska)
     plan = plan_today(iska)
     assert (plan.planned, plan.skipped[SkipReason.STALE_FORECAST]) == (0, 1)
@@ -78,19 +87,34 @@ def test_a_forecast_issued_long_ago_but_written_just_now_is_stale(iska):
 def test_re_applying_a_whole_grid_rewrites_only_the_rows_that_changed(engine):
     """12,000 rows: on PostgreSQL the daily whole-grid path (truncate and refill) is taken."""
     issued = utcnow() - timedelta(hours=2)
-    grid = pl.DataFrame({"gid": range(1, 12_001), "lat": [5.0] * 12_000, "lon": [-1.0] * 12_000,
-                         "fcat24": ["0.5000"] * 12_000, "fcat48": ["0.2500"] * 12_000,
-                         "is_active": [True] * 12_000, "issued_at": [issued] * 12_000}).with_columns(
-        pl.col("fcat24", "fcat48").cast(FCAT_TYPE), pl.col("issued_at").cast(pl.Datetime("us", "UTC")))
+    grid = pl.DataFrame(
+        {
+            "gid": range(1, 12_001),
+            "lat": [5.0] * 12_000,
+            "lon": [-1.0] * 12_000,
+            "fcat24": ["0.5000"] * 12_000,
+            "fcat48": ["0.2500"] * 12_000,
+            "is_active": [True] * 12_000,
+            "issued_at": [issued] * 12_000,
+        }
+    ).with_columns(
+        pl.col("fcat24", "fcat48").cast(FCAT_TYPE), pl.col("issued_at").cast(pl.Datetime("us", "UTC"))
+    )
     with engine.begin() as connection:
         upsert_forecasts(connection, grid)
     with engine.connect() as connection:
         before = dict(connection.execute(sa.select(forecasts.c.gid, forecasts.c.updated_at)).all())
 
     with engine.begin() as connection:
-        again = upsert_forecasts(connection, grid.with_columns(
-            pl.when(pl.col("gid") == 7).then(pl.lit("0.9000").cast(FCAT_TYPE))
-            .otherwise(pl.col("fcat24")).alias("fcat24")))
+        again = upsert_forecasts(
+            connection,
+            grid.with_columns(
+                pl.when(pl.col("gid") == 7)
+                .then(pl.lit("0.9000").cast(FCAT_TYPE))
+                .otherwise(pl.col("fcat24"))
+                .alias("fcat24")
+            ),
+        )
 
     with engine.connect() as connection:
         after = dict(connection.execute(sa.select(forecasts.c.gid, forecasts.c.updated_at)).all())
@@ -102,11 +126,22 @@ def test_re_applying_a_whole_grid_rewrites_only_the_rows_that_changed(engine):
 def test_a_forecast_issued_before_the_stored_one_never_replaces_it(engine, rows):
     """Re-running yesterday's grid after today's must not put yesterday's values back: every
     table stays as it was, and today's forecasts stay fresh."""
+
     def grid(issued, fcat):
-        return pl.DataFrame({"gid": range(1, rows + 1), "lat": [5.0] * rows, "lon": [-1.0] * rows,
-                             "fcat24": [fcat] * rows, "fcat48": [fcat] * rows, "is_active": [True] * rows,
-                             "issued_at": [issued] * rows}).with_columns(
-            pl.col("fcat24", "fcat48").cast(FCAT_TYPE), pl.col("issued_at").cast(pl.Datetime("us", "UTC")))
+        return pl.DataFrame(
+            {
+                "gid": range(1, rows + 1),
+                "lat": [5.0] * rows,
+                "lon": [-1.0] * rows,
+                "fcat24": [fcat] * rows,
+                "fcat48": [fcat] * rows,
+                "is_active": [True] * rows,
+                "issued_at": [issued] * rows,
+            }
+        ).with_columns(
+            pl.col("fcat24", "fcat48").cast(FCAT_TYPE), pl.col("issued_at").cast(pl.Datetime("us", "UTC"))
+        )
+
     today, yesterday = utcnow() - timedelta(hours=1), utcnow() - timedelta(hours=25)
     with engine.begin() as connection:
         upsert_forecasts(connection, grid(yesterday, "0.1000"))

@@ -32,10 +32,13 @@ QUICK = Backoff(tries=3, base_seconds=0.02, cap_seconds=1.0)
 
 
 def client_for(url: str, **kwargs) -> BillingClient:
-    return BillingClient(url, SIMULATOR_TOKEN, **{"pool_size": 4, "timeout_seconds": 0.5, "backoff": QUICK} | kwargs)
+    return BillingClient(
+        url, SIMULATOR_TOKEN, **{"pool_size": 4, "timeout_seconds": 0.5, "backoff": QUICK} | kwargs
+    )
 
 
 # --- the key --------------------------------------------------------------------------------
+
 
 def test_the_key_names_the_intent_and_changes_only_with_subscription_period_billing_period_or_declines():
     key = idempotency_key(7, 1, NOW, TODAY, 0)
@@ -50,24 +53,28 @@ def test_the_key_names_the_intent_and_changes_only_with_subscription_period_bill
 
 # --- what an answer means -------------------------------------------------------------------
 
-@pytest.mark.parametrize("reply, outcome", [
-    (Reply(200, payload={"status": "success"}), ChargeOutcome.SUCCESS),
-    (Reply(200, payload={"status": "failure"}), ChargeOutcome.DECLINED),
-    (Reply(401), ChargeOutcome.AUTH_ERROR),
-    (Reply(403), ChargeOutcome.AUTH_ERROR),
-    (Reply(404), ChargeOutcome.ERROR),
-    (Reply(None, error="timed out"), None),
-    (Reply(503), None),
-    (Reply(429, retry_after=2.0), None),
-    (Reply(200, text='{"status": "succ'), None),
-    (Reply(200, payload={"status": "maybe"}), None),
-    (Reply(402, payload={"status": "failure"}), ChargeOutcome.DECLINED),
-    (Reply(400, payload={"status": "failure"}), ChargeOutcome.DECLINED),
-    (Reply(402, payload={"status": "error"}), ChargeOutcome.ERROR),
-    (Reply(401, payload={"status": "failure"}), ChargeOutcome.AUTH_ERROR),
-    (Reply(429, payload={"status": "failure"}), None),
-    (Reply(503, payload={"status": "failure"}), None),
-])
+
+@pytest.mark.parametrize(
+    "reply, outcome",
+    [
+        (Reply(200, payload={"status": "success"}), ChargeOutcome.SUCCESS),
+        (Reply(200, payload={"status": "failure"}), ChargeOutcome.DECLINED),
+        (Reply(401), ChargeOutcome.AUTH_ERROR),
+        (Reply(403), ChargeOutcome.AUTH_ERROR),
+        (Reply(404), ChargeOutcome.ERROR),
+        (Reply(None, error="timed out"), None),
+        (Reply(503), None),
+        (Reply(429, retry_after=2.0), None),
+        (Reply(200, text='{"status": "succ'), None),
+        (Reply(200, payload={"status": "maybe"}), None),
+        (Reply(402, payload={"status": "failure"}), ChargeOutcome.DECLINED),
+        (Reply(400, payload={"status": "failure"}), ChargeOutcome.DECLINED),
+        (Reply(402, payload={"status": "error"}), ChargeOutcome.ERROR),
+        (Reply(401, payload={"status": "failure"}), ChargeOutcome.AUTH_ERROR),
+        (Reply(429, payload={"status": "failure"}), None),
+        (Reply(503, payload={"status": "failure"}), None),
+    ],
+)
 def test_answers_are_classified_as_the_spec_says(reply, outcome):
     assert classify(reply) == outcome
 
@@ -88,6 +95,7 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
 
 
 # --- the client against the simulator -------------------------------------------------------
+
 
 def test_a_charge_that_timed_out_after_the_gateway_charged_is_retried_with_the_same_key(simulator):
     simulator.configure(faults=["charge_then_timeout"], hang_seconds=3)
@@ -132,7 +140,9 @@ def test_a_refused_connection_is_a_transport_error():
 
 
 def test_a_decline_answered_with_http_402_is_a_decline_and_not_asked_again():
-    with serving(Gateway(lambda _n: (402, {"status": "failure", "detail": "insufficient balance"}, {}))) as gateway:
+    with serving(
+        Gateway(lambda _n: (402, {"status": "failure", "detail": "insufficient balance"}, {}))
+    ) as gateway:
         with client_for(gateway.url) as client:
             result = client.charge("233020000001", 11, "key-1")
     assert (result.outcome, result.http_status, result.tries) == (ChargeOutcome.DECLINED, 402, 1)
@@ -140,8 +150,13 @@ def test_a_decline_answered_with_http_402_is_a_decline_and_not_asked_again():
 
 
 def throttled_once(retry_after: str) -> Gateway:
-    return Gateway(lambda n: (429, {"status": "error"}, {"Retry-After": retry_after}) if n == 1
-                   else (200, {"status": "success"}, {}))
+    return Gateway(
+        lambda n: (
+            (429, {"status": "error"}, {"Retry-After": retry_after})
+            if n == 1
+            else (200, {"status": "success"}, {})
+        )
+    )
 
 
 def test_a_retry_after_longer_than_the_backoff_cap_is_waited_for_in_full():
@@ -176,24 +191,47 @@ def test_the_client_refuses_to_start_without_a_token():
 
 # --- who is due -----------------------------------------------------------------------------
 
-def add_subscription(engine: sa.Engine, msisdn: str, plan: str = "daily", status: str = "active",
-                     next_billing_date: date | None = TODAY, failed: int = 0) -> int:
+
+def add_subscription(
+    engine: sa.Engine,
+    msisdn: str,
+    plan: str = "daily",
+    status: str = "active",
+    next_billing_date: date | None = TODAY,
+    failed: int = 0,
+) -> int:
     with engine.begin() as connection:
-        return connection.execute(sa.text("""
+        return connection.execute(
+            sa.text("""
             INSERT INTO subscriptions (msisdn, plan, status, lat, lon, sub_date, next_billing_date,
                 failed_billing_count, last_event_at, created_at, updated_at)
             VALUES (:msisdn, :plan, :status, 5.6, -0.2, :now, :next, :failed, :now, :now, :now)
             RETURNING id
-        """).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-                        sa.bindparam("next", type_=sa.Date)),
-            {"msisdn": msisdn, "plan": plan, "status": status, "now": NOW, "next": next_billing_date,
-             "failed": failed}).scalar_one()
+        """).bindparams(
+                sa.bindparam("now", type_=sa.DateTime(timezone=True)), sa.bindparam("next", type_=sa.Date)
+            ),
+            {
+                "msisdn": msisdn,
+                "plan": plan,
+                "status": status,
+                "now": NOW,
+                "next": next_billing_date,
+                "failed": failed,
+            },
+        ).scalar_one()
 
 
-def record(engine: sa.Engine, charge: DueCharge, outcome: ChargeOutcome, at: datetime, max_tries: int = 5) -> int:
+def record(
+    engine: sa.Engine, charge: DueCharge, outcome: ChargeOutcome, at: datetime, max_tries: int = 5
+) -> int:
     with engine.begin() as connection:
-        return record_answers(connection, [Answered(charge, ChargeResult(outcome, 200, "", 1), at)],
-                              TODAY, max_tries, run_id="test")
+        return record_answers(
+            connection,
+            [Answered(charge, ChargeResult(outcome, 200, "", 1), at)],
+            TODAY,
+            max_tries,
+            run_id="test",
+        )
 
 
 def due_msisdns(engine: sa.Engine, now: datetime = NOW, retry_minutes: int = 60) -> list[str]:
@@ -227,22 +265,35 @@ def test_a_rejoin_is_due_at_once_even_when_its_ts_is_older_than_the_earlier_peri
         (charge,) = select_due(connection, TODAY, NOW, 60)
     record(engine, charge, ChargeOutcome.DECLINED, NOW + timedelta(minutes=10))
     with engine.begin() as connection:  # cancelled by a file, then re-added with ts NOW + 5 min
-        connection.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
-            status="active", failed_billing_count=0, sub_date=NOW + timedelta(minutes=5),
-            next_billing_date=TODAY))
+        connection.execute(
+            subscriptions.update()
+            .where(subscriptions.c.id == subscription_id)
+            .values(
+                status="active",
+                failed_billing_count=0,
+                sub_date=NOW + timedelta(minutes=5),
+                next_billing_date=TODAY,
+            )
+        )
     assert due_msisdns(engine, NOW + timedelta(minutes=20)) == ["233020000001"]
 
 
 def apply_event(engine: sa.Engine, kind: FileKind, msisdn: str, ts: datetime) -> None:
     """One event through the same code as a file's rows (lib/subscriptions/events.py)."""
-    columns = {ROW: pl.Series([0], dtype=pl.UInt32), "msisdn": [msisdn], "ts": pl.Series([ts], dtype=EVENT_TIME)}
+    columns = {
+        ROW: pl.Series([0], dtype=pl.UInt32),
+        "msisdn": [msisdn],
+        "ts": pl.Series([ts], dtype=EVENT_TIME),
+    }
     if kind is FileKind.ADDITIONS:
         columns |= {"lat": [5.6], "lon": [-0.2], "lid": [1], "no_grid": [False], "plan": ["daily"]}
     with engine.begin() as connection:
         apply_file_events(connection, pl.DataFrame(columns), kind, TODAY)
 
 
-@pytest.mark.parametrize("first_answer", [ChargeOutcome.SUCCESS, None], ids=["answered", "crashed-unrecorded"])
+@pytest.mark.parametrize(
+    "first_answer", [ChargeOutcome.SUCCESS, None], ids=["answered", "crashed-unrecorded"]
+)
 def test_a_rejoin_dated_at_the_instant_of_the_first_addition_is_asked_with_a_new_key(engine, first_answer):
     """Addition, cancellation and re-addition can all carry the same ts (events at the instant of
     the last one apply when they change something): the rejoin's charge is a new intent (SPEC §6),
@@ -289,9 +340,14 @@ def test_the_last_allowed_decline_cancels_for_billing(engine):
         (charge,) = select_due(connection, TODAY, NOW, 60)
     assert record(engine, charge, ChargeOutcome.DECLINED, NOW, max_tries=5) == 1
     with engine.connect() as connection:
-        row = connection.execute(sa.select(
-            subscriptions.c.status, subscriptions.c.cancel_reason, subscriptions.c.failed_billing_count,
-            subscriptions.c.unsub_date)).one()
+        row = connection.execute(
+            sa.select(
+                subscriptions.c.status,
+                subscriptions.c.cancel_reason,
+                subscriptions.c.failed_billing_count,
+                subscriptions.c.unsub_date,
+            )
+        ).one()
     assert (row.status, row.cancel_reason, row.failed_billing_count) == ("cancelled", "billing", 5)
     assert as_utc(row.unsub_date) == NOW
 
@@ -304,8 +360,9 @@ def test_an_answer_for_a_period_already_settled_changes_nothing(engine):
     record(engine, charge, ChargeOutcome.SUCCESS, NOW)
     record(engine, charge, ChargeOutcome.DECLINED, NOW)  # a late duplicate answer for the same intent
     with engine.connect() as connection:
-        row = connection.execute(sa.text(
-            "SELECT next_billing_date, failed_billing_count FROM subscriptions")).one()
+        row = connection.execute(
+            sa.text("SELECT next_billing_date, failed_billing_count FROM subscriptions")
+        ).one()
         attempts = connection.execute(sa.text("SELECT count(*) FROM billing_attempts")).scalar()
     assert (str(row.next_billing_date), row.failed_billing_count) == (str(TODAY + timedelta(days=7)), 0)
     assert attempts == 2  # every attempt is on record, even one that changed nothing

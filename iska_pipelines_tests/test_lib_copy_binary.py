@@ -21,20 +21,33 @@ from iska_pipelines.lib.db.bulk import copy_binary, read_binary
 
 TABLE = "copy_round_trip"
 COLUMNS = {
-    "i64": ("BIGINT", pl.Int64), "i32": ("INTEGER", pl.Int32), "f64": ("DOUBLE PRECISION", pl.Float64),
-    "flag": ("BOOLEAN", pl.Boolean), "num": ("NUMERIC(12, 4)", pl.Decimal(12, 4)),
-    "at": ("TIMESTAMP WITH TIME ZONE", pl.Datetime("us", "UTC")), "day": ("DATE", pl.Date),
+    "i64": ("BIGINT", pl.Int64),
+    "i32": ("INTEGER", pl.Int32),
+    "f64": ("DOUBLE PRECISION", pl.Float64),
+    "flag": ("BOOLEAN", pl.Boolean),
+    "num": ("NUMERIC(12, 4)", pl.Decimal(12, 4)),
+    "at": ("TIMESTAMP WITH TIME ZONE", pl.Datetime("us", "UTC")),
+    "day": ("DATE", pl.Date),
 }
 FIXED = ["i64", "i32", "f64", "flag", "at"]  # what read_binary decodes (NOT NULL, fixed width)
 
-instants = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1),
-                        timezones=st.just(UTC))
-numerics = st.decimals(min_value=Decimal("-99999999.9999"), max_value=Decimal("99999999.9999"),
-                       places=4, allow_nan=False, allow_infinity=False)
+instants = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+numerics = st.decimals(
+    min_value=Decimal("-99999999.9999"),
+    max_value=Decimal("99999999.9999"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
+)
 VALUES = {
-    "i64": st.integers(-(2**63), 2**63 - 1), "i32": st.integers(-(2**31), 2**31 - 1),
+    "i64": st.integers(-(2**63), 2**63 - 1),
+    "i32": st.integers(-(2**31), 2**31 - 1),
     "f64": st.floats(allow_nan=False, allow_infinity=False, width=64),
-    "flag": st.booleans(), "num": numerics, "at": instants,
+    "flag": st.booleans(),
+    "num": numerics,
+    "at": instants,
     "day": st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31)),
 }
 
@@ -42,6 +55,7 @@ VALUES = {
 def rows_of(nullable: bool):
     def value(column: str):
         return st.none() | VALUES[column] if nullable else VALUES[column]
+
     return st.lists(st.fixed_dictionaries({c: value(c) for c in COLUMNS}), max_size=40)
 
 
@@ -76,10 +90,13 @@ def expected(rows: list[dict]) -> list[tuple]:
         if column == "num":
             return value.quantize(Decimal("0.0001"))
         return value
+
     return [tuple(normal(c, row[c]) for c in COLUMNS) for row in rows]
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -99,8 +116,10 @@ def test_what_read_binary_decodes_equals_postgresql_s_own_answer(postgres, rows)
         copy_binary(connection, TABLE, frame_of(rows))
         schema = {c: COLUMNS[c][1] for c in FIXED}
         decoded = read_binary(connection, f"SELECT {', '.join(FIXED)} FROM {TABLE} ORDER BY n", schema)
-        plain = [tuple(row) for row in connection.exec_driver_sql(
-            f"SELECT {', '.join(FIXED)} FROM {TABLE} ORDER BY n")]
+        plain = [
+            tuple(row)
+            for row in connection.exec_driver_sql(f"SELECT {', '.join(FIXED)} FROM {TABLE} ORDER BY n")
+        ]
     assert decoded.rows() == plain
 
 

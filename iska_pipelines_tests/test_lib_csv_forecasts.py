@@ -51,12 +51,15 @@ def test_wkb_points_2d_or_with_z_m_in_iso_or_ewkb_codes_are_read(tmp_path, kind,
     assert parsed.good.select("lat", "lon").row(0) == (LAT, LON)
 
 
-@pytest.mark.parametrize(("type_code", "coordinates"), [
-    (1001, (LON, LAT)),                # says Z, carries no Z
-    (1, (LON, LAT, 120.0)),            # says 2D, carries three
-    (4001, (LON, LAT, 1.0, 2.0)),      # no such ISO dimension
-    (1002, (LON, LAT, 1.0)),           # a LineString Z, not a point
-])
+@pytest.mark.parametrize(
+    ("type_code", "coordinates"),
+    [
+        (1001, (LON, LAT)),  # says Z, carries no Z
+        (1, (LON, LAT, 120.0)),  # says 2D, carries three
+        (4001, (LON, LAT, 1.0, 2.0)),  # no such ISO dimension
+        (1002, (LON, LAT, 1.0)),  # a LineString Z, not a point
+    ],
+)
 def test_wkb_whose_type_does_not_match_a_point_of_its_size_is_invalid_geom(tmp_path, type_code, coordinates):
     geom = wkb_hex(True, type_code, coordinates)
     parsed = read_forecasts(forecasts_file(tmp_path, f"gid,geom,fcat24,fcat48\n1,{geom},0.1,0.2\n"))
@@ -64,19 +67,28 @@ def test_wkb_whose_type_does_not_match_a_point_of_its_size_is_invalid_geom(tmp_p
 
 
 def test_wkt_points_with_z_m_or_zm_are_read(tmp_path):
-    text = ("gid,geom,fcat24,fcat48\n1,POINT Z (-1.25 6.75 120),0.1,0.2\n2,POINT M (-1.25 6.75 7),0.1,0.2\n"
-            "3,SRID=4326;POINT ZM (-1.25 6.75 120 7),0.1,0.2\n")
+    text = (
+        "gid,geom,fcat24,fcat48\n1,POINT Z (-1.25 6.75 120),0.1,0.2\n2,POINT M (-1.25 6.75 7),0.1,0.2\n"
+        "3,SRID=4326;POINT ZM (-1.25 6.75 120 7),0.1,0.2\n"
+    )
     parsed = read_forecasts(forecasts_file(tmp_path, text))
     assert parsed.refused.height == 0
     assert parsed.good.select("lat", "lon").rows() == [(LAT, LON)] * 3
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("0.10500", Decimal("0.105")), ("1.00000000", Decimal("1")), ("0.1234000", Decimal("0.1234")),
-    (".50000", Decimal("0.5")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.10500", Decimal("0.105")),
+        ("1.00000000", Decimal("1")),
+        ("0.1234000", Decimal("0.1234")),
+        (".50000", Decimal("0.5")),
+    ],
+)
 def test_fcat_with_trailing_zeros_past_four_places_is_read(tmp_path, text, expected):
-    parsed = read_forecasts(forecasts_file(tmp_path, f"gid,lat,lon,fcat24,fcat48\n1,6.7,-1.2,{text},{text}\n"))
+    parsed = read_forecasts(
+        forecasts_file(tmp_path, f"gid,lat,lon,fcat24,fcat48\n1,6.7,-1.2,{text},{text}\n")
+    )
     assert parsed.refused.height == 0
     assert parsed.good["fcat24"].to_list() == [expected] and parsed.good["fcat48"].to_list() == [expected]
 
@@ -88,8 +100,10 @@ def test_fcat_with_more_than_four_significant_places_or_other_digits_is_invalid_
 
 
 def test_an_issued_at_column_in_a_forecasts_file_is_not_an_error(tmp_path):
-    text = ("gid,lat,lon,fcat24,fcat48,issued_at\n1,6.7,-1.2,0.1,0.2,2026-12-01T04:00:00Z\n"
-            "2,6.8,-1.3,0.1,0.2,2026-12-01 04:00:00\n")
+    text = (
+        "gid,lat,lon,fcat24,fcat48,issued_at\n1,6.7,-1.2,0.1,0.2,2026-12-01T04:00:00Z\n"
+        "2,6.8,-1.3,0.1,0.2,2026-12-01 04:00:00\n"
+    )
     parsed = read_forecasts(forecasts_file(tmp_path, text))
     assert (parsed.rows_in, parsed.rows_refused) == (2, 0)
     assert parsed.good["gid"].to_list() == [1, 2]

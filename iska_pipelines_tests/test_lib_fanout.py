@@ -56,8 +56,9 @@ def test_a_stopping_result_starts_nothing_more_but_hands_back_what_was_done():
             drawn.append(n)
             yield n
 
-    results = [r for batch in fan_out(source(), lambda n: n, concurrency=1, stop=lambda r: r == 3)
-               for r in batch]
+    results = [
+        r for batch in fan_out(source(), lambda n: n, concurrency=1, stop=lambda r: r == 3) for r in batch
+    ]
     assert results == [0, 1, 2, 3] and drawn == [0, 1, 2, 3]
 
 

@@ -23,8 +23,10 @@ from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimula
 
 
 def messages(n: int, prefix: str = "m") -> list[OutgoingSms]:
-    return [OutgoingSms(f"{prefix}-{i:05d}", f"2330{i:08d}", "Iska test", "http://127.0.0.1:9/cb")
-            for i in range(n)]
+    return [
+        OutgoingSms(f"{prefix}-{i:05d}", f"2330{i:08d}", "Iska test", "http://127.0.0.1:9/cb")
+        for i in range(n)
+    ]
 
 
 def test_the_arrival_window_counter_counts_what_it_should():
@@ -48,10 +50,14 @@ def test_two_processes_sharing_a_url_stay_within_its_cap_together(engine, simula
     url = simulator.billing_url
 
     def charge_all(offset: int) -> None:
-        with BillingClient(url, SIMULATOR_TOKEN, pool_size=8,
-                           pacers=DatabaseCaps(engine, {url: 40})) as client:
-            for batch in fan_out(range(offset, offset + 100),
-                                 lambda n: client.charge(f"23320{n:07d}", 11, f"key-{n}"), concurrency=8):
+        with BillingClient(
+            url, SIMULATOR_TOKEN, pool_size=8, pacers=DatabaseCaps(engine, {url: 40})
+        ) as client:
+            for batch in fan_out(
+                range(offset, offset + 100),
+                lambda n: client.charge(f"23320{n:07d}", 11, f"key-{n}"),
+                concurrency=8,
+            ):
                 assert all(r.outcome is ChargeOutcome.SUCCESS for r in batch)
 
     senders = [threading.Thread(target=charge_all, args=(offset,)) for offset in (0, 1000)]
@@ -85,7 +91,9 @@ def test_slots_of_every_sharer_are_at_least_one_paced_interval_apart(engine):
 
 def test_a_429_pauses_the_url_for_every_sharer_for_its_retry_after(engine):
     now, clock, sleep = fake_time()
-    throttled, other = (SharedCap(engine, "http://gw/billing", 10, clock=clock, sleep=sleep) for _ in range(2))
+    throttled, other = (
+        SharedCap(engine, "http://gw/billing", 10, clock=clock, sleep=sleep) for _ in range(2)
+    )
     throttled.wait()
     throttled.throttled(retry_after=2.0)
     paused_at = now[0]
@@ -108,9 +116,15 @@ def test_slots_left_unused_are_dropped_rather_than_sent_in_a_burst(engine):
 
 def test_the_simulator_answers_429_above_its_max_tps_and_logs_every_arrival(simulator: RunningSimulator):
     simulator.configure(max_tps=5)
-    statuses = [requests.post(simulator.billing_url, json={"msisdn": f"2332{n:08d}", "sub_plan": 11},
-                              headers={"Auth-Key": SIMULATOR_TOKEN, "Idempotency-Key": f"k{n}"},
-                              timeout=5).status_code for n in range(20)]
+    statuses = [
+        requests.post(
+            simulator.billing_url,
+            json={"msisdn": f"2332{n:08d}", "sub_plan": 11},
+            headers={"Auth-Key": SIMULATOR_TOKEN, "Idempotency-Key": f"k{n}"},
+            timeout=5,
+        ).status_code
+        for n in range(20)
+    ]
     arrivals = simulator.arrivals()["billing"]
     admitted = [t for t, status in zip(arrivals, statuses, strict=True) if status == 200]
     assert len(arrivals) == 20 and set(statuses) == {200, 429}
@@ -123,8 +137,14 @@ def test_a_throttling_gateway_slows_the_capped_client_down(engine, simulator):
     message still goes out (429 is retried), none twice."""
     simulator.configure(max_tps=20, retry_after_seconds=0.5)
     url = simulator.sms_url("a")
-    with SmsClient([url], SIMULATOR_TOKEN, concurrency=8, backoff_base_seconds=0.05, max_tries=20,
-                   pacers=DatabaseCaps(engine, {url: 60})) as client:
+    with SmsClient(
+        [url],
+        SIMULATOR_TOKEN,
+        concurrency=8,
+        backoff_base_seconds=0.05,
+        max_tries=20,
+        pacers=DatabaseCaps(engine, {url: 60}),
+    ) as client:
         outcomes = list(client.send_all(messages(60, "t")))
     assert all(o.accepted for o in outcomes)
     assert len(simulator.stats()["sms"]["messages"]) == 60

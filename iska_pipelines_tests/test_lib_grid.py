@@ -46,7 +46,8 @@ def test_ties_beyond_the_first_neighbours_still_go_to_the_lowest_gid():
     # eight points on a circle around the pole: all equidistant from it
     angles = np.arange(8) * 45.0
     found, _ = Grid(np.arange(80, 0, -10), np.full(8, 89.9), angles - 180).nearest(
-        np.array([90.0]), np.array([0.0]), max_km=50)
+        np.array([90.0]), np.array([0.0]), max_km=50
+    )
     assert found[0] == 10
 
 

@@ -31,8 +31,13 @@ def test_sms_figures_count_every_message_of_the_day_by_outcome(engine):
         figures = deliveries.day_figures(connection, seeded.day)
         skips = deliveries.skips_now(connection, seeded.day, utcnow() - timedelta(hours=30))
     assert figures["planned"] == 20 and figures["sent"] == 19 and figures["pending"] == 1
-    assert (figures["delivered"], figures["failed"], figures["undelivered"], figures["rejected"],
-            figures["accepted"]) == (13, 2, 1, 1, 2)
+    assert (
+        figures["delivered"],
+        figures["failed"],
+        figures["undelivered"],
+        figures["rejected"],
+        figures["accepted"],
+    ) == (13, 2, 1, 1, 2)
     assert figures["answered"] == 17
     assert figures["delivery_rate"] == round(13 / 19, 4)
     assert figures["answered_delivery_rate"] == round(13 / 17, 4)
@@ -69,8 +74,12 @@ def test_file_figures_count_outcomes_and_refused_rows_by_reason(engine):
     with engine.connect() as connection:
         figures = intake.day_figures(connection, seeded.day, TIMEZONE)
         refused = intake.recent_files(connection, refused_only=True)
-    assert (figures["files_applied"], figures["files_refused"], figures["duplicates"],
-            figures["unknown_names"]) == (2, 1, 1, 1)
+    assert (
+        figures["files_applied"],
+        figures["files_refused"],
+        figures["duplicates"],
+        figures["unknown_names"],
+    ) == (2, 1, 1, 1)
     assert figures["rows_applied"] == 13 and figures["rows_refused"] == 2
     assert figures["refused_invalid_msisdn"] == 1 and figures["refused_invalid_ts"] == 1
     assert {line.name for line in refused} == {"forecasts_bad.csv", "notes.csv"}
@@ -112,8 +121,11 @@ def test_the_snapshot_has_today_the_grid_the_files_and_the_verdicts(engine):
     assert status["grid"]["points"] == 1 and 1.9 < status["grid"]["age_hours"] < 2.5
     assert len(status["last_files"]) == 5
     assert {c["name"]: c["passed"] for c in status["checks"]} == {
-        "delivery_rate_at_least_minimum": False, "grid_fresh_at_sms_hour": True,
-        "no_billing_transport_errors": False, "no_refused_files": False}
+        "delivery_rate_at_least_minimum": False,
+        "grid_fresh_at_sms_hour": True,
+        "no_billing_transport_errors": False,
+        "no_refused_files": False,
+    }
 
 
 def test_the_next_sms_hour_is_todays_until_it_has_passed():
@@ -126,10 +138,13 @@ def test_the_next_sms_hour_is_todays_until_it_has_passed():
 def test_sms_figures_count_messages_and_segments_per_language(engine):
     seeded = seed_day(engine)
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "UPDATE sms_messages SET language = 'tw', segments = 2 WHERE send_date = :day AND msgid IN "
-            "(SELECT msgid FROM sms_messages WHERE send_date = :day AND status = 'delivered' "
-            "ORDER BY msgid LIMIT 3)").bindparams(sa.bindparam("day", seeded.day, type_=sa.Date)))
+        connection.execute(
+            sa.text(
+                "UPDATE sms_messages SET language = 'tw', segments = 2 WHERE send_date = :day AND msgid IN "
+                "(SELECT msgid FROM sms_messages WHERE send_date = :day AND status = 'delivered' "
+                "ORDER BY msgid LIMIT 3)"
+            ).bindparams(sa.bindparam("day", seeded.day, type_=sa.Date))
+        )
         figures = deliveries.day_figures(connection, seeded.day)
     assert (figures["messages_tw"], figures["segments_tw"]) == (3, 6)
     assert (figures["messages_en"], figures["segments_en"]) == (16, 16)  # 19 sent, the rest English

@@ -18,22 +18,34 @@ from iska_pipelines.lib.inbox.folders import (
 from iska_pipelines.lib.vocabulary import FileKind
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("forecasts_ghana.csv", FileKind.FORECASTS),
-    ("FORECAST-2026-11-25.CSV", FileKind.FORECASTS),
-    ("2021-02-05_additions.csv", FileKind.ADDITIONS),
-    ("2021-02-06_deletions.csv", FileKind.CANCELLATIONS),
-    ("cancellations_today.csv", FileKind.CANCELLATIONS),
-    ("2021-02-06_locupdates.csv", FileKind.UPDATES),
-    ("Updates.csv", FileKind.UPDATES),
-    ("subscribers.csv", None),
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("forecasts_ghana.csv", FileKind.FORECASTS),
+        ("FORECAST-2026-11-25.CSV", FileKind.FORECASTS),
+        ("2021-02-05_additions.csv", FileKind.ADDITIONS),
+        ("2021-02-06_deletions.csv", FileKind.CANCELLATIONS),
+        ("cancellations_today.csv", FileKind.CANCELLATIONS),
+        ("2021-02-06_locupdates.csv", FileKind.UPDATES),
+        ("Updates.csv", FileKind.UPDATES),
+        ("subscribers.csv", None),
+    ],
+)
 def test_names_at_the_inbox_root_route_to_their_kind(name, kind):
     assert route_by_name(name) == kind
 
 
-@pytest.mark.parametrize("name", [".hidden.csv", "big.csv.part", "big.csv.tmp", "big.csv~",
-                                  "x_additions.csv.rejected.csv", "x_forecast.csv.error.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".hidden.csv",
+        "big.csv.part",
+        "big.csv.tmp",
+        "big.csv~",
+        "x_additions.csv.rejected.csv",
+        "x_forecast.csv.error.txt",
+    ],
+)
 def test_hidden_temporary_and_report_names_are_never_taken(name):
     assert not is_candidate(name)
 
@@ -49,7 +61,10 @@ def test_partition_keys_are_safe_and_carry_kind_name_and_fingerprint():
     assert key == "additions-new_subs_Feb_.csv-ababababab"
     parts = parse_key(key)
     assert (parts.kind, parts.sanitised_name, parts.hash_prefix) == (
-        FileKind.ADDITIONS, "new_subs_Feb_.csv", "ababababab")
+        FileKind.ADDITIONS,
+        "new_subs_Feb_.csv",
+        "ababababab",
+    )
     assert all(c.isalnum() or c in "._-" for c in key)
     assert sanitise("..") == "file"
 
@@ -63,7 +78,10 @@ def test_waiting_files_come_oldest_first_by_mtime_then_name(tmp_path):
         path.write_text("msisdn,ts\n")
         os.utime(path, (now - age, now - age))
     assert [f.path.name for f in folders.waiting()] == [
-        "c_additions.csv", "a_additions.csv", "b_additions.csv"]
+        "c_additions.csv",
+        "a_additions.csv",
+        "b_additions.csv",
+    ]
 
 
 def test_locate_finds_a_file_by_key_in_the_inbox_or_the_archive(tmp_path):

@@ -26,13 +26,15 @@ ADDITION_ORDER = ["msisdn", "ts", "lat", "lon", "plan"]
 
 def cells(*samples: str) -> st.SearchStrategy[str]:
     """Values near the rules' edges, plus arbitrary printable text."""
-    return st.one_of(st.sampled_from(samples),
-                     st.text(st.characters(blacklist_categories=["Cc", "Cs"]), max_size=12))
+    return st.one_of(
+        st.sampled_from(samples), st.text(st.characters(blacklist_categories=["Cc", "Cs"]), max_size=12)
+    )
 
 
 def one_row_file(header: list[str], row: list[str]) -> Path:
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by the `with` below; the path outlives it)
-        "w", suffix=".csv", delete=False, newline="", encoding="utf-8")
+        "w", suffix=".csv", delete=False, newline="", encoding="utf-8"
+    )
     with handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
         writer.writerow(header)
@@ -45,12 +47,14 @@ def first_reason(error: InvalidRecord, order: list[str]) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(gid=cells("1", "+7", "0", "-3", "1e3", "999999999999999999", "1000000000000000000", " 12 "),
-       lat=cells("5.6", "-90", "90.0001", "nan", "1e1", ".5", "abc"),
-       lon=cells("-0.2", "180", "-180.5", "inf", "+3."),
-       fcat24=cells("0.1234", "0.12345", "1", ".5", "-0.0001", "1e-3", "12345678.1234"),
-       fcat48=cells("0.5", "x", "3.0000"),
-       is_active=cells("true", "False", "1", "0", "yes", "N", "maybe", ""))
+@given(
+    gid=cells("1", "+7", "0", "-3", "1e3", "999999999999999999", "1000000000000000000", " 12 "),
+    lat=cells("5.6", "-90", "90.0001", "nan", "1e1", ".5", "abc"),
+    lon=cells("-0.2", "180", "-180.5", "inf", "+3."),
+    fcat24=cells("0.1234", "0.12345", "1", ".5", "-0.0001", "1e-3", "12345678.1234"),
+    fcat48=cells("0.5", "x", "3.0000"),
+    is_active=cells("true", "False", "1", "0", "yes", "N", "maybe", ""),
+)
 def test_a_forecast_is_refused_for_the_reason_a_file_row_would_be(gid, lat, lon, fcat24, fcat48, is_active):
     row = [gid, lat, lon, fcat24, fcat48, is_active]
     path = one_row_file(FORECAST_ORDER, row)
@@ -67,18 +71,40 @@ def test_a_forecast_is_refused_for_the_reason_a_file_row_would_be(gid, lat, lon,
     assert parsed.refused.height == 0, f"the API accepted a row refused as {parsed.refused['reason'][0]}"
     [good] = parsed.good.to_dicts()
     assert (checked.gid, checked.lat, checked.lon) == (good["gid"], good["lat"], good["lon"])
-    assert (checked.fcat24, checked.fcat48, checked.is_active) == (good["fcat24"], good["fcat48"], good["is_active"])
+    assert (checked.fcat24, checked.fcat48, checked.is_active) == (
+        good["fcat24"],
+        good["fcat48"],
+        good["is_active"],
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(msisdn=cells("233020000023", "+233 24 000 0001", "0023324", "1234567", "1234567890123456", "23a4567890",
-                    "٢٣٣٠٢٠٠٠٠٠٢٣", "２３３０２００００２３"),
-       ts=cells("2021-02-04 06:09:06", "2021-02-04T06:09:06Z", "2021-02-04 06:09:06+01:00", "2021-02-30 00:00:00",
-                "2021-02-04", "yesterday", "2062-02-04 06:09:06", "2021-02-04t06:09:06+0100",
-                "2021-02-04 06:09:06+15:00"),
-       lat=cells("7.062351", "-91", "nan"),
-       lon=cells("-1.404598", "181", ""),
-       plan=cells("11", "21", "daily", "WEEKLY", "31", "monthly"))
+@given(
+    msisdn=cells(
+        "233020000023",
+        "+233 24 000 0001",
+        "0023324",
+        "1234567",
+        "1234567890123456",
+        "23a4567890",
+        "٢٣٣٠٢٠٠٠٠٠٢٣",
+        "２３３０２００００２３",
+    ),
+    ts=cells(
+        "2021-02-04 06:09:06",
+        "2021-02-04T06:09:06Z",
+        "2021-02-04 06:09:06+01:00",
+        "2021-02-30 00:00:00",
+        "2021-02-04",
+        "yesterday",
+        "2062-02-04 06:09:06",
+        "2021-02-04t06:09:06+0100",
+        "2021-02-04 06:09:06+15:00",
+    ),
+    lat=cells("7.062351", "-91", "nan"),
+    lon=cells("-1.404598", "181", ""),
+    plan=cells("11", "21", "daily", "WEEKLY", "31", "monthly"),
+)
 def test_a_subscription_is_refused_for_the_reason_an_additions_row_would_be(msisdn, ts, lat, lon, plan):
     row = [msisdn, ts, lat, lon, plan]
     path = one_row_file(["msisdn", "ts", "lat", "lon", "service_id"], row)
@@ -95,23 +121,38 @@ def test_a_subscription_is_refused_for_the_reason_an_additions_row_would_be(msis
     assert parsed.refused.height == 0, f"the API accepted a row refused as {parsed.refused['reason'][0]}"
     [good] = parsed.good.to_dicts()
     assert (checked.msisdn, checked.ts, checked.lat, checked.lon, str(checked.plan)) == (
-        good["msisdn"], good["ts"], good["lat"], good["lon"], good["plan"])
+        good["msisdn"],
+        good["ts"],
+        good["lat"],
+        good["lon"],
+        good["plan"],
+    )
 
 
 def test_json_numbers_and_booleans_count_as_the_text_a_file_would_hold():
-    checked = check_forecast({"gid": 7, "lat": 5.5, "lon": -0.25, "fcat24": 0.1234, "fcat48": 1,
-                              "is_active": False})
+    checked = check_forecast(
+        {"gid": 7, "lat": 5.5, "lon": -0.25, "fcat24": 0.1234, "fcat48": 1, "is_active": False}
+    )
     assert (checked.gid, checked.fcat24, checked.fcat48, checked.is_active) == (
-        7, Decimal("0.1234"), Decimal("1.0000"), False)
+        7,
+        Decimal("0.1234"),
+        Decimal("1.0000"),
+        False,
+    )
     assert check_subscription({"msisdn": 233020000023, "plan": 21}, TZ).plan is Plan.WEEKLY
 
 
 def test_every_bad_field_is_reported_at_once_with_its_reason():
     with pytest.raises(InvalidRecord) as refused:
-        check_subscription({"msisdn": "12", "plan": "monthly", "lat": 95}, TZ,
-                           required=["msisdn", "plan", "lat", "lon"])
+        check_subscription(
+            {"msisdn": "12", "plan": "monthly", "lat": 95}, TZ, required=["msisdn", "plan", "lat", "lon"]
+        )
     assert {(e.field, e.reason) for e in refused.value.errors} == {
-        ("lon", "required"), ("msisdn", "invalid_msisdn"), ("plan", "invalid_plan"), ("lat", "invalid_lat")}
+        ("lon", "required"),
+        ("msisdn", "invalid_msisdn"),
+        ("plan", "invalid_plan"),
+        ("lat", "invalid_lat"),
+    }
 
 
 def test_a_forecast_point_may_be_given_as_geom():

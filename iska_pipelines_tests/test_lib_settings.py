@@ -21,26 +21,30 @@ def test_every_variable_is_documented():
 
 
 def test_the_example_file_shows_the_defaults():
-    example = {name: value for name, value in dotenv_values(ROOT / ".env-example").items()
-               if value is not None}
+    example = {
+        name: value for name, value in dotenv_values(ROOT / ".env-example").items() if value is not None
+    }
     assert set(example) <= VARIABLES
     del example["BILLING_TOKEN"]  # no default: the example shows the simulator's token
     assert Settings.from_env(example) == DEFAULTS
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("ISKA_SMS_HOUR", "25"),
-    ("ISKA_SENSOR_INTERVAL_SECONDS", "0"),
-    ("ISKA_MAX_REJECT_FRACTION", "1.5"),
-    ("ISKA_HTTP_TRIES", "four"),
-    ("ISKA_TIMEZONE", "Mars/Olympus"),
-    ("BILLING_URL", "ftp://billing"),
-    ("SMS_URLS", "http://127.0.0.1:8010/sms/a,ftp://b"),
-    ("SMS_URLS", " , "),
-    ("ISKA_BILLING_CRON", "0 * *"),
-    ("SELF_CALLBACK", "maybe"),
-    ("ISKA_SMS_TEMPLATE", "Rain {fcat72}"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ISKA_SMS_HOUR", "25"),
+        ("ISKA_SENSOR_INTERVAL_SECONDS", "0"),
+        ("ISKA_MAX_REJECT_FRACTION", "1.5"),
+        ("ISKA_HTTP_TRIES", "four"),
+        ("ISKA_TIMEZONE", "Mars/Olympus"),
+        ("BILLING_URL", "ftp://billing"),
+        ("SMS_URLS", "http://127.0.0.1:8010/sms/a,ftp://b"),
+        ("SMS_URLS", " , "),
+        ("ISKA_BILLING_CRON", "0 * *"),
+        ("SELF_CALLBACK", "maybe"),
+        ("ISKA_SMS_TEMPLATE", "Rain {fcat72}"),
+    ],
+)
 def test_a_bad_value_is_a_configuration_error_naming_the_variable(name, value):
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: value})
@@ -58,8 +62,15 @@ def test_the_process_environment_is_read_the_same_way(monkeypatch):
 
 
 def test_blank_is_unset_and_derived_defaults_follow_their_source(tmp_path):
-    settings = Settings.from_env({"ISKA_TIMEZONE": "  ", "ISKA_API_TOKEN": "", "BILLING_TOKEN": " t0k ",
-                                  "ISKA_DATA_DIR": str(tmp_path), "ISKA_PUBLIC_URL": "http://api.example/"})
+    settings = Settings.from_env(
+        {
+            "ISKA_TIMEZONE": "  ",
+            "ISKA_API_TOKEN": "",
+            "BILLING_TOKEN": " t0k ",
+            "ISKA_DATA_DIR": str(tmp_path),
+            "ISKA_PUBLIC_URL": "http://api.example/",
+        }
+    )
     assert settings.timezone == DEFAULTS.timezone
     assert settings.api_token is None
     assert (settings.billing_token, settings.sms_token) == ("t0k", "t0k")
@@ -76,8 +87,12 @@ def test_rules_and_schedules_share_one_time_zone_and_the_model_defaults():
     from iska_pipelines.defs.sms.resources import SmsOutbox
     from iska_pipelines.lib.inbox.ingest import IngestRules
 
-    zones = {IskaRules().ingest_rules().timezone, BillingPolicy().rules(1).timezone,
-             sms_days.timezone, billing_schedule.execution_timezone}
+    zones = {
+        IskaRules().ingest_rules().timezone,
+        BillingPolicy().rules(1).timezone,
+        sms_days.timezone,
+        billing_schedule.execution_timezone,
+    }
     assert zones == {SETTINGS.timezone}
     assert IngestRules().max_grid_distance_km == DEFAULTS.max_grid_distance_km
     assert SmsOutbox().batch_size == DEFAULTS.sms_batch_size

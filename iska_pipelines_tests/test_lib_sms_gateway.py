@@ -10,8 +10,10 @@ from iska_pipelines_tests.scripted_gateway import ACCEPTED, Gateway, connect_tim
 
 
 def messages(n: int) -> list[OutgoingSms]:
-    return [OutgoingSms(f"msg-{i:04d}", f"23301000{i:04d}", "Iska test", "http://127.0.0.1:9/cb")
-            for i in range(n)]
+    return [
+        OutgoingSms(f"msg-{i:04d}", f"23301000{i:04d}", "Iska test", "http://127.0.0.1:9/cb")
+        for i in range(n)
+    ]
 
 
 def client(urls: list[str], **options) -> SmsClient:

@@ -49,9 +49,13 @@ def test_only_paid_active_subscribers_with_a_fresh_forecast_get_a_row(engine):
     assert row.text == f"Iska {day.isoformat()}: next 24h 0.3, next 48h 12.75"
     assert len(row.msgid) == 36
     assert (outcome.eligible, outcome.planned) == (1, 1)
-    assert outcome.skipped == {SkipReason.ALREADY_SENT: 0, SkipReason.CANCELLED: 1,
-                               SkipReason.UNPAID: 1, SkipReason.NO_GRID_POINT: 2,
-                               SkipReason.STALE_FORECAST: 1}
+    assert outcome.skipped == {
+        SkipReason.ALREADY_SENT: 0,
+        SkipReason.CANCELLED: 1,
+        SkipReason.UNPAID: 1,
+        SkipReason.NO_GRID_POINT: 2,
+        SkipReason.STALE_FORECAST: 1,
+    }
 
 
 def test_a_subscription_paid_only_up_to_the_day_is_unpaid_on_it(engine):
@@ -127,7 +131,10 @@ def test_final_states_never_change_again(engine):
         first = apply_report(connection, row.msgid, MessageStatus.UNDELIVERED)
         late = apply_report(connection, row.msgid, MessageStatus.DELIVERED)
     assert (first.outcome, late.outcome, late.status) == (
-        ReportOutcome.APPLIED, ReportOutcome.ALREADY_FINAL, "undelivered")
+        ReportOutcome.APPLIED,
+        ReportOutcome.ALREADY_FINAL,
+        "undelivered",
+    )
     assert message(engine, row.msgid).delivered_at is None
     assert last_successful_sms_date(engine, "233010000001") is None
 
@@ -148,7 +155,10 @@ def test_accepted_messages_without_a_report_expire_after_72_hours(engine):
     with engine.begin() as connection:
         assert expire_unreported(connection, now=accepted_at + timedelta(hours=71)) == 0
         assert expire_unreported(connection, now=accepted_at + timedelta(hours=73)) == 1
-        assert apply_report(connection, row.msgid, MessageStatus.DELIVERED).outcome is ReportOutcome.ALREADY_FINAL
+        assert (
+            apply_report(connection, row.msgid, MessageStatus.DELIVERED).outcome
+            is ReportOutcome.ALREADY_FINAL
+        )
     assert message(engine, row.msgid).status == "expired"
 
 

@@ -23,8 +23,9 @@ def templates_file(tmp_path, forecast_tw: str):
     text = SHIPPED.read_text(encoding="utf-8")
     shipped_tw = tomllib.loads(text)["tw"]["forecast"]
     path = tmp_path / "templates.toml"
-    path.write_text(text.replace(f'forecast = "{shipped_tw}"', f'forecast = "{forecast_tw}"'),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace(f'forecast = "{shipped_tw}"', f'forecast = "{forecast_tw}"'), encoding="utf-8"
+    )
     return path
 
 
@@ -45,12 +46,15 @@ def test_every_shipped_text_fits_one_segment_at_its_widest_without_the_fallback(
     assert set(LANGUAGES) <= set(catalog.languages)
 
 
-@pytest.mark.parametrize(("code", "text"), [
-    ("en", "Iska 2026-03-10: next 24h 0.3, next 48h 0.45"),
-    ("fr", "Iska 10/03/2026 : pluie 24h 0.3, 48h 0.45"),
-    ("tw", "Iska 10/3/2026: nsu dɔnhwerew 24 0.3, 48 0.45"),
-    ("ha", "Iska 10/3/2026: ruwan sama awa 24 0.3, awa 48 0.45"),
-])
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("en", "Iska 2026-03-10: next 24h 0.3, next 48h 0.45"),
+        ("fr", "Iska 10/03/2026 : pluie 24h 0.3, 48h 0.45"),
+        ("tw", "Iska 10/3/2026: nsu dɔnhwerew 24 0.3, 48 0.45"),
+        ("ha", "Iska 10/3/2026: ruwan sama awa 24 0.3, awa 48 0.45"),
+    ],
+)
 def test_each_language_writes_the_forecast_and_its_date_its_own_way(code, text):
     language = DEFAULTS.catalog().language(code)
     assert language.render_forecast(date(2026, 3, 10), Decimal("0.3000"), Decimal("0.4500")) == text
@@ -58,15 +62,19 @@ def test_each_language_writes_the_forecast_and_its_date_its_own_way(code, text):
 
 def test_a_twi_template_of_two_ucs2_segments_is_refused_at_start_up_naming_the_language(tmp_path):
     path = templates_file(tmp_path, LONG_TWI)
-    with pytest.raises(ConfigurationError, match=r"\[tw\] forecast takes 2 UCS-2 segments .*"
-                                                 r"ISKA_MAX_SEGMENTS is 1.*ISKA_GSM7_FALLBACK"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"\[tw\] forecast takes 2 UCS-2 segments .*"
+        r"ISKA_MAX_SEGMENTS is 1.*ISKA_GSM7_FALLBACK",
+    ):
         Settings.from_env({"ISKA_TEMPLATES_FILE": str(path), "ISKA_MAX_SEGMENTS": "1"})
 
 
 def test_the_same_twi_template_is_accepted_with_the_fallback_and_goes_as_one_gsm7_segment(tmp_path):
     path = templates_file(tmp_path, LONG_TWI)
-    catalog = Settings.from_env({"ISKA_TEMPLATES_FILE": str(path), "ISKA_MAX_SEGMENTS": "1",
-                                 "ISKA_GSM7_FALLBACK": "true"}).catalog()
+    catalog = Settings.from_env(
+        {"ISKA_TEMPLATES_FILE": str(path), "ISKA_MAX_SEGMENTS": "1", "ISKA_GSM7_FALLBACK": "true"}
+    ).catalog()
     text = catalog.language("tw").render_forecast(date(2026, 12, 31), Decimal("0.25"), Decimal("0.5"))
     sent, size = catalog.outgoing(text)
     assert sent == "Iska 31/12/2026: nsu beto anopa yi, donhwerew 24 mu 0.25, donhwerew 48 mu 0.5"
@@ -91,10 +99,13 @@ def test_the_widest_date_is_checked_not_just_one_day(tmp_path):
 
 def test_every_reply_is_checked_too(tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text(SHIPPED.read_text(encoding="utf-8").replace(
-        'help = "Iska hasashen yanayi na kullum, {price}. STOP: daina."',
-        'help = "Iska hasashen yanayi na kullum, {price}. STOP: daina. ' + "ƙ" * 30 + '"'),
-        encoding="utf-8")
+    path.write_text(
+        SHIPPED.read_text(encoding="utf-8").replace(
+            'help = "Iska hasashen yanayi na kullum, {price}. STOP: daina."',
+            'help = "Iska hasashen yanayi na kullum, {price}. STOP: daina. ' + "ƙ" * 30 + '"',
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigurationError, match=r"\[ha\] help takes 2 UCS-2 segments"):
         Settings.from_env({"ISKA_TEMPLATES_FILE": str(path)})
 
@@ -107,8 +118,9 @@ def test_a_table_without_a_key_is_refused_naming_it(tmp_path):
 
 
 def test_iska_sms_template_replaces_the_default_languages_forecast_only():
-    catalog = Settings.from_env({"ISKA_DEFAULT_LANGUAGE": "fr",
-                                 "ISKA_SMS_TEMPLATE": "Meteo {date} {fcat24} {fcat48}"}).catalog()
+    catalog = Settings.from_env(
+        {"ISKA_DEFAULT_LANGUAGE": "fr", "ISKA_SMS_TEMPLATE": "Meteo {date} {fcat24} {fcat48}"}
+    ).catalog()
     assert catalog.language("fr").forecast == "Meteo {date} {fcat24} {fcat48}"
     assert catalog.language("en").forecast == DEFAULTS.catalog().language("en").forecast
 

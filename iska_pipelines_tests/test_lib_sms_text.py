@@ -22,10 +22,20 @@ def test_the_default_template_renders_the_stored_numbers_exactly():
     assert english().forecast == DEFAULT_SMS_TEMPLATE
 
 
-@pytest.mark.parametrize(("stored", "shown"), [
-    ("0.3000", "0.3"), ("0.7513", "0.7513"), ("2.0000", "2"), ("100", "100"), ("10.0000", "10"),
-    ("0", "0"), ("-0.0000", "0"), ("-1.2500", "-1.25"), ("99999999.9999", "99999999.9999"),
-])
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("0.3000", "0.3"),
+        ("0.7513", "0.7513"),
+        ("2.0000", "2"),
+        ("100", "100"),
+        ("10.0000", "10"),
+        ("0", "0"),
+        ("-0.0000", "0"),
+        ("-1.2500", "-1.25"),
+        ("99999999.9999", "99999999.9999"),
+    ],
+)
 def test_numbers_are_written_as_stored_without_trailing_zeros(stored, shown):
     assert format_number(Decimal(stored)) == shown
 
@@ -35,8 +45,15 @@ def test_a_float_is_refused_rather_than_rendered_with_noise():
         format_number(0.1 + 0.2)
 
 
-@given(st.decimals(min_value=Decimal("-99999999.9999"), max_value=Decimal("99999999.9999"),
-                   places=4, allow_nan=False, allow_infinity=False))
+@given(
+    st.decimals(
+        min_value=Decimal("-99999999.9999"),
+        max_value=Decimal("99999999.9999"),
+        places=4,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+)
 def test_a_rendered_number_reads_back_as_the_same_value(value):
     shown = format_number(value)
     assert Decimal(shown) == value
@@ -48,11 +65,14 @@ def test_a_template_that_could_need_two_sms_is_a_configuration_error_naming_the_
         Settings.from_env({"ISKA_SMS_TEMPLATE": "x" * 150 + " {fcat24}"})
 
 
-@pytest.mark.parametrize(("template", "complaint"), [
-    ("Rain {fcat72}", "unknown field"),
-    ("Rain {fcat24", "not a valid template"),
-    ("Rain ☔ {fcat24} " + "x" * 60, "2 UCS-2 segments"),
-])
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("Rain {fcat72}", "unknown field"),
+        ("Rain {fcat24", "not a valid template"),
+        ("Rain ☔ {fcat24} " + "x" * 60, "2 UCS-2 segments"),
+    ],
+)
 def test_a_broken_template_is_refused_at_start_up(template, complaint):
     with pytest.raises(ConfigurationError, match=rf"ISKA_SMS_TEMPLATE.*{complaint}"):
         Settings.from_env({"ISKA_SMS_TEMPLATE": template})
@@ -67,7 +87,6 @@ def test_a_short_template_outside_gsm7_is_now_allowed_as_one_ucs2_segment():
 
 
 def test_the_widest_possible_default_text_fits_one_sms():
-    text = english().render_forecast(date(2026, 12, 31), Decimal("-99999999.9999"),
-                                     Decimal("-99999999.9999"))
+    text = english().render_forecast(date(2026, 12, 31), Decimal("-99999999.9999"), Decimal("-99999999.9999"))
     sent, size = DEFAULTS.catalog().outgoing(text)
     assert (sent, size.encoding, size.segments) == (text, Encoding.GSM7, 1)

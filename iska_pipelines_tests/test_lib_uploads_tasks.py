@@ -26,8 +26,9 @@ CONTENT = b"ts,msisdn\n2021-02-05 15:25:56,233010000012\n"
 
 def test_an_upload_is_renamed_into_the_kinds_inbox_folder_and_named_by_its_partition_key(tmp_path):
     folders = InboxFolders(tmp_path)
-    stored = write_upload(folders, FileKind.CANCELLATIONS, "2021-02-06_deletions.csv", [CONTENT[:5], CONTENT[5:]],
-                          1000, now=NOW)
+    stored = write_upload(
+        folders, FileKind.CANCELLATIONS, "2021-02-06_deletions.csv", [CONTENT[:5], CONTENT[5:]], 1000, now=NOW
+    )
     assert stored.path.parent == folders.inbox / "cancellations"
     assert [p.name for p in stored.path.parent.iterdir()] == [stored.path.name]  # no .part left
     assert stored.path.read_bytes() == CONTENT and is_candidate(stored.path.name)
@@ -45,9 +46,19 @@ def test_two_uploads_of_the_same_name_never_clash(tmp_path):
     assert first.path.read_bytes() == second.path.read_bytes()
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "C:\\evil\\x.csv", "", None,  # path-traversal probe
-                                  ".hidden.csv",
-                                  "half.csv.part", "spaces and ü.csv", "x" * 400])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "C:\\evil\\x.csv",
+        "",
+        None,  # path-traversal probe
+        ".hidden.csv",
+        "half.csv.part",
+        "spaces and ü.csv",
+        "x" * 400,
+    ],
+)
 def test_any_client_file_name_becomes_a_safe_visible_name_inside_the_inbox(tmp_path, name):
     folders = InboxFolders(tmp_path)
     stored = write_upload(folders, FileKind.UPDATES, name, [CONTENT], 1000, now=NOW)
@@ -75,25 +86,29 @@ def run(status: str, age: timedelta = timedelta(0)) -> RunSummary:
 WAITING = FileState(outcome=None, waiting=True, duplicate=False, uploaded=NOW - timedelta(minutes=1))
 
 
-@pytest.mark.parametrize("state, runs, expected", [
-    (WAITING, [], TaskStatus.PENDING),
-    (WAITING, [run("QUEUED")], TaskStatus.PENDING),
-    (WAITING, [run("STARTING")], TaskStatus.PENDING),
-    (WAITING, [run("STARTED")], TaskStatus.STARTED),
-    (FileState("applied", False, False, NOW), [run("SUCCESS")], TaskStatus.SUCCESS),
-    (FileState("rejected", False, False, NOW), [run("FAILURE")], TaskStatus.FAILURE),
-    (FileState("applied", False, False, NOW), [], TaskStatus.SUCCESS),
-    (FileState(None, True, False, NOW), [run("FAILURE")], TaskStatus.FAILURE),
-    (FileState(None, True, False, NOW), [run("CANCELED")], TaskStatus.FAILURE),
-    (FileState("rejected", False, False, NOW), [run("STARTED"), run("FAILURE")], TaskStatus.STARTED),
-    (FileState(None, False, True, NOW), [], TaskStatus.SUCCESS),
-    (FileState(None, False, False, NOW), [], TaskStatus.EXPIRED),
-    (FileState(None, False, False, None), [], TaskStatus.EXPIRED),
-    (FileState(None, True, False, NOW - 2 * HOUR), [], TaskStatus.EXPIRED),
-    (FileState(None, True, False, NOW - 2 * HOUR), [run("QUEUED")], TaskStatus.EXPIRED),
-    (FileState(None, True, False, None), [run("STARTED", 2 * HOUR)], TaskStatus.EXPIRED),
-    (FileState("applied", False, False, NOW - 2 * HOUR), [run("SUCCESS")], TaskStatus.SUCCESS),
-], ids=lambda value: None if not isinstance(value, TaskStatus) else str(value))
+@pytest.mark.parametrize(
+    "state, runs, expected",
+    [
+        (WAITING, [], TaskStatus.PENDING),
+        (WAITING, [run("QUEUED")], TaskStatus.PENDING),
+        (WAITING, [run("STARTING")], TaskStatus.PENDING),
+        (WAITING, [run("STARTED")], TaskStatus.STARTED),
+        (FileState("applied", False, False, NOW), [run("SUCCESS")], TaskStatus.SUCCESS),
+        (FileState("rejected", False, False, NOW), [run("FAILURE")], TaskStatus.FAILURE),
+        (FileState("applied", False, False, NOW), [], TaskStatus.SUCCESS),
+        (FileState(None, True, False, NOW), [run("FAILURE")], TaskStatus.FAILURE),
+        (FileState(None, True, False, NOW), [run("CANCELED")], TaskStatus.FAILURE),
+        (FileState("rejected", False, False, NOW), [run("STARTED"), run("FAILURE")], TaskStatus.STARTED),
+        (FileState(None, False, True, NOW), [], TaskStatus.SUCCESS),
+        (FileState(None, False, False, NOW), [], TaskStatus.EXPIRED),
+        (FileState(None, False, False, None), [], TaskStatus.EXPIRED),
+        (FileState(None, True, False, NOW - 2 * HOUR), [], TaskStatus.EXPIRED),
+        (FileState(None, True, False, NOW - 2 * HOUR), [run("QUEUED")], TaskStatus.EXPIRED),
+        (FileState(None, True, False, None), [run("STARTED", 2 * HOUR)], TaskStatus.EXPIRED),
+        (FileState("applied", False, False, NOW - 2 * HOUR), [run("SUCCESS")], TaskStatus.SUCCESS),
+    ],
+    ids=lambda value: None if not isinstance(value, TaskStatus) else str(value),
+)
 def test_a_file_task_reads_as_its_outcome_or_its_newest_run(state, runs, expected):
     assert file_status(state, runs, NOW, HOUR) is expected
 

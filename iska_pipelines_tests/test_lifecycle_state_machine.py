@@ -98,6 +98,7 @@ ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 # --- a billing gateway front: HTTP 402 declines, the rest forwarded to the simulator -----------
 
+
 class BillingFront(ThreadingHTTPServer):
     """Answers `402 {"status": "failure"}` for the msisdns told to decline that way (and for a
     repeated Idempotency-Key it answered so); forwards everything else to the simulator, whose
@@ -131,7 +132,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
             declined = front.answered.get(key)
         if declined is not None:
             return self._answer(402, declined, {})
-        headers = {n: self.headers[n] for n in ("Auth-Key", "Idempotency-Key", "Content-Type") if self.headers[n]}
+        headers = {
+            n: self.headers[n] for n in ("Auth-Key", "Idempotency-Key", "Content-Type") if self.headers[n]
+        }
         try:
             upstream = requests.post(front.upstream, data=body, headers=headers, timeout=HANG_SECONDS + 5)
         except requests.RequestException:
@@ -156,6 +159,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
 
 
 # --- the world shared by one test's examples ----------------------------------------------------
+
 
 class World:
     """One database, API, simulator and front per test; every example wipes the tables and
@@ -193,16 +197,19 @@ def _crash_trigger(engine: sa.Engine, install: bool) -> None:
             if install:
                 connection.exec_driver_sql(
                     "CREATE OR REPLACE FUNCTION lifecycle_crash() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'simulated crash between charge and write'; END $$ LANGUAGE plpgsql")
+                    "RAISE EXCEPTION 'simulated crash between charge and write'; END $$ LANGUAGE plpgsql"
+                )
                 connection.exec_driver_sql(
                     "CREATE TRIGGER lifecycle_crash BEFORE INSERT ON billing_attempts "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION lifecycle_crash()")
+                    "FOR EACH STATEMENT EXECUTE FUNCTION lifecycle_crash()"
+                )
             else:
                 connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_crash ON billing_attempts")
         elif install:
             connection.exec_driver_sql(
                 "CREATE TRIGGER lifecycle_crash BEFORE INSERT ON billing_attempts BEGIN "
-                "SELECT RAISE(ABORT, 'simulated crash between charge and write'); END")
+                "SELECT RAISE(ABORT, 'simulated crash between charge and write'); END"
+            )
         else:
             connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_crash")
 
@@ -214,17 +221,20 @@ def _sms_crash_trigger(engine: sa.Engine, install: bool) -> None:
             if install:
                 connection.exec_driver_sql(
                     "CREATE OR REPLACE FUNCTION lifecycle_sms_crash() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'simulated crash between send and write'; END $$ LANGUAGE plpgsql")
+                    "RAISE EXCEPTION 'simulated crash between send and write'; END $$ LANGUAGE plpgsql"
+                )
                 connection.exec_driver_sql(
                     "CREATE TRIGGER lifecycle_sms_crash BEFORE UPDATE ON sms_messages FOR EACH ROW "
-                    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION lifecycle_sms_crash()")
+                    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION lifecycle_sms_crash()"
+                )
             else:
                 connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_sms_crash ON sms_messages")
         elif install:
             connection.exec_driver_sql(
                 "CREATE TRIGGER lifecycle_sms_crash BEFORE UPDATE OF status ON sms_messages "
                 "WHEN OLD.status IS NOT NEW.status "
-                "BEGIN SELECT RAISE(ABORT, 'simulated crash between send and write'); END")
+                "BEGIN SELECT RAISE(ABORT, 'simulated crash between send and write'); END"
+            )
         else:
             connection.exec_driver_sql("DROP TRIGGER IF EXISTS lifecycle_sms_crash")
 
@@ -259,20 +269,27 @@ def _date(value) -> date | None:
 # --- strategies ---------------------------------------------------------------------------------
 
 DEFECTS = [None] * 24 + ["arabic_digits", "letters", "bad_ts", "bad_plan", "future_ts", "year_typo"]
-rows_strategy = st.lists(st.tuples(
-    st.integers(0, POPULATION - 1),  # who
-    st.sampled_from(["plain", "plus", "00", "spaced"]),  # how the msisdn is written
-    st.sampled_from([0, 5, 30, 90, 600, 1440, 4320]),  # minutes before now
-    st.sampled_from(["space", "iso_z", "plus_one"]),  # how the ts is written
-    st.sampled_from(["11", "21", "daily", "weekly"]),
-    st.sampled_from([0, 0, 1, 2, 3]),  # location
-    st.sampled_from(DEFECTS),
-), min_size=1, max_size=6)
+rows_strategy = st.lists(
+    st.tuples(
+        st.integers(0, POPULATION - 1),  # who
+        st.sampled_from(["plain", "plus", "00", "spaced"]),  # how the msisdn is written
+        st.sampled_from([0, 5, 30, 90, 600, 1440, 4320]),  # minutes before now
+        st.sampled_from(["space", "iso_z", "plus_one"]),  # how the ts is written
+        st.sampled_from(["11", "21", "daily", "weekly"]),
+        st.sampled_from([0, 0, 1, 2, 3]),  # location
+        st.sampled_from(DEFECTS),
+    ),
+    min_size=1,
+    max_size=6,
+)
 charges_strategy = st.dictionaries(
     st.integers(0, POPULATION - 1),
-    st.tuples(st.sampled_from(["success", "failure", "failure402"]),
-              st.lists(st.sampled_from(FAULTS), max_size=TRIES).map(tuple)),
-    max_size=POPULATION)
+    st.tuples(
+        st.sampled_from(["success", "failure", "failure402"]),
+        st.lists(st.sampled_from(FAULTS), max_size=TRIES).map(tuple),
+    ),
+    max_size=POPULATION,
+)
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -288,13 +305,26 @@ class Lifecycle(RuleBasedStateMachine):
         self.engine = engine_for(world.database_url)
         _wipe(self.engine)
         with self.engine.begin() as connection:
-            connection.execute(forecasts.insert(), [
-                {"gid": gid, "lat": lat, "lon": lon, "fcat24": Decimal("0.1"), "fcat48": Decimal("0.2"),
-                 "is_active": True, "created_at": self.now, "updated_at": self.now}
-                for gid, (lat, lon) in lm.GRID.items()])
+            connection.execute(
+                forecasts.insert(),
+                [
+                    {
+                        "gid": gid,
+                        "lat": lat,
+                        "lon": lon,
+                        "fcat24": Decimal("0.1"),
+                        "fcat48": Decimal("0.2"),
+                        "is_active": True,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                    for gid, (lat, lon) in lm.GRID.items()
+                ],
+            )
         self.data_dir = Path(tempfile.mkdtemp(dir=world.tmp))
-        self.iska = Iska(database_url=world.database_url, data_dir=self.data_dir,
-                         instance=dg.DagsterInstance.ephemeral())
+        self.iska = Iska(
+            database_url=world.database_url, data_dir=self.data_dir, instance=dg.DagsterInstance.ephemeral()
+        )
         self.files: list[tuple[str, list[lm.Row], str]] = []  # kind, rows, name
         self.partitions: list[str] = []
         self.first_taken: dict[str, datetime] = {}  # partition key -> the clock when first taken
@@ -302,9 +332,17 @@ class Lifecycle(RuleBasedStateMachine):
         self.ids: dict[str, int] = {}
         world.front.decline, world.front.answered = set(), {}
         world.forget_gateway_history()
-        world.simulator.configure(script={}, faults=[], hang_seconds=HANG_SECONDS, retry_after_seconds=0.05,
-                                  decline_rate=0.0, error_rate=0.0, timeout_rate=0.0, throttle_rate=0.0,
-                                  report_delay_seconds=3600)
+        world.simulator.configure(
+            script={},
+            faults=[],
+            hang_seconds=HANG_SECONDS,
+            retry_after_seconds=0.05,
+            decline_rate=0.0,
+            error_rate=0.0,
+            timeout_rate=0.0,
+            throttle_rate=0.0,
+            report_delay_seconds=3600,
+        )
 
     def teardown(self) -> None:
         self.traveller.stop()
@@ -321,8 +359,12 @@ class Lifecycle(RuleBasedStateMachine):
             return digits.translate(ARABIC_DIGITS)
         if defect == "letters":
             return digits[:5] + "abc" + digits[8:]
-        return {"plain": digits, "plus": "+" + digits, "00": "00" + digits,
-                "spaced": f"{digits[:3]} {digits[3:7]} {digits[7:]}"}[form]
+        return {
+            "plain": digits,
+            "plus": "+" + digits,
+            "00": "00" + digits,
+            "spaced": f"{digits[:3]} {digits[3:7]} {digits[7:]}",
+        }[form]
 
     def written_ts(self, minutes_before: int, form: str, defect: str | None) -> str:
         if defect == "bad_ts":
@@ -343,8 +385,13 @@ class Lifecycle(RuleBasedStateMachine):
         rows: list[lm.Row] = []
         for who, form, minutes, ts_form, plan, place, defect in drawn:
             lat, lon = LOCATIONS[place]
-            row = lm.Row(self.written_msisdn(who, form, defect), self.written_ts(minutes, ts_form, defect),
-                         "99" if defect == "bad_plan" else plan, lat, lon)
+            row = lm.Row(
+                self.written_msisdn(who, form, defect),
+                self.written_ts(minutes, ts_form, defect),
+                "99" if defect == "bad_plan" else plan,
+                lat,
+                lon,
+            )
             if kind == "cancellations":
                 row = lm.Row(row.msisdn, row.ts)
             elif kind == "updates":
@@ -358,64 +405,98 @@ class Lifecycle(RuleBasedStateMachine):
 
     def tables(self) -> dict[str, list[dict]]:
         """Every ISKA table, for 'nothing changed' (ingested_files keeps which run looked last)."""
-        files = [{k: v for k, v in row.items() if k not in ("run_id", "updated_at")}
-                 for row in self.table(ingested_files, ingested_files.c.partition_key)]
-        return {"subscriptions": self.table(subscriptions, subscriptions.c.id),
-                "billing_attempts": self.table(billing_attempts, billing_attempts.c.id),
-                "sms_messages": self.table(sms_messages, sms_messages.c.msgid),
-                "forecasts": self.table(forecasts, forecasts.c.gid), "ingested_files": files}
+        files = [
+            {k: v for k, v in row.items() if k not in ("run_id", "updated_at")}
+            for row in self.table(ingested_files, ingested_files.c.partition_key)
+        ]
+        return {
+            "subscriptions": self.table(subscriptions, subscriptions.c.id),
+            "billing_attempts": self.table(billing_attempts, billing_attempts.c.id),
+            "sms_messages": self.table(sms_messages, sms_messages.c.msgid),
+            "forecasts": self.table(forecasts, forecasts.c.gid),
+            "ingested_files": files,
+        }
 
     def ledger(self) -> dict:
         stats = self.world.simulator.stats()
         mine = {self.msisdn(i) for i in range(POPULATION)}
         pick = lambda counts: {m: n for m, n in counts.items() if m in mine}  # noqa: E731
-        return {"charged": pick(stats["billing"]["charges"]), "declined": pick(stats["billing"]["declines"]),
-                "sms": pick(stats["sms"]["messages"])}
+        return {
+            "charged": pick(stats["billing"]["charges"]),
+            "declined": pick(stats["billing"]["declines"]),
+            "sms": pick(stats["sms"]["messages"]),
+        }
 
     def db_due(self) -> set[str]:
-        return {r["msisdn"] for r in self.table(subscriptions, subscriptions.c.id)
-                if r["status"] == "active" and r["next_billing_date"] is not None
-                and _date(r["next_billing_date"]) <= self.now.date()}
+        return {
+            r["msisdn"]
+            for r in self.table(subscriptions, subscriptions.c.id)
+            if r["status"] == "active"
+            and r["next_billing_date"] is not None
+            and _date(r["next_billing_date"]) <= self.now.date()
+        }
 
     def billing_resources(self, **gateway) -> dict:
-        settings_ = {"url": self.world.front.url, "token": SIMULATOR_TOKEN, "concurrency": 1,
-                     "timeout_seconds": CLIENT_TIMEOUT, "tries": TRIES, "backoff_seconds": 0.01} | gateway
-        return {"database": IskaDatabase(url=self.world.database_url),
-                "billing_gateway": BillingGateway(**settings_),
-                "billing_policy": BillingPolicy(max_tries=lm.MAX_BILLING_TRY_LIMIT,
-                                                retry_minutes=lm.BILLING_RETRY_MINUTES)}
+        settings_ = {
+            "url": self.world.front.url,
+            "token": SIMULATOR_TOKEN,
+            "concurrency": 1,
+            "timeout_seconds": CLIENT_TIMEOUT,
+            "tries": TRIES,
+            "backoff_seconds": 0.01,
+        } | gateway
+        return {
+            "database": IskaDatabase(url=self.world.database_url),
+            "billing_gateway": BillingGateway(**settings_),
+            "billing_policy": BillingPolicy(
+                max_tries=lm.MAX_BILLING_TRY_LIMIT, retry_minutes=lm.BILLING_RETRY_MINUTES
+            ),
+        }
 
     def run_billing(self, job=billing_job, **gateway) -> dg.ExecuteInProcessResult:
-        return job.execute_in_process(resources=self.billing_resources(**gateway),
-                                      instance=self.iska.instance, raise_on_error=False)
+        return job.execute_in_process(
+            resources=self.billing_resources(**gateway), instance=self.iska.instance, raise_on_error=False
+        )
 
-    def script_gateway(self, plans: dict[str, lm.Charge], declines402: set[str], faults: list[str],
-                       retry_after: float) -> None:
+    def script_gateway(
+        self, plans: dict[str, lm.Charge], declines402: set[str], faults: list[str], retry_after: float
+    ) -> None:
         """`declines402`: from `model.front_declines`, asked before the model bills the run."""
         self.world.front.decline = declines402
         self.world.simulator.configure(
             script={m: [c.answer] for m, c in plans.items() if c.answer in ("success", "failure")},
-            faults=faults, retry_after_seconds=retry_after)
+            faults=faults,
+            retry_after_seconds=retry_after,
+        )
 
-    def check_billing_step(self, before: dict, due_before: set[str], ledger_before: dict,
-                           result: dg.ExecuteInProcessResult, expect_success: bool) -> None:
+    def check_billing_step(
+        self,
+        before: dict,
+        due_before: set[str],
+        ledger_before: dict,
+        result: dg.ExecuteInProcessResult,
+        expect_success: bool,
+    ) -> None:
         ledger = self.ledger()
         charged = {m for m, n in ledger["charged"].items() if n > ledger_before["charged"].get(m, 0)}
         assert charged <= due_before, f"charged {sorted(charged - due_before)}, who were not active and due"
-        new_attempts = self.table(billing_attempts, billing_attempts.c.id)[len(before["billing_attempts"]):]
+        new_attempts = self.table(billing_attempts, billing_attempts.c.id)[len(before["billing_attempts"]) :]
         was = {r["msisdn"]: r for r in before["subscriptions"]}
         for row in self.table(subscriptions, subscriptions.c.id):
             if row["cancel_reason"] == "billing" and was[row["msisdn"]]["status"] == "active":
                 outcomes = [a["outcome"] for a in new_attempts if a["msisdn"] == row["msisdn"]]
-                assert "declined" in outcomes, \
+                assert "declined" in outcomes, (
                     f"{row['msisdn']} cancelled for billing in a run that got no decline for it: {outcomes}"
+                )
         for sub in self.model.subscriptions.values():
             if sub.cancel_reason == "billing":
                 event("a subscriber was cancelled for billing")
             if sub.period > 1:
                 event("a subscriber rejoined (a second subscription period)")
         self.billing_attempts_agree_and_each_key_names_one_intent()  # says why, when the run differs
-        assert result.success == expect_success, f"billing run success={result.success}, expected {expect_success}"
+        assert result.success == expect_success, (
+            f"billing run success={result.success}, expected {expect_success}"
+        )
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -435,29 +516,43 @@ class Lifecycle(RuleBasedStateMachine):
         # the same name and content is the same partition: judged against its first taking
         expected = self.model.apply_file(kind, rows, self.now, self.first_taken.setdefault(key, self.now))
         with self.engine.connect() as connection:
-            record = connection.execute(sa.select(ingested_files).where(
-                ingested_files.c.partition_key == key)).one()
+            record = connection.execute(
+                sa.select(ingested_files).where(ingested_files.c.partition_key == key)
+            ).one()
         if expected.refused_whole:
             event("a file was refused as a whole")
-            assert not result.success and record.outcome == "rejected", \
+            assert not result.success and record.outcome == "rejected", (
                 f"{name} should be refused as a whole: rows {expected.row_reasons}; it was {record.outcome}"
+            )
             return
         assert result.success and record.outcome == "applied", f"{name} refused: {record.error}"
         self.model.applied_contents.add((kind, text))
         applied = sum(r is None for r in expected.row_reasons)
         assert (record.rows_in, record.rows_applied, record.rows_refused) == (
-            len(rows), applied, len(rows) - applied), (
+            len(rows),
+            applied,
+            len(rows) - applied,
+        ), (
             f"{name}: rows in/applied/refused {record.rows_in}/{record.rows_applied}/{record.rows_refused}, "
-            f"expected reasons per row {expected.row_reasons}")
-        self.check_refused_rows(kind, rows, expected, self.iska.folders.archive / kind / f"{name}.rejected.csv")
+            f"expected reasons per row {expected.row_reasons}"
+        )
+        self.check_refused_rows(
+            kind, rows, expected, self.iska.folders.archive / kind / f"{name}.rejected.csv"
+        )
 
     def check_refused_rows(self, kind: str, rows: list[lm.Row], expected: lm.FileResult, path: Path) -> None:
         """Every refused row is in `<name>.rejected.csv` with one of the reasons that apply."""
         written = []
         if path.exists():
             with path.open(newline="", encoding="utf-8") as handle:
-                written = [(tuple(r[h] for h in lm.HEADERS[kind]), r["reason"]) for r in csv.DictReader(handle)]
-        wanted = [(row.cells(kind), reasons) for row, reasons in zip(rows, expected.row_reasons, strict=True) if reasons]
+                written = [
+                    (tuple(r[h] for h in lm.HEADERS[kind]), r["reason"]) for r in csv.DictReader(handle)
+                ]
+        wanted = [
+            (row.cells(kind), reasons)
+            for row, reasons in zip(rows, expected.row_reasons, strict=True)
+            if reasons
+        ]
         unmatched = list(wanted)
         for cells, reason in written:
             match = next((w for w in unmatched if w[0] == cells and reason in w[1]), None)
@@ -465,8 +560,12 @@ class Lifecycle(RuleBasedStateMachine):
             unmatched.remove(match)
         assert not unmatched, f"rows not refused though they should be: {unmatched}"
 
-    @rule(kind=st.sampled_from(["additions", "additions", "cancellations", "updates"]), drawn=rows_strategy,
-          at_root=st.booleans(), repeat_first=st.sampled_from([False, False, False, True]))
+    @rule(
+        kind=st.sampled_from(["additions", "additions", "cancellations", "updates"]),
+        drawn=rows_strategy,
+        at_root=st.booleans(),
+        repeat_first=st.sampled_from([False, False, False, True]),
+    )
     def drop_a_subscription_file(self, kind, drawn, at_root, repeat_first):
         rows = self.make_rows(kind, drawn, repeat_first)
         name = f"f{len(self.files)}_{kind}.csv"
@@ -490,26 +589,36 @@ class Lifecycle(RuleBasedStateMachine):
         self.iska.run(key)
         after = self.tables()
         for name in before:
-            assert after[name] == before[name], (
-                f"re-running partition {key} changed {name}:\n"
-                + "\n".join(f"  before {b}\n  after  {a}" for b, a in
-                            itertools.zip_longest(before[name], after[name]) if a != b))
+            assert after[name] == before[name], f"re-running partition {key} changed {name}:\n" + "\n".join(
+                f"  before {b}\n  after  {a}"
+                for b, a in itertools.zip_longest(before[name], after[name])
+                if a != b
+            )
         assert self.model == model_before
 
     # -- API writes ----------------------------------------------------------------------------
 
     def api_id(self, msisdn: str) -> int | None:
-        answer = requests.get(f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/",
-                              params={"msisdn": msisdn}, timeout=10).json()
+        answer = requests.get(
+            f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/",
+            params={"msisdn": msisdn},
+            timeout=10,
+        ).json()
         return answer["results"][0]["id"] if answer["results"] else None
 
-    @rule(who=st.integers(0, POPULATION - 1), plan=st.sampled_from(["daily", "weekly"]),
-          place=st.sampled_from([0, 1, 2, 3]))
+    @rule(
+        who=st.integers(0, POPULATION - 1),
+        plan=st.sampled_from(["daily", "weekly"]),
+        place=st.sampled_from([0, 1, 2, 3]),
+    )
     def api_creates_a_subscription(self, who, plan, place):
         msisdn, (lat, lon) = self.msisdn(who), LOCATIONS[place]
         known = msisdn in self.model.subscriptions
-        response = requests.post(f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/",
-                                 json={"msisdn": msisdn, "plan": plan, "lat": lat, "lon": lon}, timeout=10)
+        response = requests.post(
+            f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/",
+            json={"msisdn": msisdn, "plan": plan, "lat": lat, "lon": lon},
+            timeout=10,
+        )
         refused = self.model.api_event("additions", msisdn, self.now, plan=plan, lat=lat, lon=lon)
         if refused is None:
             assert response.status_code == (200 if known else 201), response.text
@@ -524,7 +633,8 @@ class Lifecycle(RuleBasedStateMachine):
         active = sorted(m for m, s in self.model.subscriptions.items() if s.status == "active")
         msisdn = active[pick % len(active)]
         response = requests.delete(
-            f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/{self.api_id(msisdn)}/", timeout=10)
+            f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/{self.api_id(msisdn)}/", timeout=10
+        )
         assert response.status_code == 204, response.text
         assert self.model.api_event("cancellations", msisdn, self.now) is None
 
@@ -538,7 +648,9 @@ class Lifecycle(RuleBasedStateMachine):
             return  # not a move: nothing to apply
         response = requests.patch(
             f"{self.world.api.base_url}/subscriptions/api/v1/subscriptions/{self.api_id(msisdn)}/",
-            json={"lat": lat, "lon": lon}, timeout=10)
+            json={"lat": lat, "lon": lon},
+            timeout=10,
+        )
         refused = self.model.api_event("updates", msisdn, self.now, lat=lat, lon=lon)
         expected = 200 if refused is None else 409 if refused == {"stale_event"} else 422
         assert response.status_code in ((400, 422) if expected == 422 else (expected,)), response.text
@@ -608,7 +720,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.model.bill_outage(self.now)
         self.world.front.decline = set()
         self.world.simulator.configure(faults=["5xx"] * (due * TRIES), script={})
-        result = self.run_billing(**({"url": refused_url("/billing")} if kind == "connection_refused" else {}))
+        result = self.run_billing(
+            **({"url": refused_url("/billing")} if kind == "connection_refused" else {})
+        )
         after = self.tables()
         assert after["subscriptions"] == before["subscriptions"], "a gateway outage changed subscriptions"
         assert self.ledger() == ledger_before, "a gateway outage charged someone"
@@ -644,8 +758,11 @@ class Lifecycle(RuleBasedStateMachine):
             crashed = self.sms_day(job=sms_job_crashing_once, check=False)
         finally:
             _sms_crash_trigger(self.engine, install=False)
-        changed = [r for r in self.table(sms_messages, sms_messages.c.msgid)
-                   if r["status"] != "pending" and r not in before]
+        changed = [
+            r
+            for r in self.table(sms_messages, sms_messages.c.msgid)
+            if r["status"] != "pending" and r not in before
+        ]
         assert not changed, f"a crashed SMS step recorded answers: {changed}"
         if not crashed.success:
             event("an SMS step crashed between send and write")
@@ -658,13 +775,27 @@ class Lifecycle(RuleBasedStateMachine):
         self.world.simulator.configure(faults=[], script={})
         resources = {
             "database": IskaDatabase(url=self.world.database_url),
-            "sms_gateway": SmsGateway(urls=self.world.simulator.sms_url(), token=SIMULATOR_TOKEN, max_tries=2,
-                                      concurrency=2, timeout_seconds=2.0, backoff_seconds=0.01),
-            "sms_outbox": SmsOutbox(template=DEFAULT_SMS_TEMPLATE, forecast_max_age_hours=24 * 365 * 10,
-                                    public_url=refused_url(), callback_secret=CALLBACK_SECRET),
+            "sms_gateway": SmsGateway(
+                urls=self.world.simulator.sms_url(),
+                token=SIMULATOR_TOKEN,
+                max_tries=2,
+                concurrency=2,
+                timeout_seconds=2.0,
+                backoff_seconds=0.01,
+            ),
+            "sms_outbox": SmsOutbox(
+                template=DEFAULT_SMS_TEMPLATE,
+                forecast_max_age_hours=24 * 365 * 10,
+                public_url=refused_url(),
+                callback_secret=CALLBACK_SECRET,
+            ),
         }
-        result = job.execute_in_process(partition_key=day.isoformat(), resources=resources,
-                                        instance=self.iska.instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=day.isoformat(),
+            resources=resources,
+            instance=self.iska.instance,
+            raise_on_error=False,
+        )
         if not check:
             return result
         assert result.success
@@ -696,9 +827,16 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(step=st.sampled_from(["3 hours", "next morning", "45 minutes", "7 minutes", "next week"]))
     def time_passes(self, step):
-        later = {"7 minutes": timedelta(minutes=7), "45 minutes": timedelta(minutes=45),
-                 "3 hours": timedelta(hours=3)}.get(step)
-        if later is None or (self.now + later).time() >= EVENING or (self.now + later).date() != self.now.date():
+        later = {
+            "7 minutes": timedelta(minutes=7),
+            "45 minutes": timedelta(minutes=45),
+            "3 hours": timedelta(hours=3),
+        }.get(step)
+        if (
+            later is None
+            or (self.now + later).time() >= EVENING
+            or (self.now + later).date() != self.now.date()
+        ):
             days = 7 if step == "next week" else 1
             self.now = datetime.combine(self.now.date() + timedelta(days=days), MORNING, tzinfo=UTC)
         else:
@@ -714,14 +852,21 @@ class Lifecycle(RuleBasedStateMachine):
         for msisdn, sub in self.model.subscriptions.items():
             row = rows[msisdn]
             self.ids[msisdn] = row["id"]
-            actual = {"plan": row["plan"], "status": row["status"], "cancel_reason": row["cancel_reason"],
-                      "lat": row["lat"], "lon": row["lon"], "lid": row["lid"], "sub_date": _utc(row["sub_date"]),
-                      "unsub_date": _utc(row["unsub_date"]),
-                      "next_billing_date": _date(row["next_billing_date"]),
-                      "last_billing_date": _date(row["last_billing_date"]),
-                      "failed_billing_count": row["failed_billing_count"],
-                      "last_event_at": _utc(row["last_event_at"]),
-                      "last_successful_sms_date": _date(row["last_successful_sms_date"])}
+            actual = {
+                "plan": row["plan"],
+                "status": row["status"],
+                "cancel_reason": row["cancel_reason"],
+                "lat": row["lat"],
+                "lon": row["lon"],
+                "lid": row["lid"],
+                "sub_date": _utc(row["sub_date"]),
+                "unsub_date": _utc(row["unsub_date"]),
+                "next_billing_date": _date(row["next_billing_date"]),
+                "last_billing_date": _date(row["last_billing_date"]),
+                "failed_billing_count": row["failed_billing_count"],
+                "last_event_at": _utc(row["last_event_at"]),
+                "last_successful_sms_date": _date(row["last_successful_sms_date"]),
+            }
             expected = {name: getattr(sub, name) for name in actual}
             differ = {n: (actual[n], expected[n]) for n in actual if actual[n] != expected[n]}
             assert not differ, f"{msisdn}: (database, model) differ: {differ}"
@@ -736,19 +881,23 @@ class Lifecycle(RuleBasedStateMachine):
         intents: dict[lm.Intent, str] = {}
         for row, attempt in zip(rows, self.model.attempts, strict=True):
             key = row["idempotency_key"]
-            assert keys.setdefault(key, attempt.intent) == attempt.intent, \
+            assert keys.setdefault(key, attempt.intent) == attempt.intent, (
                 f"Idempotency-Key {key} reused for {attempt.intent}, first used for {keys[key]}"
-            assert intents.setdefault(attempt.intent, key) == key, \
+            )
+            assert intents.setdefault(attempt.intent, key) == key, (
                 f"{attempt.intent} sent with keys {intents[attempt.intent]} and {key}"
+            )
 
     @invariant()
     def the_gateway_ledger_shows_one_charge_per_subscription_period(self):
         ledger = self.ledger()
-        assert ledger["charged"] == self.model.charged, \
+        assert ledger["charged"] == self.model.charged, (
             f"charges at the gateway {ledger['charged']}, one per charged period: {self.model.charged}"
+        )
         assert ledger["declined"] == self.model.declined
-        assert ledger["sms"] == self.model.sms_sent(), \
+        assert ledger["sms"] == self.model.sms_sent(), (
             f"SMS accepted by the gateway {ledger['sms']}, expected {self.model.sms_sent()}"
+        )
 
     @invariant()
     def cancelled_for_billing_only_after_the_limit_of_declines_in_the_period(self):
@@ -757,19 +906,23 @@ class Lifecycle(RuleBasedStateMachine):
             if sub["cancel_reason"] != "billing":
                 continue
             began = self.model.subscriptions[sub["msisdn"]].period_began_at
-            mine = [a for a in attempts if a["subscription_id"] == sub["id"] and _utc(a["attempted_at"]) >= began]
+            mine = [
+                a for a in attempts if a["subscription_id"] == sub["id"] and _utc(a["attempted_at"]) >= began
+            ]
             tail = list(itertools.takewhile(lambda a: a["outcome"] != "success", reversed(mine)))
             declines = sum(a["outcome"] == "declined" for a in tail)
-            assert declines >= lm.MAX_BILLING_TRY_LIMIT, \
+            assert declines >= lm.MAX_BILLING_TRY_LIMIT, (
                 f"{sub['msisdn']} cancelled for billing after {declines} declines in its period"
+            )
 
     @invariant()
     def at_most_one_forecast_sms_per_subscriber_per_day(self):
         rows = self.table(sms_messages, sms_messages.c.msgid)
         per_day = Counter((r["msisdn"], _date(r["send_date"])) for r in rows)
         assert max(per_day.values(), default=0) <= 1, per_day
-        actual = sorted((r["msisdn"], _date(r["send_date"]), r["status"], r["delivered_at"] is not None)
-                        for r in rows)
+        actual = sorted(
+            (r["msisdn"], _date(r["send_date"]), r["status"], r["delivered_at"] is not None) for r in rows
+        )
         expected = sorted((m.msisdn, m.day, m.status, m.delivered) for m in self.model.messages)
         assert actual == expected, f"messages (database) {actual}\n  model {expected}"
 
@@ -780,8 +933,10 @@ def lifecycle_world(database_url, tmp_path):
     world.database_url, world.tmp = database_url, tmp_path
     engine_for(database_url)
     simulator_app = create_app(Knobs(tokens=[SIMULATOR_TOKEN]))
-    with serve_on_loopback(lambda _url: simulator_app, "simulator") as simulator_url, \
-            api_on_loopback(api_settings(database_url, tmp_path / "api-data")) as api:
+    with (
+        serve_on_loopback(lambda _url: simulator_app, "simulator") as simulator_url,
+        api_on_loopback(api_settings(database_url, tmp_path / "api-data")) as api,
+    ):
         simulator = RunningSimulator(simulator_url)
         world.simulator_app = simulator_app
         front = BillingFront(simulator.billing_url)
@@ -796,8 +951,19 @@ def lifecycle_world(database_url, tmp_path):
 
 
 def test_the_subscriber_lifecycle_agrees_with_the_reference_model(lifecycle_world):
-    machine = type("LifecycleOn" + lifecycle_world.database_url.split(":")[0].title(), (Lifecycle,),
-                   {"world": lifecycle_world})
-    run_state_machine_as_test(machine, settings=settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-        suppress_health_check=list(HealthCheck), print_blob=False))
+    machine = type(
+        "LifecycleOn" + lifecycle_world.database_url.split(":")[0].title(),
+        (Lifecycle,),
+        {"world": lifecycle_world},
+    )
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        ),
+    )

@@ -28,25 +28,36 @@ def _make_run_in(folder: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     for name in ("Makefile", "pyproject.toml", ".env-example", "dagster.yaml", "workspace.yaml"):
         shutil.copy(ROOT / name, folder / name)
     ports = {name: str(free_port()) for name in ("dagster", "api", "simulator")}
-    env = dict(os.environ, ISKA_DAGSTER_PORT=ports["dagster"], ISKA_API_PORT=ports["api"],
-               ISKA_SIMULATOR_PORT=ports["simulator"],
-               ISKA_DAGSTER_URL=f"http://127.0.0.1:{ports['dagster']}",
-               BILLING_URL=f"http://127.0.0.1:{ports['simulator']}/billing",
-               SMS_URLS=f"http://127.0.0.1:{ports['simulator']}/sms/a")
+    env = dict(
+        os.environ,
+        ISKA_DAGSTER_PORT=ports["dagster"],
+        ISKA_API_PORT=ports["api"],
+        ISKA_SIMULATOR_PORT=ports["simulator"],
+        ISKA_DAGSTER_URL=f"http://127.0.0.1:{ports['dagster']}",
+        BILLING_URL=f"http://127.0.0.1:{ports['simulator']}/billing",
+        SMS_URLS=f"http://127.0.0.1:{ports['simulator']}/sms/a",
+    )
     env.pop("DAGSTER_HOME", None)
     venv = Path(sys.executable).parent.parent
     process = subprocess.Popen(
-        ["make", "-o", "install", "run", f"VENV={venv}"], cwd=folder, env=env, start_new_session=True,
-        stdout=(folder / "make-run.log").open("w"), stderr=subprocess.STDOUT,
+        ["make", "-o", "install", "run", f"VENV={venv}"],
+        cwd=folder,
+        env=env,
+        start_new_session=True,
+        stdout=(folder / "make-run.log").open("w"),
+        stderr=subprocess.STDOUT,
         # a service manager starts make with default signal handling
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     return process, ports
 
 
 def _wait_until_serving(process: subprocess.Popen, ports: dict[str, str], log: Path) -> None:
-    urls = [f"http://127.0.0.1:{ports['api']}/health",
-            f"http://127.0.0.1:{ports['simulator']}/health",
-            f"http://127.0.0.1:{ports['dagster']}/server_info"]
+    urls = [
+        f"http://127.0.0.1:{ports['api']}/health",
+        f"http://127.0.0.1:{ports['simulator']}/health",
+        f"http://127.0.0.1:{ports['dagster']}/server_info",
+    ]
     deadline = time.monotonic() + STARTUP_SECONDS
     while urls and time.monotonic() < deadline:
         assert process.poll() is None, f"make run exited early:\n{log.read_text()[-3000:]}"

@@ -19,11 +19,17 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".sh", 
 
 
 def tracked_text_files() -> list[Path]:
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     files = [ROOT / name for name in names]
-    return [f for f in files if f.is_file() and (f.suffix in TEXT_SUFFIXES or f.name == "Makefile")
-            and f.stat().st_size < 2_000_000]
+    return [
+        f
+        for f in files
+        if f.is_file()
+        and (f.suffix in TEXT_SUFFIXES or f.name == "Makefile")
+        and f.stat().st_size < 2_000_000
+    ]
 
 
 def outside_references(path: Path) -> list[str]:
@@ -51,8 +57,7 @@ def outside_references(path: Path) -> list[str]:
 
 def test_no_tracked_file_refers_to_a_path_outside_the_repository():
     here = Path(__file__).resolve()
-    found = [line for path in tracked_text_files() if path != here
-             for line in outside_references(path)]
+    found = [line for path in tracked_text_files() if path != here for line in outside_references(path)]
     assert not found, "paths outside the repository:\n" + "\n".join(found)
 
 
@@ -61,7 +66,8 @@ def test_the_check_catches_a_reference_to_a_folder_beside_the_clone(tmp_path):
     probe.write_text("cp ../elsewhere/forecasts_ghana.csv data/inbox/\n")
     try:
         assert outside_references(probe) == [
-            f"docs/{probe.name}:1: cp ../elsewhere/forecasts_ghana.csv data/inbox/"]
+            f"docs/{probe.name}:1: cp ../elsewhere/forecasts_ghana.csv data/inbox/"
+        ]
     finally:
         probe.unlink()
 
@@ -69,15 +75,23 @@ def test_the_check_catches_a_reference_to_a_folder_beside_the_clone(tmp_path):
 def readme_copies() -> list[tuple[list[str], str]]:
     """The README's `cp SOURCE... TARGET` commands."""
     readme = (ROOT / "README.md").read_text()
-    return [(line.split()[1:-1], line.split()[-1])
-            for line in (row.split("#")[0].strip() for row in readme.splitlines())
-            if line.startswith("cp ")]
+    return [
+        (line.split()[1:-1], line.split()[-1])
+        for line in (row.split("#")[0].strip() for row in readme.splitlines())
+        if line.startswith("cp ")
+    ]
 
 
 def test_the_readme_quickstart_copies_the_grid_and_the_four_sample_files_from_the_clone():
     copied = [source for sources, _ in readme_copies() for source in sources]
     assert sorted(Path(source).name for source in copied) == sorted(
-        ["forecasts_ghana.csv", "2021-02-05_additions.csv", "2021-02-06_additions.csv",
-         "2021-02-06_deletions.csv", "2021-02-06_locupdates.csv"])
+        [
+            "forecasts_ghana.csv",
+            "2021-02-05_additions.csv",
+            "2021-02-06_additions.csv",
+            "2021-02-06_deletions.csv",
+            "2021-02-06_locupdates.csv",
+        ]
+    )
     for source in copied:
         assert (ROOT / source).is_file(), f"README: cp {source}: not in the repository"

@@ -18,8 +18,9 @@ HEADERS = {"Auth-Key": SIMULATOR_TOKEN}
 
 def charge(simulator, msisdn="233020000001", key=None, plan=11, token=SIMULATOR_TOKEN, timeout=5.0):
     headers = {"Auth-Key": token} | ({"Idempotency-Key": key} if key else {})
-    return requests.post(simulator.billing_url, json={"msisdn": msisdn, "sub_plan": plan},
-                         headers=headers, timeout=timeout)
+    return requests.post(
+        simulator.billing_url, json={"msisdn": msisdn, "sub_plan": plan}, headers=headers, timeout=timeout
+    )
 
 
 def test_a_charge_succeeds_and_is_counted_for_its_msisdn(simulator):
@@ -41,8 +42,15 @@ def test_a_wrong_auth_key_is_refused_with_401_and_charges_nobody(simulator):
     assert simulator.charges() == {}
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"msisdn": 233, "sub_plan": 11}',
-                                  b'{"msisdn": "233020000001", "sub_plan": 99}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"msisdn": 233, "sub_plan": 11}',
+        b'{"msisdn": "233020000001", "sub_plan": 99}',
+    ],
+)
 def test_a_malformed_charge_request_is_refused_with_422(simulator, body):
     answer = requests.post(simulator.billing_url, data=body, headers=HEADERS, timeout=5)
     assert answer.status_code == 422
@@ -157,7 +165,10 @@ def test_sms_rejections_and_report_statuses_follow_the_knobs(simulator, callback
 
 def test_an_sms_without_auth_or_fields_is_refused(simulator):
     assert requests.post(simulator.sms_url(), json={}, timeout=5).status_code == 401
-    assert requests.post(simulator.sms_url(), json={"msisdn": "1"}, headers=HEADERS, timeout=5).status_code == 422
+    assert (
+        requests.post(simulator.sms_url(), json={"msisdn": "1"}, headers=HEADERS, timeout=5).status_code
+        == 422
+    )
 
 
 def test_the_simulator_command_refuses_to_start_without_a_token(monkeypatch):
@@ -174,13 +185,16 @@ def test_the_simulator_command_names_a_bad_knob(monkeypatch):
         serve("127.0.0.1", 0)
 
 
-@pytest.mark.parametrize(("text", "declared", "status"), [
-    ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "gsm7", 400),  # ɔ: GSM-7 cannot carry it
-    ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "ucs2", 200),
-    ("Iska 2026-12-31: next 24h 0.25 {€}", "gsm7", 200),
-    ("Iska", "utf8", 400),
-    ("Iska", None, 200),  # an older client that declares nothing
-])
+@pytest.mark.parametrize(
+    ("text", "declared", "status"),
+    [
+        ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "gsm7", 400),  # ɔ: GSM-7 cannot carry it
+        ("Iska 31/12/2026: nsu dɔnhwerew 24 0.25", "ucs2", 200),
+        ("Iska 2026-12-31: next 24h 0.25 {€}", "gsm7", 200),
+        ("Iska", "utf8", 400),
+        ("Iska", None, 200),  # an older client that declares nothing
+    ],
+)
 def test_the_declared_encoding_is_checked_against_the_text(simulator, callbacks, text, declared, status):
     message = {"msisdn": "233020000001", "msgid": "m-1", "text": text, "callback": callbacks.url}
     if declared is not None:
@@ -196,8 +210,13 @@ def test_stats_report_the_segments_and_the_text_each_msisdn_was_sent(simulator, 
     texts = {"233020000001": "a" * 161, "233020000002": "ɛ" * 70, "233020000003": "ɛ" * 135}
     for n, (msisdn, text) in enumerate(texts.items()):
         encoding = "gsm7" if text.isascii() else "ucs2"
-        message = {"msisdn": msisdn, "msgid": f"m-{n}", "text": text, "callback": callbacks.url,
-                   "encoding": encoding}
+        message = {
+            "msisdn": msisdn,
+            "msgid": f"m-{n}",
+            "text": text,
+            "callback": callbacks.url,
+            "encoding": encoding,
+        }
         assert requests.post(simulator.sms_url(), json=message, headers=HEADERS, timeout=5).status_code == 200
     sms = simulator.stats()["sms"]
     assert sms["segments"] == {"233020000001": 2, "233020000002": 1, "233020000003": 3}

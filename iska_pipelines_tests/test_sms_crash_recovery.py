@@ -44,8 +44,13 @@ def day_of_200(postgres_databases, simulator, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ISKA_CRASH_DATABASE_URL": url,
-           "ISKA_CRASH_SMS_URL": simulator.sms_url("a"), "ISKA_CRASH_TOKEN": SIMULATOR_TOKEN}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ISKA_CRASH_DATABASE_URL": url,
+        "ISKA_CRASH_SMS_URL": simulator.sms_url("a"),
+        "ISKA_CRASH_TOKEN": SIMULATOR_TOKEN,
+    }
     os.environ.update({k: v for k, v in env.items() if k.startswith("ISKA_CRASH_")})
     yield engine, day, home, env
     for key in [k for k in os.environ if k.startswith("ISKA_CRASH_")]:
@@ -60,9 +65,14 @@ def accepted(simulator) -> int:
 def start_and_kill_mid_send(simulator, day, env, *, whole_group: bool) -> None:
     """Run the day in a process of its own; SIGKILL it once KILL_AFTER messages are accepted:
     the run process alone (its step processes live on), or with its step processes."""
-    child = subprocess.Popen([sys.executable, "-m", "iska_pipelines_tests.sms_crash", day.isoformat()],
-                             cwd=ROOT, env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "iska_pipelines_tests.sms_crash", day.isoformat()],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + DEADLINE_SECONDS
         while accepted(simulator) < KILL_AFTER:
@@ -94,8 +104,7 @@ def assert_every_message_sent_exactly_once(engine, simulator, day) -> None:
     assert set(per_msisdn.values()) == {1}
 
 
-def test_a_run_killed_mid_send_then_reexecuted_from_failure_sends_every_message_once(
-        day_of_200, simulator):
+def test_a_run_killed_mid_send_then_reexecuted_from_failure_sends_every_message_once(day_of_200, simulator):
     engine, day, home, env = day_of_200
     start_and_kill_mid_send(simulator, day, env, whole_group=True)
     assert any(r.status == "pending" for r in messages(engine, day))
@@ -109,7 +118,8 @@ def test_a_run_killed_mid_send_then_reexecuted_from_failure_sends_every_message_
 
 
 def test_a_new_run_of_the_day_started_while_the_killed_runs_steps_still_send_sends_each_once(
-        day_of_200, simulator):
+    day_of_200, simulator
+):
     engine, day, home, env = day_of_200
     start_and_kill_mid_send(simulator, day, env, whole_group=False)
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
@@ -124,7 +134,8 @@ def test_a_new_run_of_the_day_started_while_the_killed_runs_steps_still_send_sen
 
 
 def test_a_run_that_ends_with_messages_another_sender_holds_fails_and_says_how_many(
-        engine, database_url, instance, simulator):
+    engine, database_url, instance, simulator
+):
     day = today()
     add_forecast(engine, 1, "1", "2")
     for n in range(5):
@@ -133,8 +144,9 @@ def test_a_run_that_ends_with_messages_another_sender_holds_fails_and_says_how_m
         plan_outbox(connection, day, DEFAULTS.catalog(), 30.0)
         claim(connection, day, "a sender that hangs", 5, claim_seconds=600)
 
-    result = run_sms_day(database_url, instance, day, [simulator.sms_url("a")],
-                         raise_on_error=False, claim_seconds=0.5)
+    result = run_sms_day(
+        database_url, instance, day, [simulator.sms_url("a")], raise_on_error=False, claim_seconds=0.5
+    )
 
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -35,7 +35,9 @@ class Access:
             await self.app(scope, receive, send)
             return
         await drain(receive)
-        await JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)(scope, receive, send)
+        await JSONResponse({"detail": refused.detail}, refused.status_code, refused.headers)(
+            scope, receive, send
+        )
 
 
 async def drain(receive: Receive) -> None:

@@ -30,8 +30,11 @@ def create_app(settings: Settings) -> FastAPI:
     check_database_url(settings.database_url)
     # /docs and /redoc load Swagger UI and ReDoc from the package's own copies, never a CDN
     # (and never shows Swagger's online validator badge, which is fetched from swagger.io)
-    app = FastAPIOffline(title="ISKA API", description="Daily SMS weather forecasts (SPEC §8).",
-                         swagger_ui_parameters={"validatorUrl": None})
+    app = FastAPIOffline(
+        title="ISKA API",
+        description="Daily SMS weather forecasts (SPEC §8).",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(callback.router)
@@ -42,8 +45,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     # the status page, records, uploads, task status and the SMS trigger (token or loopback,
     # api/auth.py); the fixed paths come before `{id}/` so `task_status/` is never read as an id
-    for router in (status.router, uploads.router, tasks.router, sms_trigger.router, forecasts.router,
-                   subscriptions.router):
+    for router in (
+        status.router,
+        uploads.router,
+        tasks.router,
+        sms_trigger.router,
+        forecasts.router,
+        subscriptions.router,
+    ):
         app.include_router(router)
     # one JSON error shape for every route, incl. a 422 that is always serialisable (replaces
     # the handler above) and a generic 500 without a trace

@@ -40,14 +40,18 @@ def refusal(token: str | None, headers, client_host: str | None) -> HTTPExceptio
         return None
     given = presented_token(headers)
     if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
-        return HTTPException(401, "missing or wrong API token: send Authorization: Bearer <token> "
-                                  "or Auth-Key: <token>", headers={"WWW-Authenticate": "Bearer"})
+        return HTTPException(
+            401,
+            "missing or wrong API token: send Authorization: Bearer <token> or Auth-Key: <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return None
 
 
 def require_access(request: Request) -> None:
     """FastAPI dependency for every route but /health and the callback."""
-    refused = refusal(request.app.state.settings.api_token, request.headers,
-                      request.client.host if request.client else None)
+    refused = refusal(
+        request.app.state.settings.api_token, request.headers, request.client.host if request.client else None
+    )
     if refused is not None:
         raise refused

@@ -38,5 +38,7 @@ def check_database_url(url: str) -> None:
             raise ValueError(f"ISKA runs on SQLite or PostgreSQL, not {parsed.get_backend_name()!r}")
         parsed.get_dialect().import_dbapi()
     except (sa.exc.ArgumentError, ValueError, ImportError) as error:
-        raise ConfigurationError(f"ISKA_DATABASE_URL is not a usable database URL ({error}); "
-                                 f"expected {URL_EXAMPLES} (see .env-example)") from None
+        raise ConfigurationError(
+            f"ISKA_DATABASE_URL is not a usable database URL ({error}); "
+            f"expected {URL_EXAMPLES} (see .env-example)"
+        ) from None

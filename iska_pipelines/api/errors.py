@@ -30,8 +30,13 @@ def _field_errors(error: RequestValidationError) -> list[dict]:
         location = list(item.get("loc", ()))
         named = [str(part) for part in location[1:] if not isinstance(part, int)]
         field = ".".join(named) or (str(location[0]) if location else "body")
-        entries.append({"field": field, "reason": str(item.get("type", "invalid")),
-                        "message": str(item.get("msg", "invalid value"))})
+        entries.append(
+            {
+                "field": field,
+                "reason": str(item.get("type", "invalid")),
+                "message": str(item.get("msg", "invalid value")),
+            }
+        )
     return entries
 
 
@@ -42,13 +47,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidRecord)
     async def invalid_record(_request: Request, error: InvalidRecord) -> JSONResponse:
-        return JSONResponse({"detail": "invalid input", "errors": [e.as_dict() for e in error.errors]},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": "invalid input", "errors": [e.as_dict() for e in error.errors]}, status_code=422
+        )
 
     @app.exception_handler(RecordConflict)
     async def conflict(_request: Request, error: RecordConflict) -> JSONResponse:
-        return JSONResponse({"detail": str(error), "errors": [e.as_dict() for e in error.errors]},
-                            status_code=409)
+        return JSONResponse(
+            {"detail": str(error), "errors": [e.as_dict() for e in error.errors]}, status_code=409
+        )
 
     @app.exception_handler(RecordNotFound)
     async def not_found(_request: Request, error: RecordNotFound) -> JSONResponse:
@@ -78,5 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def upload_too_large(max_upload_mb: int) -> JSONResponse:
-    return JSONResponse({"detail": f"the file is larger than ISKA_MAX_UPLOAD_MB={max_upload_mb} MB"},
-                        status_code=413)
+    return JSONResponse(
+        {"detail": f"the file is larger than ISKA_MAX_UPLOAD_MB={max_upload_mb} MB"}, status_code=413
+    )

@@ -16,8 +16,9 @@ def document_errors(app: FastAPI) -> None:
     def openapi() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(error_schema.pop("$defs", {}))
@@ -26,8 +27,10 @@ def document_errors(app: FastAPI) -> None:
             for operation in operations.values():
                 responses = operation.get("responses", {})
                 if "422" in responses:
-                    responses["422"] = {"description": "invalid input, one entry per field",
-                                        "content": {"application/json": {"schema": ERROR_REF}}}
+                    responses["422"] = {
+                        "description": "invalid input, one entry per field",
+                        "content": {"application/json": {"schema": ERROR_REF}},
+                    }
         for unused in ("HTTPValidationError", "ValidationError"):
             if unused in components and unused not in str(schema["paths"]):
                 components.pop(unused)

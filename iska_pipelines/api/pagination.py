@@ -35,6 +35,9 @@ def page(request: Request, count: int, limit: int, offset: int, results: list) -
     preceding = None
     if offset > 0:
         back = offset - limit
-        preceding = str(url.include_query_params(limit=limit).remove_query_params("offset")
-                        if back <= 0 else url.include_query_params(limit=limit, offset=back))
+        preceding = str(
+            url.include_query_params(limit=limit).remove_query_params("offset")
+            if back <= 0
+            else url.include_query_params(limit=limit, offset=back)
+        )
     return {"count": count, "next": following, "previous": preceding, "results": results}

@@ -28,8 +28,9 @@ class InstanceRuns:
 
 
 def _summary(record: dg.RunRecord) -> RunSummary:
-    return RunSummary(record.dagster_run.run_id, record.dagster_run.status.value,
-                      record.create_timestamp.timestamp())
+    return RunSummary(
+        record.dagster_run.run_id, record.dagster_run.status.value, record.create_timestamp.timestamp()
+    )
 
 
 _instances: dict[str, dg.DagsterInstance] = {}

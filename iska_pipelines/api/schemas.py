@@ -27,6 +27,7 @@ class ErrorBody(BaseModel):
 
 # --- forecasts --------------------------------------------------------------------------------
 
+
 class ForecastIn(BaseModel):
     """A grid point's forecast; the point as lat/lon or as `geom` (WKT/EWKT or hex WKB)."""
 
@@ -61,6 +62,7 @@ def _fcat(value: Decimal | float) -> str:
 
 # --- subscriptions ----------------------------------------------------------------------------
 
+
 class SubscriptionIn(BaseModel):
     """An addition when created; on PUT/PATCH the changes become update, addition or
     cancellation events. `ts` (optional, default now) is the event time."""
@@ -68,15 +70,19 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     msisdn: str | int | None = None
     plan: str | int | None = Field(
-        None, validation_alias=AliasChoices("plan", "service_id", "original_sub_plan", "sub_plan"),
-        description="11 or daily, 21 or weekly (also accepted as service_id or original_sub_plan)")
+        None,
+        validation_alias=AliasChoices("plan", "service_id", "original_sub_plan", "sub_plan"),
+        description="11 or daily, 21 or weekly (also accepted as service_id or original_sub_plan)",
+    )
     lat: Number = None
     lon: Number = None
     ts: str | None = None
     status: str | None = Field(None, description="active or cancelled (PUT/PATCH)")
     language: str | None = Field(
-        None, description="ISO 639 code of the subscriber's SMS language (en, fr, tw, ee, ha, dag, "
-                          "...); unset or empty: the region's default, then ISKA_DEFAULT_LANGUAGE")
+        None,
+        description="ISO 639 code of the subscriber's SMS language (en, fr, tw, ee, ha, dag, "
+        "...); unset or empty: the region's default, then ISKA_DEFAULT_LANGUAGE",
+    )
 
 
 class Subscription(BaseModel):
@@ -135,6 +141,7 @@ class SmsMessage(BaseModel):
 
 # --- tasks ------------------------------------------------------------------------------------
 
+
 class TaskId(BaseModel):
     task_id: str
 
@@ -142,8 +149,11 @@ class TaskId(BaseModel):
 class TaskStatusOut(BaseModel):
     task_status: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE or EXPIRED")
     task_id: str
-    detail: str = Field("", description="what happened, in words: rows applied and refused, why a "
-                                        "file was refused, or which earlier file a duplicate matched")
+    detail: str = Field(
+        "",
+        description="what happened, in words: rows applied and refused, why a "
+        "file was refused, or which earlier file a duplicate matched",
+    )
 
 
 class SmsTriggered(BaseModel):

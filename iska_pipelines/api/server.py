@@ -31,7 +31,8 @@ def check_bind(host: str, settings: Settings) -> None:
     if not settings.api_token and not is_loopback(host):
         raise ConfigurationError(
             f"ISKA_API_TOKEN is not set, so the API serves loopback only and will not bind to "
-            f"{host}; set ISKA_API_TOKEN (see .env-example) or use --host 127.0.0.1")
+            f"{host}; set ISKA_API_TOKEN (see .env-example) or use --host 127.0.0.1"
+        )
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> int:

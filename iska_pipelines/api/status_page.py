@@ -24,8 +24,10 @@ td,th{border:1px solid #dde1e8;padding:.35rem .5rem;text-align:left;vertical-ali
 
 
 def _tile(key: str, label: str, value: object) -> str:
-    return (f'<div class="tile" data-figure="{escape(key)}"><b>{escape(str(value))}</b>'
-            f"<span>{escape(label)}</span></div>")
+    return (
+        f'<div class="tile" data-figure="{escape(key)}"><b>{escape(str(value))}</b>'
+        f"<span>{escape(label)}</span></div>"
+    )
 
 
 def _rate(value: float) -> str:
@@ -37,27 +39,35 @@ def _checks(checks: list[dict]) -> str:
     for check in checks:
         verdict = "passed" if check["passed"] else ("failed" if check["severity"] == "ERROR" else "warning")
         css = "ok" if check["passed"] else ("bad" if check["severity"] == "ERROR" else "warn")
-        rows.append(f'<tr data-check="{escape(check["name"])}"><td>{escape(check["name"])}</td>'
-                    f'<td class="{css}">{verdict} ({escape(check["severity"])})</td>'
-                    f'<td>{escape(check["description"])}</td></tr>')
+        rows.append(
+            f'<tr data-check="{escape(check["name"])}"><td>{escape(check["name"])}</td>'
+            f'<td class="{css}">{verdict} ({escape(check["severity"])})</td>'
+            f"<td>{escape(check['description'])}</td></tr>"
+        )
     return "<table><tr><th>check</th><th>verdict</th><th>why</th></tr>" + "".join(rows) + "</table>"
 
 
 def _files(files: list[dict]) -> str:
     if not files:
         return "<p>No file taken yet.</p>"
-    rows = [f'<tr data-file="{escape(f["name"])}"><td>{escape(f["taken_at"][:19].replace("T", " "))}</td>'
-            f'<td>{escape(f["name"])}</td><td>{escape(f["kind"])}</td>'
-            f'<td class="{OUTCOME_CSS.get(f["outcome"], "bad")}">{escape(f["outcome"])}</td>'
-            f'<td>{escape(f["detail"])}</td></tr>' for f in files]
-    return ("<table><tr><th>taken (UTC)</th><th>file</th><th>kind</th><th>outcome</th><th>detail</th></tr>"
-            + "".join(rows) + "</table>")
+    rows = [
+        f'<tr data-file="{escape(f["name"])}"><td>{escape(f["taken_at"][:19].replace("T", " "))}</td>'
+        f"<td>{escape(f['name'])}</td><td>{escape(f['kind'])}</td>"
+        f'<td class="{OUTCOME_CSS.get(f["outcome"], "bad")}">{escape(f["outcome"])}</td>'
+        f"<td>{escape(f['detail'])}</td></tr>"
+        for f in files
+    ]
+    return (
+        "<table><tr><th>taken (UTC)</th><th>file</th><th>kind</th><th>outcome</th><th>detail</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def render(status: dict, dagster_url: str) -> str:
     sms, bill, grid = status["sms"], status["billing"], status["grid"]
     not_delivered = sms["failed"] + sms["undelivered"] + sms["rejected"] + sms["expired"]
-    age = "no grid" if grid["age_hours"] is None else f'{grid["age_hours"]:g} h'
+    age = "no grid" if grid["age_hours"] is None else f"{grid['age_hours']:g} h"
     grid_css = "bad" if grid["age_hours"] is None or grid["age_hours"] > grid["max_age_hours"] else "ok"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ISKA status {escape(status["day"])}</title>

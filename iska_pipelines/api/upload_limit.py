@@ -35,4 +35,3 @@ class UploadLimit:
             await upload_too_large(self.max_upload_mb)(scope, receive, send)
             return
         await self.app(scope, receive, send)
-

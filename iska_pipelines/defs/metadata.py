@@ -10,11 +10,17 @@ from iska_pipelines.lib.inbox.ingest import FileApplied
 
 def preview_table(frame: pl.DataFrame) -> dg.MetadataValue:
     records = [
-        dg.TableRecord({k: (v if isinstance(v, (int, float, bool, str)) or v is None else str(v))
-                        for k, v in row.items()})
+        dg.TableRecord(
+            {
+                k: (v if isinstance(v, (int, float, bool, str)) or v is None else str(v))
+                for k, v in row.items()
+            }
+        )
         for row in frame.iter_rows(named=True)
     ]
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+    )
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
@@ -40,6 +46,8 @@ def refused_rows_check(applied: FileApplied, check_name: str = "no_refused_rows"
         check_name=check_name,
         passed=applied.rows_refused == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"rows_refused": applied.rows_refused,
-                  **{f"refused_{r}": n for r, n in applied.refused_by_reason.items()}},
+        metadata={
+            "rows_refused": applied.rows_refused,
+            **{f"refused_{r}": n for r, n in applied.refused_by_reason.items()},
+        },
     )

@@ -50,9 +50,13 @@ class IskaRules(dg.ConfigurableResource):
     max_future_minutes: int = DEFAULTS.max_future_minutes
 
     def ingest_rules(self) -> IngestRules:
-        return IngestRules(self.max_reject_fraction, self.max_grid_distance_km, SETTINGS.timezone,
-                           max_future_minutes=self.max_future_minutes,
-                           languages=SETTINGS.catalog().codes)
+        return IngestRules(
+            self.max_reject_fraction,
+            self.max_grid_distance_km,
+            SETTINGS.timezone,
+            max_future_minutes=self.max_future_minutes,
+            languages=SETTINGS.catalog().codes,
+        )
 
 
 def from_env(names: tuple[str, ...], default: str) -> str | dg.EnvVar:

@@ -25,8 +25,11 @@ from iska_pipelines.lib.sms.templates import FIELDS, Catalog, build_catalog, che
 
 __all__ = ["DEFAULTS", "DEFAULT_SMS_TEMPLATE", "DEV_CALLBACK_SECRET", "ConfigurationError", "Settings"]
 
-DEFAULT_SMS_URLS = ("http://127.0.0.1:8010/sms/a", "http://127.0.0.1:8010/sms/b",
-                    "http://127.0.0.1:8010/sms/c")
+DEFAULT_SMS_URLS = (
+    "http://127.0.0.1:8010/sms/a",
+    "http://127.0.0.1:8010/sms/b",
+    "http://127.0.0.1:8010/sms/c",
+)
 DEFAULT_SMS_TEMPLATE = "Iska {date}: next 24h {fcat24}, next 48h {fcat48}"
 # for development only: anyone who knows it can forge delivery reports (see .env-example)
 DEV_CALLBACK_SECRET = "iska-dev-callback-secret"
@@ -131,11 +134,11 @@ class Settings(BaseSettings):
     sms_batch_size: int = Field(5000, ge=1, alias="ISKA_SMS_BATCH_SIZE")
     # unset: the templates file's forecast of ISKA_DEFAULT_LANGUAGE (DEFAULT_SMS_TEMPLATE for en)
     sms_template: Annotated[str | None, AfterValidator(_sms_template)] = Field(
-        None, alias="ISKA_SMS_TEMPLATE")
+        None, alias="ISKA_SMS_TEMPLATE"
+    )
     # languages and encodings (SPEC §14); every text is checked at start-up (`_texts_fit`)
     templates_file: Path | None = Field(None, alias="ISKA_TEMPLATES_FILE")  # unset: the shipped one
-    default_language: Annotated[str, AfterValidator(normalise)] = Field(
-        "en", alias="ISKA_DEFAULT_LANGUAGE")
+    default_language: Annotated[str, AfterValidator(normalise)] = Field("en", alias="ISKA_DEFAULT_LANGUAGE")
     # at most 3: sms_messages.text holds 480 characters (3 GSM-7 parts of 153 septets, plus room)
     max_segments: int = Field(1, ge=1, le=3, alias="ISKA_MAX_SEGMENTS")
     gsm7_fallback: bool = Field(False, alias="ISKA_GSM7_FALLBACK")
@@ -155,8 +158,7 @@ class Settings(BaseSettings):
         """Strip values, drop blank ones, and fill the two defaults derived from other settings."""
         if not isinstance(data, Mapping):
             return data
-        values = {name: value.strip() if isinstance(value, str) else value
-                  for name, value in data.items()}
+        values = {name: value.strip() if isinstance(value, str) else value for name, value in data.items()}
         values = {name: value for name, value in values.items() if value != ""}
         if "SMS_TOKEN" not in values and "BILLING_TOKEN" in values:
             values["SMS_TOKEN"] = values["BILLING_TOKEN"]
@@ -173,9 +175,13 @@ class Settings(BaseSettings):
 
     def catalog(self) -> Catalog:
         """The templates with this deployment's rules, checked (ConfigurationError otherwise)."""
-        return build_catalog(self.templates_file, default_language=self.default_language,
-                             gsm7_fallback=self.gsm7_fallback, max_segments=self.max_segments,
-                             sms_template=self.sms_template)
+        return build_catalog(
+            self.templates_file,
+            default_language=self.default_language,
+            gsm7_fallback=self.gsm7_fallback,
+            max_segments=self.max_segments,
+            sms_template=self.sms_template,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

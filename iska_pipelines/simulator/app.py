@@ -78,7 +78,9 @@ def create_app(knobs: Knobs) -> FastAPI:
         try:
             knobs = sim.reconfigure(changes)
         except ValidationError as invalid:
-            return JSONResponse({"detail": invalid.errors(include_url=False, include_context=False)}, status_code=422)
+            return JSONResponse(
+                {"detail": invalid.errors(include_url=False, include_context=False)}, status_code=422
+            )
         return JSONResponse(knobs.model_dump())
 
     return app

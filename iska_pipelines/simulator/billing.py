@@ -55,8 +55,9 @@ async def charge(request: Request) -> Response:
 def _charge_once(sim, key: str, msisdn: str) -> tuple[Answer, bool]:
     scripted = sim.ledger.next_scripted(msisdn)
     declined = scripted == "failure" if scripted else sim.knobs.declines(msisdn, date.today())
-    proposed = Answer(200, {"status": "failure" if declined else "success",
-                            "transaction_id": uuid.uuid4().hex})
+    proposed = Answer(
+        200, {"status": "failure" if declined else "success", "transaction_id": uuid.uuid4().hex}
+    )
     answer = sim.ledger.remember(SCOPE, key, proposed)
     first = answer is proposed
     if first:

@@ -36,9 +36,13 @@ def choose_fault(knobs: Knobs, dice: Dice, ledger: Ledger) -> str:
     planned = ledger.next_fault()
     if planned:
         return planned
-    for fault, rate in (("timeout", knobs.timeout_rate), ("5xx", knobs.error_rate),
-                        ("429", knobs.throttle_rate), ("malformed", knobs.malformed_rate),
-                        (AFTER_THE_FACT, knobs.charge_then_timeout_rate)):
+    for fault, rate in (
+        ("timeout", knobs.timeout_rate),
+        ("5xx", knobs.error_rate),
+        ("429", knobs.throttle_rate),
+        ("malformed", knobs.malformed_rate),
+        (AFTER_THE_FACT, knobs.charge_then_timeout_rate),
+    ):
         if dice.roll(rate):
             return fault
     return ""
@@ -49,8 +53,11 @@ def over_rate(knobs: Knobs, ledger: Ledger, gateway: str, scope: str) -> Respons
     if ledger.arrive(gateway, knobs.max_tps):
         return None
     ledger.count(scope, "fault_over_max_tps")
-    return JSONResponse({"status": "error", "detail": f"more than {knobs.max_tps:g} requests per second"},
-                        status_code=429, headers={"Retry-After": _seconds(knobs.retry_after_seconds)})
+    return JSONResponse(
+        {"status": "error", "detail": f"more than {knobs.max_tps:g} requests per second"},
+        status_code=429,
+        headers={"Retry-After": _seconds(knobs.retry_after_seconds)},
+    )
 
 
 async def hang(knobs: Knobs) -> Response:
@@ -71,8 +78,11 @@ async def injected_fault(knobs: Knobs, dice: Dice, ledger: Ledger, scope: str) -
     if fault == "5xx":
         return JSONResponse({"status": "error", "detail": "service unavailable"}, status_code=503), fault
     if fault == "429":
-        return JSONResponse({"status": "error", "detail": "too many requests"}, status_code=429,
-                            headers={"Retry-After": _seconds(knobs.retry_after_seconds)}), fault
+        return JSONResponse(
+            {"status": "error", "detail": "too many requests"},
+            status_code=429,
+            headers={"Retry-After": _seconds(knobs.retry_after_seconds)},
+        ), fault
     if fault == "malformed":
         return PlainTextResponse('{"status": "succ', status_code=200, media_type="application/json"), fault
     return None, fault

@@ -25,28 +25,37 @@ class Knobs(BaseModel):
     throttle_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 429")
     retry_after_seconds: float = Field(1.0, ge=0, description="Retry-After sent with a 429")
     max_tps: float = Field(
-        0.0, ge=0, description="requests per second each gateway (billing, each SMS name) admits in any "
-                               "one-second window; those above it are answered 429 at once (0: no limit)")
+        0.0,
+        ge=0,
+        description="requests per second each gateway (billing, each SMS name) admits in any "
+        "one-second window; those above it are answered 429 at once (0: no limit)",
+    )
     timeout_rate: float = Field(0.0, ge=0, le=1, description="share of requests left hanging, unanswered")
     charge_then_timeout_rate: float = Field(
-        0.0, ge=0, le=1, description="share of first-time charges/messages done, then left hanging")
+        0.0, ge=0, le=1, description="share of first-time charges/messages done, then left hanging"
+    )
     malformed_rate: float = Field(0.0, ge=0, le=1, description="share of 200 answers with a broken body")
     hang_seconds: float = Field(30.0, ge=0, description="how long a timed-out request hangs")
     seed: int = 0
     script: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="msisdn -> answers ('success'/'failure') for its next first-time charges, in order")
+        description="msisdn -> answers ('success'/'failure') for its next first-time charges, in order",
+    )
     faults: list[str] = Field(
         default_factory=list,
         description="faults for the next requests, one each, in order: "
-                    "'timeout', '5xx', '429', 'malformed', 'charge_then_timeout' ('' for none)")
-    sms_reject_rate: float = Field(0.0, ge=0, le=1, description="share of msisdns whose SMS are rejected per day")
+        "'timeout', '5xx', '429', 'malformed', 'charge_then_timeout' ('' for none)",
+    )
+    sms_reject_rate: float = Field(
+        0.0, ge=0, le=1, description="share of msisdns whose SMS are rejected per day"
+    )
     sms_errors_before_accept: int = Field(
-        0, ge=0, description="the first N requests for each msgid are answered 500 (retry tests)")
+        0, ge=0, description="the first N requests for each msgid are answered 500 (retry tests)"
+    )
     report_delay_seconds: float = Field(1.0, ge=0, description="delay before a delivery report is posted")
     report_statuses: dict[str, float] = Field(
-        default_factory=lambda: {"delivered": 1.0},
-        description="delivery report status -> weight")
+        default_factory=lambda: {"delivered": 1.0}, description="delivery report status -> weight"
+    )
 
     @field_validator("faults")
     @classmethod

@@ -18,7 +18,7 @@ def serve(host: str = "127.0.0.1", port: int = 8010) -> int:
         raise ConfigurationError(f"ISKA_SIM_{field.upper()}: {invalid.errors()[0]['msg']}") from None
     if not knobs.tokens:
         raise ConfigurationError(
-            "BILLING_TOKEN is not set: the simulator accepts the token its clients send (see .env-example)")
-    uvicorn.run(create_app(knobs), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=2)
+            "BILLING_TOKEN is not set: the simulator accepts the token its clients send (see .env-example)"
+        )
+    uvicorn.run(create_app(knobs), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
     return 0

@@ -47,8 +47,10 @@ async def send(name: str, request: Request) -> Response:
     refusal, fault = await injected_fault(sim.knobs, sim.dice, sim.ledger, SCOPE)
     if refusal is not None:
         return refusal
-    if sim.knobs.sms_errors_before_accept and \
-            sim.ledger.tally(SCOPE, body["msgid"]) <= sim.knobs.sms_errors_before_accept:
+    if (
+        sim.knobs.sms_errors_before_accept
+        and sim.ledger.tally(SCOPE, body["msgid"]) <= sim.knobs.sms_errors_before_accept
+    ):
         sim.ledger.count(SCOPE, "fault_scripted_5xx")
         return JSONResponse({"status": "error", "detail": "scripted failure"}, status_code=500)
     key = request.headers.get("Idempotency-Key") or body["msgid"]

@@ -31,17 +31,21 @@ class DeliveryReport(BaseModel):
 
 
 @router.post(CALLBACK_PATH)
-def delivery_report(report: DeliveryReport, sig: str = Query(""),
-                    engine: sa.Engine = Depends(database),
-                    config: Settings = Depends(settings)) -> JSONResponse:
+def delivery_report(
+    report: DeliveryReport,
+    sig: str = Query(""),
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> JSONResponse:
     if not signature_matches(report.msgid, sig, config.callback_secret):
         log.warning("delivery report for %s refused: bad sig", report.msgid)
         return JSONResponse({"detail": "bad sig for this msgid"}, status_code=403)
     status = report.status.strip().lower()
     if status not in REPORT_STATUSES:
         allowed = ", ".join(REPORT_STATUSES)
-        return JSONResponse({"detail": f"unknown status {report.status!r}; expected one of {allowed}"},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": f"unknown status {report.status!r}; expected one of {allowed}"}, status_code=422
+        )
     with engine.begin() as connection:
         applied = apply_report(connection, report.msgid, MessageStatus(status))
     if applied.outcome is ReportOutcome.UNKNOWN_MSGID:
@@ -50,5 +54,4 @@ def delivery_report(report: DeliveryReport, sig: str = Query(""),
         log.info("delivery report %s for %s ignored: already %s", status, report.msgid, applied.status)
     else:
         log.info("message %s is now %s", report.msgid, applied.status)
-    return JSONResponse({"msgid": report.msgid, "outcome": str(applied.outcome),
-                         "status": applied.status})
+    return JSONResponse({"msgid": report.msgid, "outcome": str(applied.outcome), "status": applied.status})

@@ -40,18 +40,30 @@ def _values(body: ForecastIn) -> dict:
 
 
 @router.get(BASE, response_model=Page[Forecast])
-def forecasts(request: Request, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
-              is_active: Annotated[bool | None, Query()] = None,
-              engine: sa.Engine = Depends(database)) -> dict:
+def forecasts(
+    request: Request,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+    is_active: Annotated[bool | None, Query()] = None,
+    engine: sa.Engine = Depends(database),
+) -> dict:
     with engine.connect() as connection:
         count, rows = list_forecasts(connection, limit, offset, is_active)
     return page(request, count, limit, offset, [Forecast.of(row) for row in rows])
 
 
-@router.post(BASE, response_model=Forecast, status_code=201,
-             responses={200: {"model": Forecast, "description": "an existing gid, updated"}})
-def create_forecast(body: ForecastIn, response: Response, engine: sa.Engine = Depends(database),
-                    config: Settings = Depends(settings)) -> Forecast:
+@router.post(
+    BASE,
+    response_model=Forecast,
+    status_code=201,
+    responses={200: {"model": Forecast, "description": "an existing gid, updated"}},
+)
+def create_forecast(
+    body: ForecastIn,
+    response: Response,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> Forecast:
     """Upsert by gid like a forecasts file: 201 for a new gid, 200 for an existing one."""
     values = check_forecast(_values(body), required=REQUIRED)
     with engine.begin() as connection:
@@ -68,31 +80,42 @@ def forecast(gid: GidPath, engine: sa.Engine = Depends(database)) -> Forecast:
 
 
 def _change(gid: int, body: ForecastIn, engine: sa.Engine, config: Settings, required: list[str]) -> Forecast:
-    given = check_forecast({**_values(body), "gid": body.gid if body.gid is not None else gid},
-                           required=required)
+    given = check_forecast(
+        {**_values(body), "gid": body.gid if body.gid is not None else gid}, required=required
+    )
     if given.gid != gid:
         raise InvalidRecord([FieldError("gid", "read_only", f"the gid in the path is {gid}")])
     with engine.begin() as connection:
-        row = save_forecast(connection, merged(get_forecast(connection, gid), given),
-                            config.max_grid_distance_km)
+        row = save_forecast(
+            connection, merged(get_forecast(connection, gid), given), config.max_grid_distance_km
+        )
     return Forecast.of(row)
 
 
 @router.put(BASE + "{gid}/", response_model=Forecast)
-def replace_forecast(gid: GidPath, body: ForecastIn, engine: sa.Engine = Depends(database),
-                     config: Settings = Depends(settings)) -> Forecast:
+def replace_forecast(
+    gid: GidPath,
+    body: ForecastIn,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> Forecast:
     return _change(gid, body, engine, config, REQUIRED[1:])
 
 
 @router.patch(BASE + "{gid}/", response_model=Forecast)
-def update_forecast(gid: GidPath, body: ForecastIn, engine: sa.Engine = Depends(database),
-                    config: Settings = Depends(settings)) -> Forecast:
+def update_forecast(
+    gid: GidPath,
+    body: ForecastIn,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> Forecast:
     return _change(gid, body, engine, config, [])
 
 
 @router.delete(BASE + "{gid}/", status_code=204, response_class=Response)
-def delete_forecast(gid: GidPath, engine: sa.Engine = Depends(database),
-                    config: Settings = Depends(settings)) -> Response:
+def delete_forecast(
+    gid: GidPath, engine: sa.Engine = Depends(database), config: Settings = Depends(settings)
+) -> Response:
     """The point becomes inactive (kept for history); subscribers move to the next nearest."""
     with engine.begin() as connection:
         deactivate_forecast(connection, gid, config.max_grid_distance_km)

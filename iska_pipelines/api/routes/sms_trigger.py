@@ -22,19 +22,25 @@ from iska_pipelines.lib.tasks.graphql import DagsterGraphQL
 PATH = "/subscriptions/api/v1/subscriptions/trigger_send_sms/"
 SMS_JOB = "sms_job"
 
-router = APIRouter(tags=["subscriptions"], dependencies=[Depends(require_access)],
-                   responses={code: {"model": ErrorBody} for code in (401, 403, 503)})
+router = APIRouter(
+    tags=["subscriptions"],
+    dependencies=[Depends(require_access)],
+    responses={code: {"model": ErrorBody} for code in (401, 403, 503)},
+)
 
 
 async def trigger_send_sms(config: Settings = Depends(settings)) -> SmsTriggered:
     day = datetime.now(ZoneInfo(config.timezone)).date().isoformat()
     client = DagsterGraphQL(config.dagster_url)
-    run, launched = await run_in_threadpool(client.launch_unless_running, SMS_JOB, day,
-                                            {"iska/trigger": "api"})
+    run, launched = await run_in_threadpool(
+        client.launch_unless_running, SMS_JOB, day, {"iska/trigger": "api"}
+    )
     return SmsTriggered(run_id=run.run_id, task_id=run.run_id, partition=day, launched=launched)
 
 
-router.add_api_route(PATH, trigger_send_sms, methods=["GET"], response_model=SmsTriggered,
-                     name="trigger_send_sms_get")
-router.add_api_route(PATH, trigger_send_sms, methods=["POST"], response_model=SmsTriggered,
-                     name="trigger_send_sms_post")
+router.add_api_route(
+    PATH, trigger_send_sms, methods=["GET"], response_model=SmsTriggered, name="trigger_send_sms_get"
+)
+router.add_api_route(
+    PATH, trigger_send_sms, methods=["POST"], response_model=SmsTriggered, name="trigger_send_sms_post"
+)

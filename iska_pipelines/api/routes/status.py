@@ -20,13 +20,17 @@ from iska_pipelines.lib.health.checks import HealthRules
 from iska_pipelines.lib.health.status import snapshot
 from iska_pipelines.lib.settings import Settings
 
-router = APIRouter(tags=["status"], dependencies=[Depends(require_access)],
-                   responses={code: {"model": ErrorBody} for code in (401, 403, 503)})
+router = APIRouter(
+    tags=["status"],
+    dependencies=[Depends(require_access)],
+    responses={code: {"model": ErrorBody} for code in (401, 403, 503)},
+)
 
 
 def rules_of(config: Settings) -> HealthRules:
-    return HealthRules(config.timezone, config.sms_hour, config.forecast_max_age_hours,
-                       config.min_delivery_rate)
+    return HealthRules(
+        config.timezone, config.sms_hour, config.forecast_max_age_hours, config.min_delivery_rate
+    )
 
 
 @router.get("/status")
@@ -36,8 +40,9 @@ async def status_json(engine: sa.Engine = Depends(database), config: Settings = 
 
 
 @router.get("/", response_class=HTMLResponse)
-async def status_page(engine: sa.Engine = Depends(database),
-                      config: Settings = Depends(settings)) -> HTMLResponse:
+async def status_page(
+    engine: sa.Engine = Depends(database), config: Settings = Depends(settings)
+) -> HTMLResponse:
     """The same as /status, as one page for a browser (no script, nothing from elsewhere)."""
     found = await run_in_threadpool(snapshot, engine, utcnow(), rules_of(config))
     return HTMLResponse(render(found, config.dagster_url))

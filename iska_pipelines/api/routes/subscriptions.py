@@ -53,10 +53,15 @@ def _status(body: SubscriptionIn) -> str | None:
 
 
 @router.get(BASE, response_model=Page[Subscription])
-def subscriptions(request: Request, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
-                  msisdn: Annotated[str | None, Query(max_length=64)] = None,
-                  status: Annotated[SubscriptionStatus | None, Query()] = None,
-                  engine: sa.Engine = Depends(database), config: Settings = Depends(settings)) -> dict:
+def subscriptions(
+    request: Request,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+    msisdn: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[SubscriptionStatus | None, Query()] = None,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> dict:
     if msisdn is not None:
         try:  # the same normalisation as stored numbers: "+233 ..." finds 233...
             msisdn = check_subscription({"msisdn": msisdn}, config.timezone).msisdn
@@ -67,14 +72,25 @@ def subscriptions(request: Request, limit: Limit = DEFAULT_LIMIT, offset: Offset
     return page(request, count, limit, offset, rows)
 
 
-@router.post(BASE, response_model=Subscription, status_code=201,
-             responses={200: {"model": Subscription, "description": "a known msisdn, renewed or reactivated"}})
-def create_subscription(body: SubscriptionIn, response: Response, engine: sa.Engine = Depends(database),
-                        config: Settings = Depends(settings)) -> dict:
-    values = check_subscription(body.model_dump(exclude_unset=True), config.timezone,
-                                required=["msisdn", "plan", "lat", "lon"],
-                                max_future_minutes=config.max_future_minutes,
-                                languages=config.catalog().codes)
+@router.post(
+    BASE,
+    response_model=Subscription,
+    status_code=201,
+    responses={200: {"model": Subscription, "description": "a known msisdn, renewed or reactivated"}},
+)
+def create_subscription(
+    body: SubscriptionIn,
+    response: Response,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> dict:
+    values = check_subscription(
+        body.model_dump(exclude_unset=True),
+        config.timezone,
+        required=["msisdn", "plan", "lat", "lon"],
+        max_future_minutes=config.max_future_minutes,
+        languages=config.catalog().codes,
+    )
     with engine.begin() as connection:
         row, outcome = add_subscription(connection, values, _rules(config))
     response.status_code = 201 if outcome == Outcome.NEW else 200
@@ -87,31 +103,45 @@ def subscription(subscription_id: IdPath, engine: sa.Engine = Depends(database))
         return get_subscription(connection, subscription_id)
 
 
-def _change(subscription_id: int, body: SubscriptionIn, engine: sa.Engine, config: Settings,
-            required: list[str]) -> dict:
+def _change(
+    subscription_id: int, body: SubscriptionIn, engine: sa.Engine, config: Settings, required: list[str]
+) -> dict:
     status = _status(body)
-    values = check_subscription(body.model_dump(exclude_unset=True), config.timezone, required=required,
-                                max_future_minutes=config.max_future_minutes,
-                                languages=config.catalog().codes)
+    values = check_subscription(
+        body.model_dump(exclude_unset=True),
+        config.timezone,
+        required=required,
+        max_future_minutes=config.max_future_minutes,
+        languages=config.catalog().codes,
+    )
     with engine.begin() as connection:
         return change_subscription(connection, subscription_id, values, status, _rules(config))
 
 
 @router.put(BASE + "{subscription_id}/", response_model=Subscription)
-def replace_subscription(subscription_id: IdPath, body: SubscriptionIn, engine: sa.Engine = Depends(database),
-                         config: Settings = Depends(settings)) -> dict:
+def replace_subscription(
+    subscription_id: IdPath,
+    body: SubscriptionIn,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> dict:
     return _change(subscription_id, body, engine, config, ["plan", "lat", "lon"])
 
 
 @router.patch(BASE + "{subscription_id}/", response_model=Subscription)
-def update_subscription(subscription_id: IdPath, body: SubscriptionIn, engine: sa.Engine = Depends(database),
-                        config: Settings = Depends(settings)) -> dict:
+def update_subscription(
+    subscription_id: IdPath,
+    body: SubscriptionIn,
+    engine: sa.Engine = Depends(database),
+    config: Settings = Depends(settings),
+) -> dict:
     return _change(subscription_id, body, engine, config, [])
 
 
 @router.delete(BASE + "{subscription_id}/", status_code=204, response_class=Response)
-def delete_subscription(subscription_id: IdPath, engine: sa.Engine = Depends(database),
-                        config: Settings = Depends(settings)) -> Response:
+def delete_subscription(
+    subscription_id: IdPath, engine: sa.Engine = Depends(database), config: Settings = Depends(settings)
+) -> Response:
     """Cancel with reason `api`; the subscription, its billing and SMS history stay."""
     with engine.begin() as connection:
         cancel_subscription(connection, subscription_id, _rules(config))
@@ -119,8 +149,13 @@ def delete_subscription(subscription_id: IdPath, engine: sa.Engine = Depends(dat
 
 
 @router.get(BASE + "{subscription_id}/billing_attempts/", response_model=Page[BillingAttempt])
-def billing_attempts(request: Request, subscription_id: IdPath, limit: Limit = DEFAULT_LIMIT,
-                     offset: Offset = 0, engine: sa.Engine = Depends(database)) -> dict:
+def billing_attempts(
+    request: Request,
+    subscription_id: IdPath,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+    engine: sa.Engine = Depends(database),
+) -> dict:
     """Every charge attempt for this subscription, newest first (read-only)."""
     with engine.connect() as connection:
         count, rows = list_billing_attempts(connection, subscription_id, limit, offset)
@@ -128,8 +163,13 @@ def billing_attempts(request: Request, subscription_id: IdPath, limit: Limit = D
 
 
 @router.get(BASE + "{subscription_id}/sms_messages/", response_model=Page[SmsMessage])
-def sms_messages(request: Request, subscription_id: IdPath, limit: Limit = DEFAULT_LIMIT,
-                 offset: Offset = 0, engine: sa.Engine = Depends(database)) -> dict:
+def sms_messages(
+    request: Request,
+    subscription_id: IdPath,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+    engine: sa.Engine = Depends(database),
+) -> dict:
     """Every SMS planned or sent to this subscription, newest day first (read-only)."""
     with engine.connect() as connection:
         count, rows = list_sms_messages(connection, subscription_id, limit, offset)

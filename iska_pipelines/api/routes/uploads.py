@@ -34,23 +34,35 @@ router = APIRouter(dependencies=[Depends(require_access)], responses=ERRORS)
 
 def store(kind: FileKind, file: UploadFile, config: Settings) -> TaskId:
     folders = InboxFolders(config.data_dir)
-    stored = write_upload(folders, kind, file.filename, iter(lambda: file.file.read(CHUNK), b""),
-                          config.max_upload_mb * 1024 * 1024)
+    stored = write_upload(
+        folders,
+        kind,
+        file.filename,
+        iter(lambda: file.file.read(CHUNK), b""),
+        config.max_upload_mb * 1024 * 1024,
+    )
     log.info("upload %s (%d bytes) -> %s, task %s", file.filename, stored.size, stored.path, stored.task_id)
     return TaskId(task_id=stored.task_id)
 
 
 def _endpoint(kind: FileKind):
-    def upload(file: UploadFile = File(..., description=f"the {kind} CSV file"),
-               config: Settings = Depends(settings)) -> TaskId:
+    def upload(
+        file: UploadFile = File(..., description=f"the {kind} CSV file"), config: Settings = Depends(settings)
+    ) -> TaskId:
         return store(kind, file, config)
 
     upload.__name__ = f"upload_{kind}_csv"
-    upload.__doc__ = (f"Put a {kind} file into the inbox (atomically) for the sensor; "
-                      "poll task_status/ with the task_id.")
+    upload.__doc__ = (
+        f"Put a {kind} file into the inbox (atomically) for the sensor; poll task_status/ with the task_id."
+    )
     return upload
 
 
 for path, kind in UPLOADS.items():
-    router.add_api_route(path, _endpoint(kind), methods=["POST"], response_model=TaskId,
-                         tags=["forecasts" if kind is FileKind.FORECASTS else "subscriptions"])
+    router.add_api_route(
+        path,
+        _endpoint(kind),
+        methods=["POST"],
+        response_model=TaskId,
+        tags=["forecasts" if kind is FileKind.FORECASTS else "subscriptions"],
+    )

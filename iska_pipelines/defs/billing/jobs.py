@@ -27,47 +27,70 @@ BILLING_TAGS = {
 
 @dg.op(retry_policy=STEP_RETRY, out=dg.Out(dg.Nothing), tags={"kind": "http"})
 def charge_due_subscriptions(
-    context: dg.OpExecutionContext, database: IskaDatabase, billing_gateway: BillingGateway,
+    context: dg.OpExecutionContext,
+    database: IskaDatabase,
+    billing_gateway: BillingGateway,
     billing_policy: BillingPolicy,
 ):
     """Charge every due subscription concurrently; record each attempt with its outcome."""
     try:
         engine = database.engine()
         with billing_gateway.client(engine) as client:
-            summary = bill_due(engine, client, billing_policy.rules(billing_gateway.concurrency),
-                               run_id=context.run_id)
+            summary = bill_due(
+                engine, client, billing_policy.rules(billing_gateway.concurrency), run_id=context.run_id
+            )
     except (ConfigurationError, BillingAlreadyRunning) as refused:
         raise dg.Failure(description=str(refused), allow_retries=False) from refused
     context.log.info(summary.summary())
     now = utcnow()
-    report_day(context, database.engine(), BILLING_OUTCOMES, billing_day(now, SETTINGS.timezone),
-               SETTINGS.timezone, now)
+    report_day(
+        context,
+        database.engine(),
+        BILLING_OUTCOMES,
+        billing_day(now, SETTINGS.timezone),
+        SETTINGS.timezone,
+        now,
+    )
     metadata = summary.metadata()
     if summary.auth_error:
-        raise dg.Failure(description=_auth_failure(summary, billing_gateway.url), metadata=metadata,
-                         allow_retries=False)
+        raise dg.Failure(
+            description=_auth_failure(summary, billing_gateway.url), metadata=metadata, allow_retries=False
+        )
     if summary.transport_errors:
         raise dg.Failure(
-            description=(f"{summary.transport_errors} of {summary.due} charges got no answer from the "
-                         f"billing gateway after {billing_gateway.tries} tries each; nobody was cancelled "
-                         "for it and they stay due for the next run. " + summary.summary()),
-            metadata=metadata, allow_retries=False)
+            description=(
+                f"{summary.transport_errors} of {summary.due} charges got no answer from the "
+                f"billing gateway after {billing_gateway.tries} tries each; nobody was cancelled "
+                "for it and they stay due for the next run. " + summary.summary()
+            ),
+            metadata=metadata,
+            allow_retries=False,
+        )
     if summary.not_sendable:
         raise dg.Failure(
-            description=(f"{summary.not_sendable} of {summary.due} charges could not be sent because of "
-                         "the subscriber's data (billing_attempts.response_excerpt says why); everyone "
-                         "else was charged. Fix or cancel those subscriptions. " + summary.summary()),
-            metadata=metadata, allow_retries=False)
+            description=(
+                f"{summary.not_sendable} of {summary.due} charges could not be sent because of "
+                "the subscriber's data (billing_attempts.response_excerpt says why); everyone "
+                "else was charged. Fix or cancel those subscriptions. " + summary.summary()
+            ),
+            metadata=metadata,
+            allow_retries=False,
+        )
     yield dg.Output(None, metadata=metadata)
 
 
 def _auth_failure(summary: BillingSummary, url: str) -> str:
-    return (f"the billing gateway at {url} refused our credentials ({summary.auth_error}); "
-            "check BILLING_TOKEN. The run stopped sending; " + summary.summary())
+    return (
+        f"the billing gateway at {url} refused our credentials ({summary.auth_error}); "
+        "check BILLING_TOKEN. The run stopped sending; " + summary.summary()
+    )
 
 
 # one step: running it in the run's own process saves a process start per run
-@dg.job(tags=BILLING_TAGS, executor_def=dg.in_process_executor,
-        description="Charge every due subscription once (SPEC §6).")
+@dg.job(
+    tags=BILLING_TAGS,
+    executor_def=dg.in_process_executor,
+    description="Charge every due subscription once (SPEC §6).",
+)
 def billing_job():
     charge_due_subscriptions()

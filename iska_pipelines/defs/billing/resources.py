@@ -5,7 +5,6 @@ in the UI; unset, the URL falls back to the simulator's default and an empty tok
 with a message naming BILLING_TOKEN.
 """
 
-
 import dagster as dg
 import sqlalchemy as sa
 
@@ -32,11 +31,18 @@ class BillingGateway(dg.ConfigurableResource):
     def client(self, engine: sa.Engine | None = None) -> BillingClient:
         """With `engine`, the cap is shared through its database by every process."""
         pacers = DatabaseCaps(engine, {self.url: self.max_tps}) if engine is not None else None
-        return BillingClient(self.url, self.token, pool_size=self.concurrency,
-                             timeout_seconds=self.timeout_seconds,
-                             backoff=Backoff(tries=self.tries, base_seconds=self.backoff_seconds,
-                                             max_retry_after_seconds=self.max_retry_after_seconds),
-                             pacers=pacers)
+        return BillingClient(
+            self.url,
+            self.token,
+            pool_size=self.concurrency,
+            timeout_seconds=self.timeout_seconds,
+            backoff=Backoff(
+                tries=self.tries,
+                base_seconds=self.backoff_seconds,
+                max_retry_after_seconds=self.max_retry_after_seconds,
+            ),
+            pacers=pacers,
+        )
 
 
 class BillingPolicy(dg.ConfigurableResource):
@@ -62,8 +68,7 @@ def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableReso
             max_tps=settings.billing_max_tps,
         ),
         "billing_policy": BillingPolicy(
-            max_tries=settings.max_billing_try_limit,
-            retry_minutes=settings.billing_retry_minutes,
+            max_tries=settings.max_billing_try_limit, retry_minutes=settings.billing_retry_minutes
         ),
     }
 

@@ -23,12 +23,19 @@ from iska_pipelines.lib.inbox.ingest import (
 from iska_pipelines.lib.inbox.reading import enforce_reject_limit
 
 CHECKS = [
-    dg.AssetCheckSpec("no_refused_rows", asset="forecasts",
-                      description="Every row of the file was applied (WARN when some were refused)."),
-    dg.AssetCheckSpec("gid_unique", asset="forecasts",
-                      description="Each gid appears once in the forecasts table."),
-    dg.AssetCheckSpec("coordinates_in_range", asset="forecasts",
-                      description="Every stored point has -90<=lat<=90 and -180<=lon<=180."),
+    dg.AssetCheckSpec(
+        "no_refused_rows",
+        asset="forecasts",
+        description="Every row of the file was applied (WARN when some were refused).",
+    ),
+    dg.AssetCheckSpec(
+        "gid_unique", asset="forecasts", description="Each gid appears once in the forecasts table."
+    ),
+    dg.AssetCheckSpec(
+        "coordinates_in_range",
+        asset="forecasts",
+        description="Every stored point has -90<=lat<=90 and -180<=lon<=180.",
+    ),
 ]
 
 
@@ -63,10 +70,15 @@ def forecasts(
         metadata=file_metadata(applied),
         check_results=[
             refused_rows_check(applied),
-            dg.AssetCheckResult(check_name="gid_unique", passed=health.duplicate_gids == 0,
-                                metadata={"duplicate_gids": health.duplicate_gids}),
-            dg.AssetCheckResult(check_name="coordinates_in_range", passed=health.out_of_range == 0,
-                                metadata={"rows_out_of_range": health.out_of_range,
-                                          "rows_in_table": health.rows}),
+            dg.AssetCheckResult(
+                check_name="gid_unique",
+                passed=health.duplicate_gids == 0,
+                metadata={"duplicate_gids": health.duplicate_gids},
+            ),
+            dg.AssetCheckResult(
+                check_name="coordinates_in_range",
+                passed=health.out_of_range == 0,
+                metadata={"rows_out_of_range": health.out_of_range, "rows_in_table": health.rows},
+            ),
         ],
     )

@@ -22,49 +22,76 @@ def _spec(asset: str, name: str, description: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset=asset, description=description)
 
 
-def _materialize(context: dg.AssetExecutionContext, asset: str, database: IskaDatabase,
-                 health_checks: HealthChecks) -> dg.MaterializeResult:
-    health = day_health(database.engine(), asset, date.fromisoformat(context.partition_key),
-                        health_checks.rules(), utcnow())
+def _materialize(
+    context: dg.AssetExecutionContext, asset: str, database: IskaDatabase, health_checks: HealthChecks
+) -> dg.MaterializeResult:
+    health = day_health(
+        database.engine(), asset, date.fromisoformat(context.partition_key), health_checks.rules(), utcnow()
+    )
     return dg.MaterializeResult(metadata=dict(health.figures), check_results=health.check_results())
 
 
 @dg.asset(
-    partitions_def=health_days, group_name="health", kinds={"sql"},
+    partitions_def=health_days,
+    group_name="health",
+    kinds={"sql"},
     check_specs=[
-        _spec(SMS_DELIVERIES, checks.DELIVERY_RATE,
-              "ERROR when fewer than ISKA_MIN_DELIVERY_RATE of the answered messages were delivered."),
-        _spec(SMS_DELIVERIES, checks.GRID_FRESH,
-              "ERROR when the forecast grid is (or will be) older than ISKA_FORECAST_MAX_AGE_HOURS "
-              "at the day's SMS hour."),
+        _spec(
+            SMS_DELIVERIES,
+            checks.DELIVERY_RATE,
+            "ERROR when fewer than ISKA_MIN_DELIVERY_RATE of the answered messages were delivered.",
+        ),
+        _spec(
+            SMS_DELIVERIES,
+            checks.GRID_FRESH,
+            "ERROR when the forecast grid is (or will be) older than ISKA_FORECAST_MAX_AGE_HOURS "
+            "at the day's SMS hour.",
+        ),
     ],
 )
-def sms_deliveries(context: dg.AssetExecutionContext, database: IskaDatabase,
-                   health_checks: HealthChecks) -> dg.MaterializeResult:
+def sms_deliveries(
+    context: dg.AssetExecutionContext, database: IskaDatabase, health_checks: HealthChecks
+) -> dg.MaterializeResult:
     """The day's SMS: planned, sent, accepted (awaiting a report), delivered, failed, rejected,
     expired, skips by reason, delivery rate and segments; final once no report is awaited."""
     return _materialize(context, SMS_DELIVERIES, database, health_checks)
 
 
 @dg.asset(
-    partitions_def=health_days, group_name="health", kinds={"sql"},
-    check_specs=[_spec(BILLING_OUTCOMES, checks.NO_TRANSPORT_ERRORS,
-                       "ERROR when a charge got no answer from the billing gateway.")],
+    partitions_def=health_days,
+    group_name="health",
+    kinds={"sql"},
+    check_specs=[
+        _spec(
+            BILLING_OUTCOMES,
+            checks.NO_TRANSPORT_ERRORS,
+            "ERROR when a charge got no answer from the billing gateway.",
+        )
+    ],
 )
-def billing_outcomes(context: dg.AssetExecutionContext, database: IskaDatabase,
-                     health_checks: HealthChecks) -> dg.MaterializeResult:
+def billing_outcomes(
+    context: dg.AssetExecutionContext, database: IskaDatabase, health_checks: HealthChecks
+) -> dg.MaterializeResult:
     """The day's charges: due, charged, declined, transport errors, cancelled for billing,
     opt-outs and revenue in plan units."""
     return _materialize(context, BILLING_OUTCOMES, database, health_checks)
 
 
 @dg.asset(
-    partitions_def=health_days, group_name="health", kinds={"sql"},
-    check_specs=[_spec(FILE_INTAKE, checks.NO_REFUSED_FILES,
-                       "WARN when a file was refused as a whole or its name routed nowhere.")],
+    partitions_def=health_days,
+    group_name="health",
+    kinds={"sql"},
+    check_specs=[
+        _spec(
+            FILE_INTAKE,
+            checks.NO_REFUSED_FILES,
+            "WARN when a file was refused as a whole or its name routed nowhere.",
+        )
+    ],
 )
-def file_intake(context: dg.AssetExecutionContext, database: IskaDatabase,
-                health_checks: HealthChecks) -> dg.MaterializeResult:
+def file_intake(
+    context: dg.AssetExecutionContext, database: IskaDatabase, health_checks: HealthChecks
+) -> dg.MaterializeResult:
     """The day's files: applied, refused, duplicates, unknown names; rows applied and refused by
     reason. Duplicates and unknown names also show as observations with their detail."""
     return _materialize(context, FILE_INTAKE, database, health_checks)

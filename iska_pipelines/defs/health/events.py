@@ -43,19 +43,34 @@ class DayHealth:
     verdicts: list[Verdict]
 
     def materialization(self) -> dg.AssetMaterialization:
-        return dg.AssetMaterialization(asset_key=self.asset, partition=self.day.isoformat(),
-                                       metadata=dict(self.figures))
+        return dg.AssetMaterialization(
+            asset_key=self.asset, partition=self.day.isoformat(), metadata=dict(self.figures)
+        )
 
     def check_results(self) -> list[dg.AssetCheckResult]:
-        return [dg.AssetCheckResult(check_name=v.name, passed=v.passed, severity=SEVERITY[v.severity],
-                                    description=v.description, metadata=v.metadata)
-                for v in self.verdicts]
+        return [
+            dg.AssetCheckResult(
+                check_name=v.name,
+                passed=v.passed,
+                severity=SEVERITY[v.severity],
+                description=v.description,
+                metadata=v.metadata,
+            )
+            for v in self.verdicts
+        ]
 
     def check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
-        return [dg.AssetCheckEvaluation(asset_key=dg.AssetKey(self.asset), check_name=v.name,
-                                        passed=v.passed, severity=SEVERITY[v.severity],
-                                        description=v.description, metadata=v.metadata)
-                for v in self.verdicts]
+        return [
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(self.asset),
+                check_name=v.name,
+                passed=v.passed,
+                severity=SEVERITY[v.severity],
+                description=v.description,
+                metadata=v.metadata,
+            )
+            for v in self.verdicts
+        ]
 
 
 def sms_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
@@ -78,16 +93,20 @@ def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now
 
 def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now: datetime) -> DayHealth:
     figures: dict[str, Any] = intake.day_figures(connection, day, rules.timezone)
-    refused = intake.recent_files(connection, REFUSED_LISTED, refused_only=True, day=day,
-                                  timezone=rules.timezone)
+    refused = intake.recent_files(
+        connection, REFUSED_LISTED, refused_only=True, day=day, timezone=rules.timezone
+    )
     if refused:  # the reasons themselves, on the asset's page without opening anything
-        figures["refused_files"] = dg.MetadataValue.md("\n".join(
-            f"- `{line.partition_key}`: {line.detail}" for line in refused))
+        figures["refused_files"] = dg.MetadataValue.md(
+            "\n".join(f"- `{line.partition_key}`: {line.detail}" for line in refused)
+        )
     return DayHealth(FILE_INTAKE, day, figures, [no_refused_files(figures)])
 
 
 REPORTS: dict[str, Callable[[sa.Connection, date, HealthRules, datetime], DayHealth]] = {
-    SMS_DELIVERIES: sms_health, BILLING_OUTCOMES: billing_health, FILE_INTAKE: intake_health,
+    SMS_DELIVERIES: sms_health,
+    BILLING_OUTCOMES: billing_health,
+    FILE_INTAKE: intake_health,
 }
 
 
@@ -96,8 +115,14 @@ def day_health(engine: sa.Engine, asset: str, day: date, rules: HealthRules, now
         return REPORTS[asset](connection, day, rules, now)
 
 
-def report_day(context: dg.OpExecutionContext | dg.AssetExecutionContext, engine: sa.Engine, asset: str, day: date,
-               timezone: str, now: datetime) -> None:
+def report_day(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    engine: sa.Engine,
+    asset: str,
+    day: date,
+    timezone: str,
+    now: datetime,
+) -> None:
     """From a run that did the work: the day's figures as a materialization of `asset`. The
     checks follow with the refresh sensor, which knows the thresholds.
 
@@ -106,8 +131,10 @@ def report_day(context: dg.OpExecutionContext | dg.AssetExecutionContext, engine
     try:
         health = day_health(engine, asset, day, HealthRules(timezone=timezone), now)
     except Exception as error:  # noqa: BLE001 - see above: reporting must not fail the work
-        context.log.warning(f"could not count {asset} for {day} ({type(error).__name__}: {error}); "
-                            "the health_refresh sensor will report it")
+        context.log.warning(
+            f"could not count {asset} for {day} ({type(error).__name__}: {error}); "
+            "the health_refresh sensor will report it"
+        )
         return
     context.log_event(health.materialization())
 
@@ -121,6 +148,12 @@ def report_intake(context: dg.AssetExecutionContext, engine: sa.Engine, timezone
 def intake_observation(name: str, outcome: str, detail: str, moved_to: Path) -> dg.AssetObservation:
     """A file set aside by the sensor (duplicate, unknown name), on file_intake's day."""
     return dg.AssetObservation(
-        asset_key=FILE_INTAKE, partition=local_day(utcnow(), SETTINGS.timezone).isoformat(),
-        metadata={"file": name, "outcome": str(outcome), "detail": detail,
-                  "moved_to": dg.MetadataValue.path(str(moved_to))})
+        asset_key=FILE_INTAKE,
+        partition=local_day(utcnow(), SETTINGS.timezone).isoformat(),
+        metadata={
+            "file": name,
+            "outcome": str(outcome),
+            "detail": detail,
+            "moved_to": dg.MetadataValue.path(str(moved_to)),
+        },
+    )

@@ -15,15 +15,18 @@ class HealthChecks(dg.ConfigurableResource):
     min_delivery_rate: float = 0.9
 
     def rules(self) -> HealthRules:
-        return HealthRules(self.timezone, self.sms_hour, self.forecast_max_age_hours,
-                           self.min_delivery_rate)
+        return HealthRules(self.timezone, self.sms_hour, self.forecast_max_age_hours, self.min_delivery_rate)
 
 
 def build_health_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    return {"health_checks": HealthChecks(
-        timezone=settings.timezone, sms_hour=settings.sms_hour,
-        forecast_max_age_hours=settings.forecast_max_age_hours,
-        min_delivery_rate=settings.min_delivery_rate)}
+    return {
+        "health_checks": HealthChecks(
+            timezone=settings.timezone,
+            sms_hour=settings.sms_hour,
+            forecast_max_age_hours=settings.forecast_max_age_hours,
+            min_delivery_rate=settings.min_delivery_rate,
+        )
+    }
 
 
 @dg.definitions

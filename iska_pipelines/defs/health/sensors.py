@@ -25,20 +25,24 @@ SKIPS = "skipped_"
 
 def _digest(value: object) -> str:
     if isinstance(value, dict):  # metadata values (file_intake's markdown) by their text
-        value = {k: v if isinstance(v, (int, float, str)) else str(getattr(v, "value", v))
-                 for k, v in value.items()}
+        value = {
+            k: v if isinstance(v, (int, float, str)) else str(getattr(v, "value", v))
+            for k, v in value.items()
+        }
     plain = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(plain.encode()).hexdigest()[:16]
 
 
 def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayHealth:
     """A past day's skips were counted while it was today; keep them on its new figures."""
-    if health.asset != SMS_DELIVERIES or any(k.startswith(SKIPS) and k != "skipped_too_late"
-                                             for k in health.figures):
+    if health.asset != SMS_DELIVERIES or any(
+        k.startswith(SKIPS) and k != "skipped_too_late" for k in health.figures
+    ):
         return health
     found = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(health.asset),
-                              asset_partitions=[health.day.isoformat()]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(health.asset), asset_partitions=[health.day.isoformat()]),
+        limit=1,
+    ).records
     if not found:
         return health
     materialization = found[0].asset_materialization
@@ -56,11 +60,15 @@ def _materialised_by_a_run(instance: dg.DagsterInstance, asset: str) -> int | No
     return found[0].storage_id if found and found[0].run_id else None
 
 
-@dg.sensor(minimum_interval_seconds=REFRESH_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Counts today's and the last days' SMS, billing and files again and reports "
-                       "what changed to the health assets and their checks.")
-def health_refresh(context: dg.SensorEvaluationContext, database: IskaDatabase,
-                   health_checks: HealthChecks) -> dg.SensorResult:
+@dg.sensor(
+    minimum_interval_seconds=REFRESH_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Counts today's and the last days' SMS, billing and files again and reports "
+    "what changed to the health assets and their checks.",
+)
+def health_refresh(
+    context: dg.SensorEvaluationContext, database: IskaDatabase, health_checks: HealthChecks
+) -> dg.SensorResult:
     rules = health_checks.rules()
     now = utcnow()
     today = local_day(now, rules.timezone)
@@ -83,10 +91,20 @@ def health_refresh(context: dg.SensorEvaluationContext, database: IskaDatabase,
         kept[f"{asset}/checked_after"] = by_run
         verdicts = _digest([(v.name, v.passed, v.description) for v in todays.verdicts])
         kept[f"{asset}/verdicts"] = verdicts
-        if reported or by_run != seen.get(f"{asset}/checked_after") or verdicts != seen.get(f"{asset}/verdicts"):
+        if (
+            reported
+            or by_run != seen.get(f"{asset}/checked_after")
+            or verdicts != seen.get(f"{asset}/verdicts")
+        ):
             checks.extend(todays.check_evaluations())
-    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = [*materialised, *checks]  # checks last: they judge the newest materialization
-    context.log.info(f"{len(materialised)} days reported again, {len(checks)} check verdicts "
-                     f"(today {today} and the {DAYS - 1} days before)")
-    return dg.SensorResult(asset_events=events, cursor=json.dumps(kept),
-                           skip_reason=None if events else "no figure changed")
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = [
+        *materialised,
+        *checks,
+    ]  # checks last: they judge the newest materialization
+    context.log.info(
+        f"{len(materialised)} days reported again, {len(checks)} check verdicts "
+        f"(today {today} and the {DAYS - 1} days before)"
+    )
+    return dg.SensorResult(
+        asset_events=events, cursor=json.dumps(kept), skip_reason=None if events else "no figure changed"
+    )

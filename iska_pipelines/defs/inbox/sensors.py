@@ -40,10 +40,17 @@ def inbox_sensor(
     folders = inbox.folders()
     previous = json.loads(context.cursor) if context.cursor else {}
     look = look_at_inbox(
-        folders, database.engine(), previous.get("hashes", {}), time.time(), inbox.settle_seconds,
+        folders,
+        database.engine(),
+        previous.get("hashes", {}),
+        time.time(),
+        inbox.settle_seconds,
         lambda kind, key: context.instance.has_dynamic_partition(partitions_name(kind), key),
-        lambda key: bool(context.instance.get_run_records(
-            dg.RunsFilter(tags={"dagster/partition": key}, statuses=IN_PROGRESS), limit=1)),
+        lambda key: bool(
+            context.instance.get_run_records(
+                dg.RunsFilter(tags={"dagster/partition": key}, statuses=IN_PROGRESS), limit=1
+            )
+        ),
     )
     set_aside: list[dg.AssetObservation] = []  # shown on file_intake's day in the UI
     for dropped in look.unknown:
@@ -59,23 +66,31 @@ def inbox_sensor(
         with _file_may_vanish(context, dropped.path):
             record_duplicate(database.engine(), dropped, sha, key)
             target = folders.archive_duplicate(dropped.path, dropped.kind, sha)
-            context.log.info(f"{dropped.path.name}: same content as {key}, not applied again; "
-                             f"moved to {target}")
-            set_aside.append(intake_observation(dropped.path.name, FileOutcome.DUPLICATE,
-                                                duplicate_detail(key), target))
+            context.log.info(
+                f"{dropped.path.name}: same content as {key}, not applied again; moved to {target}"
+            )
+            set_aside.append(
+                intake_observation(dropped.path.name, FileOutcome.DUPLICATE, duplicate_detail(key), target)
+            )
 
     new_keys: dict[str, list[str]] = {}
     requests = []
     for new in look.new:
         new_keys.setdefault(partitions_name(new.kind), []).append(new.key)
         job = ingest_forecasts if new.kind is FileKind.FORECASTS else ingest_subscriptions
-        requests.append(dg.RunRequest(
-            run_key=new.run_key, job_name=job.name, partition_key=new.key,
-            tags={"iska/file": new.path.name, "iska/kind": str(new.kind)},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=new.run_key,
+                job_name=job.name,
+                partition_key=new.key,
+                tags={"iska/file": new.path.name, "iska/kind": str(new.kind)},
+            )
+        )
         context.log.info(f"{new.path.name}: new {new.kind} file, partition {new.key}")
-    summary = (f"{len(look.new)} new, {len(look.duplicates)} duplicate, {len(look.unknown)} unknown, "
-               f"{len(look.unsettled)} still being written, {len(look.in_flight)} in progress")
+    summary = (
+        f"{len(look.new)} new, {len(look.duplicates)} duplicate, {len(look.unknown)} unknown, "
+        f"{len(look.unsettled)} still being written, {len(look.in_flight)} in progress"
+    )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[

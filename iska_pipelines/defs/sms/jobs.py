@@ -45,11 +45,14 @@ def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> 
     """This step as a claim owner; catch-up runs stop at ISKA_SMS_LATEST_HOUR."""
     name = context.get_mapping_key() or context.op.name
     catch_up = context.run.tags.get(CATCH_UP_TAG) is not None
-    return Sender(owner=f"{context.run_id}/{name}/{uuid.uuid4().hex[:8]}"[:64],
-                  public_url=sms_outbox.public_url, secret=sms_outbox.callback_secret,
-                  chunk=min(sms_outbox.batch_size, CLAIM_CHUNK),
-                  claim_seconds=sms_outbox.claim_seconds,
-                  cutoff=sms_outbox.cutoff(day) if catch_up else None)
+    return Sender(
+        owner=f"{context.run_id}/{name}/{uuid.uuid4().hex[:8]}"[:64],
+        public_url=sms_outbox.public_url,
+        secret=sms_outbox.callback_secret,
+        chunk=min(sms_outbox.batch_size, CLAIM_CHUNK),
+        claim_seconds=sms_outbox.claim_seconds,
+        cutoff=sms_outbox.cutoff(day) if catch_up else None,
+    )
 
 
 @dg.op(out={"plan": dg.Out(), "senders": dg.DynamicOut()}, retry_policy=STEP_RETRY)
@@ -67,15 +70,19 @@ def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox:
     with engine.connect() as connection:
         pending = pending_count(connection, day)
     senders = math.ceil(pending / sms_outbox.batch_size)
-    yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "pending": pending,
-                                            "batches": senders})
+    yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "pending": pending, "batches": senders})
     for number in range(senders):
         yield dg.DynamicOutput(day, output_name="senders", mapping_key=f"batch_{number:05d}")
 
 
 @dg.op(retry_policy=STEP_RETRY)
-def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaDatabase,
-                   sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> dg.Output[BatchSent]:
+def send_sms_batch(
+    context: dg.OpExecutionContext,
+    day: date,
+    database: IskaDatabase,
+    sms_outbox: SmsOutbox,
+    sms_gateway: SmsGateway,
+) -> dg.Output[BatchSent]:
     """Claim and send the day's pending messages over pooled connections until none is left."""
     me = sender(context, sms_outbox, day)
     engine = database.engine()
@@ -85,15 +92,28 @@ def send_sms_batch(context: dg.OpExecutionContext, day: date, database: IskaData
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
     context.log.info(sent.summary(me.owner))
-    return dg.Output(sent, metadata={"sent": sent.sent, "accepted": sent.accepted,
-                                     "rejected": sent.rejected, "failed": sent.failed,
-                                     "skipped_too_late": sent.too_late})
+    return dg.Output(
+        sent,
+        metadata={
+            "sent": sent.sent,
+            "accepted": sent.accepted,
+            "rejected": sent.rejected,
+            "failed": sent.failed,
+            "skipped_too_late": sent.too_late,
+        },
+    )
 
 
 @dg.op
-def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[BatchSent],
-                   expired: int, database: IskaDatabase, sms_outbox: SmsOutbox,
-                   sms_gateway: SmsGateway) -> dg.Output[dict]:
+def report_sms_day(
+    context: dg.OpExecutionContext,
+    plan: OutboxPlan,
+    sent: list[BatchSent],
+    expired: int,
+    database: IskaDatabase,
+    sms_outbox: SmsOutbox,
+    sms_gateway: SmsGateway,
+) -> dg.Output[dict]:
     """Send what is still pending (a sender that died, a step never started), then the day's
     numbers in one place; fails while any message of the day is left pending."""
     day = plan.day
@@ -121,9 +141,16 @@ def report_sms_day(context: dg.OpExecutionContext, plan: OutboxPlan, sent: list[
 # Step processes fork from a server that imported ISKA and Dagster's storage once ("__main__" is
 # the run worker's own entry point), instead of each spawning a fresh interpreter that imports
 # them again: with spawn, imports were most of a multiprocess run's client CPU per message.
-PRELOAD = ["__main__", "iska_pipelines.step_preload", "dagster._core.storage.runs",
-           "dagster._core.storage.event_log", "dagster._core.storage.schedules", "dagster_postgres", "psycopg2",
-           "upath"]
+PRELOAD = [
+    "__main__",
+    "iska_pipelines.step_preload",
+    "dagster._core.storage.runs",
+    "dagster._core.storage.event_log",
+    "dagster._core.storage.schedules",
+    "dagster_postgres",
+    "psycopg2",
+    "upath",
+]
 STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
 
 # one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
@@ -131,10 +158,12 @@ STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
 MAX_RUNTIME_SECONDS = 3600
 
 
-@dg.job(partitions_def=sms_days,
-        config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
-        tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
-        description="Send the day's forecast SMS to every paid subscriber.")
+@dg.job(
+    partitions_def=sms_days,
+    config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
+    tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
+    description="Send the day's forecast SMS to every paid subscriber.",
+)
 def sms_job():
     expired = expire_unreported_sms()
     plan, senders = plan_sms()

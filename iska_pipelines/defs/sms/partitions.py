@@ -7,5 +7,4 @@ from iska_pipelines.defs.resources import SETTINGS
 
 SMS_START_DATE = "2026-01-01"
 
-sms_days = dg.DailyPartitionsDefinition(
-    start_date=SMS_START_DATE, timezone=SETTINGS.timezone, end_offset=1)
+sms_days = dg.DailyPartitionsDefinition(start_date=SMS_START_DATE, timezone=SETTINGS.timezone, end_offset=1)

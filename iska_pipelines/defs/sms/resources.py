@@ -34,11 +34,17 @@ class SmsGateway(dg.ConfigurableResource):
         """With `engine`, each URL's cap is shared through its database by every process."""
         urls = split_urls(self.urls)
         pacers = DatabaseCaps(engine, dict.fromkeys(urls, self.max_tps)) if engine is not None else None
-        return SmsClient(urls, self.token, max_tries=self.max_tries,
-                         concurrency=self.concurrency, timeout_seconds=self.timeout_seconds,
-                         backoff_base_seconds=self.backoff_seconds,
-                         max_retry_after_seconds=self.max_retry_after_seconds, self_callback=self.self_callback,
-                         pacers=pacers)
+        return SmsClient(
+            urls,
+            self.token,
+            max_tries=self.max_tries,
+            concurrency=self.concurrency,
+            timeout_seconds=self.timeout_seconds,
+            backoff_base_seconds=self.backoff_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+            self_callback=self.self_callback,
+            pacers=pacers,
+        )
 
 
 class SmsOutbox(dg.ConfigurableResource):
@@ -59,10 +65,13 @@ class SmsOutbox(dg.ConfigurableResource):
 
     def catalog(self) -> Catalog:
         """Every language's texts, checked against ISKA_MAX_SEGMENTS (ConfigurationError)."""
-        return build_catalog(Path(self.templates_file) if self.templates_file else None,
-                             default_language=self.default_language,
-                             gsm7_fallback=self.gsm7_fallback, max_segments=self.max_segments,
-                             sms_template=self.template)
+        return build_catalog(
+            Path(self.templates_file) if self.templates_file else None,
+            default_language=self.default_language,
+            gsm7_fallback=self.gsm7_fallback,
+            max_segments=self.max_segments,
+            sms_template=self.template,
+        )
 
     def cutoff(self, day: date) -> datetime:
         return cutoff(day, self.latest_hour, SETTINGS.timezone)

@@ -25,9 +25,13 @@ from iska_pipelines.lib.subscriptions.ingest import apply_subscriptions
 @dg.asset(
     partitions_def=subscription_files,
     retry_policy=STEP_RETRY,
-    check_specs=[dg.AssetCheckSpec(
-        "no_refused_rows", asset="subscriptions",
-        description="Every row of the file was applied (WARN when some were refused).")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_refused_rows",
+            asset="subscriptions",
+            description="Every row of the file was applied (WARN when some were refused).",
+        )
+    ],
     group_name="ingest",
     kinds={"polars", "sql"},
 )
@@ -40,9 +44,14 @@ def subscriptions(
     with refusals_fail_without_retry(context, report):
         taken = take_file(engine, folders, context.partition_key)
         with refusing_whole_file(engine, folders, taken, context.run_id):
-            parsed = read_subscription_file(taken.path, taken.kind, ingest.timezone,
-                                            ingest.max_future_minutes, taken.taken_at,
-                                            ingest.languages)
+            parsed = read_subscription_file(
+                taken.path,
+                taken.kind,
+                ingest.timezone,
+                ingest.max_future_minutes,
+                taken.taken_at,
+                ingest.languages,
+            )
             enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
     with engine.begin() as connection:
         rerun_of = applied_before(connection, taken)

@@ -41,8 +41,9 @@ class DueCharge:
 
     @cached_property  # asked for the request and again for its attempt row
     def key(self) -> str:
-        return idempotency_key(self.subscription_id, self.joins, self.sub_date, self.period_start,
-                               self.failed_billing_count)
+        return idempotency_key(
+            self.subscription_id, self.joins, self.sub_date, self.period_start, self.failed_billing_count
+        )
 
     def unsendable(self) -> str | None:
         """Why this charge cannot be asked for at all (bad data in the row), or None."""
@@ -57,7 +58,8 @@ def billing_day(now: datetime, timezone: str) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-DUE_SQL = sa.text("""
+DUE_SQL = (
+    sa.text("""
     SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count, s.joins
     FROM subscriptions s
     WHERE s.status = :active
@@ -68,16 +70,33 @@ DUE_SQL = sa.text("""
             AND s.failed_billing_count > 0
       )
     ORDER BY s.id
-""").bindparams(sa.bindparam("today", type_=sa.Date), sa.bindparam("declined_since", type_=TIMESTAMP),
-                 active=str(SubscriptionStatus.ACTIVE), declined=str(ChargeOutcome.DECLINED),
-                 ).columns(sub_date=TIMESTAMP)
+""")
+    .bindparams(
+        sa.bindparam("today", type_=sa.Date),
+        sa.bindparam("declined_since", type_=TIMESTAMP),
+        active=str(SubscriptionStatus.ACTIVE),
+        declined=str(ChargeOutcome.DECLINED),
+    )
+    .columns(sub_date=TIMESTAMP)
+)
 
 
 def select_due(connection: sa.Connection, today: date, now: datetime, retry_minutes: int) -> list[DueCharge]:
-    rows = connection.execute(DUE_SQL, {
-        "today": today, "declined_since": now - timedelta(minutes=retry_minutes)})
-    return [DueCharge(row.id, row.msisdn, _plan(row.plan), row.sub_date, _as_date(row.next_billing_date),
-                      int(row.failed_billing_count), int(row.joins)) for row in rows]
+    rows = connection.execute(
+        DUE_SQL, {"today": today, "declined_since": now - timedelta(minutes=retry_minutes)}
+    )
+    return [
+        DueCharge(
+            row.id,
+            row.msisdn,
+            _plan(row.plan),
+            row.sub_date,
+            _as_date(row.next_billing_date),
+            int(row.failed_billing_count),
+            int(row.joins),
+        )
+        for row in rows
+    ]
 
 
 def _plan(value: str) -> Plan | str:

@@ -53,8 +53,15 @@ def classify(reply: Reply) -> ChargeOutcome | None:
 class BillingClient:
     """Thread-safe: one connection pool shared by all the concurrent charges of a run."""
 
-    def __init__(self, url: str, token: str, pool_size: int = 32, timeout_seconds: float = 10.0,
-                 backoff: Backoff | None = None, pacers: Pacers | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        pool_size: int = 32,
+        timeout_seconds: float = 10.0,
+        backoff: Backoff | None = None,
+        pacers: Pacers | None = None,
+    ) -> None:
         if not url:
             raise ConfigurationError("BILLING_URL is not set (see .env-example)")
         if not token:
@@ -85,6 +92,10 @@ class BillingClient:
     def __enter__(self) -> BillingClient:
         return self
 
-    def __exit__(self, _type: type[BaseException] | None, _value: BaseException | None,
-                 _traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
         self.close()

@@ -14,8 +14,11 @@ from datetime import date, datetime
 from iska_pipelines.lib.db.timestamps import as_utc
 
 
-def idempotency_key(subscription_id: int, joins: int, sub_date: datetime, period_start: date,
-                    failed_billing_count: int) -> str:
+def idempotency_key(
+    subscription_id: int, joins: int, sub_date: datetime, period_start: date, failed_billing_count: int
+) -> str:
     joined = as_utc(sub_date)
-    return (f"iska-{subscription_id}-{joins}-{joined:%Y%m%dT%H%M%S%f}"
-            f"-{period_start:%Y%m%d}-{failed_billing_count}")
+    return (
+        f"iska-{subscription_id}-{joins}-{joined:%Y%m%dT%H%M%S%f}"
+        f"-{period_start:%Y%m%d}-{failed_billing_count}"
+    )

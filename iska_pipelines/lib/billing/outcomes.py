@@ -27,8 +27,18 @@ from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, Sub
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
 EXCERPT_CHARS = 500
 STAGE = "stage_billing_changes"
-ATTEMPT_COLUMNS = ["subscription_id", "msisdn", "plan", "period_start", "idempotency_key", "attempted_at",
-                   "outcome", "http_status", "response_excerpt", "run_id"]
+ATTEMPT_COLUMNS = [
+    "subscription_id",
+    "msisdn",
+    "plan",
+    "period_start",
+    "idempotency_key",
+    "attempted_at",
+    "outcome",
+    "http_status",
+    "response_excerpt",
+    "run_id",
+]
 
 
 class Change(StrEnum):
@@ -70,25 +80,53 @@ class Answered:
     attempted_at: datetime
 
 
-def record_answers(connection: sa.Connection, batch: list[Answered], today: date, max_tries: int,
-                   run_id: str | None) -> int:
+def record_answers(
+    connection: sa.Connection, batch: list[Answered], today: date, max_tries: int, run_id: str | None
+) -> int:
     """Write the attempts and apply them; returns how many subscriptions were cancelled."""
     if not batch:
         return 0
     insert_rows(connection, "billing_attempts", ATTEMPT_COLUMNS, [_attempt_row(a, run_id) for a in batch])
-    changes = [(a.charge.subscription_id, a.charge.joins, a.charge.sub_date, a.charge.period_start,
-                a.charge.failed_billing_count, change)
-               for a in batch if (change := _change(a, max_tries)) is not None]
+    changes = [
+        (
+            a.charge.subscription_id,
+            a.charge.joins,
+            a.charge.sub_date,
+            a.charge.period_start,
+            a.charge.failed_billing_count,
+            change,
+        )
+        for a in batch
+        if (change := _change(a, max_tries)) is not None
+    ]
     if not changes:
         return 0  # transport and auth errors change nothing but their attempt row
     timestamp = "TIMESTAMPTZ" if connection.dialect.name == "postgresql" else "TIMESTAMP"
-    stage_rows(connection, STAGE, {"id": "INTEGER", "joins": "INTEGER", "sub_date": timestamp,
-                                   "period": "DATE", "count": "INTEGER", "change": "VARCHAR(10)"}, changes)
+    stage_rows(
+        connection,
+        STAGE,
+        {
+            "id": "INTEGER",
+            "joins": "INTEGER",
+            "sub_date": timestamp,
+            "period": "DATE",
+            "count": "INTEGER",
+            "change": "VARCHAR(10)",
+        },
+        changes,
+    )
     kinds = {change[-1] for change in changes}
     now = max(a.attempted_at for a in batch)
     if kinds & {Change.PAID_DAILY, Change.PAID_WEEKLY}:
-        connection.execute(PAID, {"now": now, "today": today, "next_daily": today + PLAN_PERIOD[Plan.DAILY],
-                                  "next_weekly": today + PLAN_PERIOD[Plan.WEEKLY]})
+        connection.execute(
+            PAID,
+            {
+                "now": now,
+                "today": today,
+                "next_daily": today + PLAN_PERIOD[Plan.DAILY],
+                "next_weekly": today + PLAN_PERIOD[Plan.WEEKLY],
+            },
+        )
     if Change.DECLINED in kinds:
         connection.execute(DECLINED, {"now": now})
     if Change.CANCELLED in kinds:
@@ -107,6 +145,15 @@ def _change(answered: Answered, max_tries: int) -> Change | None:
 
 def _attempt_row(answered: Answered, run_id: str | None) -> tuple[object, ...]:
     charge, result = answered.charge, answered.result
-    return (charge.subscription_id, charge.msisdn, str(charge.plan), charge.period_start, charge.key,
-            answered.attempted_at, str(result.outcome), result.http_status,
-            result.excerpt[:EXCERPT_CHARS] or None, run_id)
+    return (
+        charge.subscription_id,
+        charge.msisdn,
+        str(charge.plan),
+        charge.period_start,
+        charge.key,
+        answered.attempted_at,
+        str(result.outcome),
+        result.http_status,
+        result.excerpt[:EXCERPT_CHARS] or None,
+        run_id,
+    )

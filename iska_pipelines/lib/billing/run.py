@@ -74,22 +74,36 @@ class BillingSummary:
 
     def metadata(self) -> dict[str, int | float]:
         rate = self.answered / self.duration_seconds if self.duration_seconds > 0 else 0.0
-        return {"due": self.due, "charged": self.charged, "declined": self.declined,
-                "transport_errors": self.transport_errors, "cancelled": self.cancelled,
-                "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR], "not_sendable": self.not_sendable,
-                "not_sent": self.not_sent,
-                "duration_seconds": round(self.duration_seconds, 3), "charges_per_second": round(rate, 1)}
+        return {
+            "due": self.due,
+            "charged": self.charged,
+            "declined": self.declined,
+            "transport_errors": self.transport_errors,
+            "cancelled": self.cancelled,
+            "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR],
+            "not_sendable": self.not_sendable,
+            "not_sent": self.not_sent,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "charges_per_second": round(rate, 1),
+        }
 
     def summary(self) -> str:
-        return (f"{self.due} due: {self.charged} charged, {self.declined} declined "
-                f"({self.cancelled} cancelled at the limit), {self.transport_errors} transport errors"
-                + (f", {self.not_sendable} not sendable (bad subscriber data)" if self.not_sendable else "")
-                + (f", {self.not_sent} not sent" if self.not_sent else "")
-                + f" in {self.duration_seconds:.1f} s")
+        return (
+            f"{self.due} due: {self.charged} charged, {self.declined} declined "
+            f"({self.cancelled} cancelled at the limit), {self.transport_errors} transport errors"
+            + (f", {self.not_sendable} not sendable (bad subscriber data)" if self.not_sendable else "")
+            + (f", {self.not_sent} not sent" if self.not_sent else "")
+            + f" in {self.duration_seconds:.1f} s"
+        )
 
 
-def bill_due(engine: sa.Engine, client: BillingClient, rules: BillingRules, run_id: str | None = None,
-             now: Callable[[], datetime] = utcnow) -> BillingSummary:
+def bill_due(
+    engine: sa.Engine,
+    client: BillingClient,
+    rules: BillingRules,
+    run_id: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> BillingSummary:
     started = time.monotonic()
     with billing_lock(engine):
         today = billing_day(now(), rules.timezone)
@@ -109,8 +123,9 @@ def bill_due(engine: sa.Engine, client: BillingClient, rules: BillingRules, run_
     return summary
 
 
-def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
-             now: Callable[[], datetime]) -> Iterator[list[Answered]]:
+def _answers(
+    due: list[DueCharge], client: BillingClient, concurrency: int, now: Callable[[], datetime]
+) -> Iterator[list[Answered]]:
     """Charges go out from `concurrency` threads; answers come back in batches as they land.
 
     After a 401/403 nothing more is sent: the token is wrong for every charge.
@@ -119,8 +134,12 @@ def _answers(due: list[DueCharge], client: BillingClient, concurrency: int,
     def answer(charge: DueCharge) -> Answered:
         return Answered(charge, _charge_one(client, charge), now())
 
-    return fan_out(due, answer, concurrency=min(concurrency, max(1, len(due))),
-                   stop=lambda answered: answered.result.outcome is ChargeOutcome.AUTH_ERROR)
+    return fan_out(
+        due,
+        answer,
+        concurrency=min(concurrency, max(1, len(due))),
+        stop=lambda answered: answered.result.outcome is ChargeOutcome.AUTH_ERROR,
+    )
 
 
 def _charge_one(client: BillingClient, charge: DueCharge) -> ChargeResult:
@@ -144,7 +163,9 @@ def billing_lock(engine: sa.Engine) -> Iterator[None]:
         yield
         return
     with engine.connect() as connection:
-        got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": BILLING_LOCK_ID}).scalar()
+        got = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": BILLING_LOCK_ID}
+        ).scalar()
         connection.commit()
         if not got:
             raise BillingAlreadyRunning("another billing run is in progress; this one charged nobody")

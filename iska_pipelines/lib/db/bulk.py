@@ -127,8 +127,11 @@ def _from_wire(column: str, dtype: ColumnType) -> pl.Expr:
     if dtype == pl.Boolean:
         return text.str.to_lowercase().is_in(["t", "true", "1"]).alias(column)
     # PostgreSQL (session time zone UTC) writes `+00`; SQLite stores naive UTC
-    parsed = (text.str.replace("T", " ").str.replace(r"(\+00(:?00)?|Z)$", "")
-              .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f"))
+    parsed = (
+        text.str.replace("T", " ")
+        .str.replace(r"(\+00(:?00)?|Z)$", "")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f")
+    )
     if isinstance(dtype, pl.Datetime) and dtype.time_zone:
         parsed = parsed.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
     return parsed.cast(dtype).alias(column)
@@ -186,8 +189,13 @@ def read_binary(connection: sa.Connection, query: str, schema: Mapping[str, Colu
     start = len(_BINARY_HEADER) + struct.unpack_from("!i", data, len(_BINARY_HEADER) - 4)[0]
     count, rest = divmod(len(data) - start - len(_BINARY_TRAILER), layout.itemsize)
     rows = np.frombuffer(data, dtype=layout, count=count, offset=start)
-    if rest or (count and (np.any(rows["_fields"] != len(schema)) or any(
-            np.any(rows[f"_len_{c}"] != layout[c].itemsize) for c in schema))):
+    if rest or (
+        count
+        and (
+            np.any(rows["_fields"] != len(schema))
+            or any(np.any(rows[f"_len_{c}"] != layout[c].itemsize) for c in schema)
+        )
+    ):
         # a NULL is shorter than its field: the rows no longer line up (rest), or do by chance
         raise ValueError("read_binary: a NULL or variable-width value in the answer")
     columns = {}
@@ -252,8 +260,8 @@ def _encode_rows(frame: pl.DataFrame) -> bytes:
             if keep is None:
                 keep = np.ones((rows, width), dtype=bool)
             keep[np.ix_(nulls, np.arange(offset + 4, offset + 4 + size))] = False
-        matrix[:, offset:offset + 4] = lengths.view(np.uint8).reshape(rows, 4)
-        matrix[:, offset + 4:offset + 4 + size] = data
+        matrix[:, offset : offset + 4] = lengths.view(np.uint8).reshape(rows, 4)
+        matrix[:, offset + 4 : offset + 4 + size] = data
         offset += 4 + size
     return (matrix[keep] if keep is not None else matrix.ravel()).tobytes()
 
@@ -293,21 +301,22 @@ def _encode_numeric(series: pl.Series, scale: int) -> np.ndarray:
         raise TypeError(f"binary COPY encodes NUMERIC with up to 4 decimals, {series.name} has {scale}")
     units = series.to_physical().cast(pl.Int64).fill_null(0).to_numpy() * 10 ** (4 - scale)
     magnitude = np.abs(units)
-    if magnitude.size and magnitude.max() >= 10 ** 12:
+    if magnitude.size and magnitude.max() >= 10**12:
         raise ValueError(f"{series.name}: a value of 10^8 or more does not fit NUMERIC(12, 4)")
     fields = np.empty((len(units), 7), dtype=">i2")
     fields[:, 0] = 3  # digits
     fields[:, 1] = 1  # weight of the first digit
     fields[:, 2] = np.where(units < 0, _NUMERIC_NEGATIVE, 0)
     fields[:, 3] = scale
-    fields[:, 4] = magnitude // _NUMERIC_BASE ** 2
+    fields[:, 4] = magnitude // _NUMERIC_BASE**2
     fields[:, 5] = (magnitude // _NUMERIC_BASE) % _NUMERIC_BASE
     fields[:, 6] = magnitude % _NUMERIC_BASE
     return fields.view(np.uint8).reshape(len(units), 14)
 
 
-def insert_rows(connection: sa.Connection, table: str, columns: list[str],
-                rows: Sequence[tuple[object, ...]]) -> int:
+def insert_rows(
+    connection: sa.Connection, table: str, columns: list[str], rows: Sequence[tuple[object, ...]]
+) -> int:
     """Append plain rows (tuples in `columns` order) to `table` in one statement.
 
     PostgreSQL: `COPY ... FROM STDIN` in text format (no SQL compiled or parsed per row);
@@ -326,15 +335,18 @@ def insert_rows(connection: sa.Connection, table: str, columns: list[str],
             text = "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows)
             cursor.copy_expert(f"COPY {table} ({names}) FROM STDIN", io.StringIO(text))
         else:
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})",
-                               [tuple(_sqlite_value(v) for v in row) for row in rows])
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})",
+                [tuple(_sqlite_value(v) for v in row) for row in rows],
+            )
     finally:
         cursor.close()
     return len(rows)
 
 
-def stage_rows(connection: sa.Connection, name: str, columns: dict[str, str],
-               rows: Sequence[tuple[object, ...]]) -> int:
+def stage_rows(
+    connection: sa.Connection, name: str, columns: dict[str, str], rows: Sequence[tuple[object, ...]]
+) -> int:
     """A staging table (`create_staging`) holding `rows`, analysed on PostgreSQL so the join
     that follows uses the index of the big table rather than scanning it."""
     create_staging(connection, name, columns)

@@ -23,7 +23,7 @@ def normalise_url(url: str) -> str:
     """`postgresql://` would select psycopg 3 under SQLAlchemy 2.1; ISKA ships psycopg2."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -59,8 +59,7 @@ def create_iska_engine(url: str, **kwargs: Any) -> sa.Engine:
         _configure_sqlite(engine)
         return engine
     # UTC sessions: timestamps read back through COPY have one spelling
-    return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"},
-                            **kwargs)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}, **kwargs)
 
 
 def upgrade_schema(engine: sa.Engine) -> None:

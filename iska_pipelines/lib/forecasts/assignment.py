@@ -50,16 +50,15 @@ def reassign_active(connection: sa.Connection, max_km: float, grid: Grid | None 
     if positions.height == 0:  # nothing to point: skip loading the grid
         return 0
     grid = grid or load_grid(connection)
-    lids = positions.select("id").with_columns(
-        nearest_lids(grid, positions["lat"], positions["lon"], max_km)
-    )
+    lids = positions.select("id").with_columns(nearest_lids(grid, positions["lat"], positions["lon"], max_km))
     create_staging(connection, STAGE, {"id": "INTEGER PRIMARY KEY", "lid": "BIGINT"})
     load_staging(connection, STAGE, lids)
-    result = connection.execute(sa.text(f"""
+    result = connection.execute(
+        sa.text(f"""
         UPDATE subscriptions SET lid = s.lid, updated_at = :now
         FROM {STAGE} s
         WHERE subscriptions.id = s.id
           AND (subscriptions.lid <> s.lid OR (subscriptions.lid IS NULL) <> (s.lid IS NULL))
-    """).bindparams(sa.bindparam("now", utcnow(), type_=TIMESTAMP)))
+    """).bindparams(sa.bindparam("now", utcnow(), type_=TIMESTAMP))
+    )
     return int(result.rowcount or 0)
-

@@ -46,9 +46,7 @@ def read_forecasts(path: Path, timezone: str = "UTC") -> ParsedFile:
     require_columns(frame, ["gid", "fcat24", "fcat48"], path.name, "forecasts")
 
     typed = frame.with_columns(
-        gid=pl.when(pl.col("gid").str.contains(GID_PATTERN)).then(
-            pl.col("gid").cast(pl.Int64, strict=False)
-        ),
+        gid=pl.when(pl.col("gid").str.contains(GID_PATTERN)).then(pl.col("gid").cast(pl.Int64, strict=False)),
         fcat24=_decimal("fcat24"),
         fcat48=_decimal("fcat48"),
         is_active=_boolean("is_active") if "is_active" in frame.columns else pl.lit(None, pl.Boolean),
@@ -70,7 +68,8 @@ def read_forecasts(path: Path, timezone: str = "UTC") -> ParsedFile:
         ]
     active_given = pl.col("is_active").is_null() & (
         frame["is_active"].is_not_null() & (frame["is_active"] != "")
-        if "is_active" in frame.columns else pl.lit(False)
+        if "is_active" in frame.columns
+        else pl.lit(False)
     )
     checks = [
         (pl.col("gid").is_null() | (pl.col("gid") <= 0), Reason.INVALID_GID),
@@ -90,8 +89,9 @@ def read_forecasts(path: Path, timezone: str = "UTC") -> ParsedFile:
             .alias(REASON)
         )
     good, refused = split_refused(checked.select(ROW, *COLUMNS, REASON), frame, originals)
-    return ParsedFile(good=good.drop(ROW), refused=refused, rows_in=frame.height,
-                      source=frame, originals=originals)
+    return ParsedFile(
+        good=good.drop(ROW), refused=refused, rows_in=frame.height, source=frame, originals=originals
+    )
 
 
 def _issued_at(frame: pl.DataFrame, path: Path, timezone: str) -> pl.Expr:
@@ -117,8 +117,10 @@ def _decimal(column: str) -> pl.Expr:
 def _boolean(column: str) -> pl.Expr:
     text = pl.col(column).str.to_lowercase()
     return (
-        pl.when(text.is_in(TRUE_WORDS)).then(pl.lit(True))
-        .when(text.is_in(FALSE_WORDS)).then(pl.lit(False))
+        pl.when(text.is_in(TRUE_WORDS))
+        .then(pl.lit(True))
+        .when(text.is_in(FALSE_WORDS))
+        .then(pl.lit(False))
         .otherwise(pl.lit(None, pl.Boolean))
     )
 

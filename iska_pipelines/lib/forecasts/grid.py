@@ -49,7 +49,8 @@ class Grid:
         self.gids = gids[order]
         self._tree = (
             cKDTree(unit_vectors(np.asarray(lats)[order], np.asarray(lons)[order]))
-            if len(self.gids) else None
+            if len(self.gids)
+            else None
         )
 
     def __len__(self) -> int:
@@ -72,9 +73,7 @@ class Grid:
         found = np.isfinite(distances[:, 0])
         gids[found] = self.gids[best[found]]
         km[found] = km_for_chord(distances[found, 0])
-        crowded = found & (k < len(self.gids)) & (
-            distances[:, -1] <= distances[:, 0] + TIE_TOLERANCE
-        )
+        crowded = found & (k < len(self.gids)) & (distances[:, -1] <= distances[:, 0] + TIE_TOLERANCE)
         if crowded.any():  # more equidistant points than neighbours asked for: ask for all ties
             for row in np.flatnonzero(crowded):
                 tied = self._tree.query_ball_point(vectors[row], distances[row, 0] + TIE_TOLERANCE)

@@ -47,11 +47,18 @@ def check_forecast(values: dict[str, object], required: Sequence[str] = ()) -> F
     text = one_row(**cells)
     typed = text.select(
         gid=pl.when(pl.col("gid").str.contains(GID_PATTERN)).then(pl.col("gid").cast(pl.Int64, strict=False)),
-        lat=as_float("lat"), lon=as_float("lon"),
-        fcat24=pl.when(pl.col("fcat24").str.contains(DECIMAL_4)).then(pl.col("fcat24").cast(FCAT_TYPE, strict=False)),
-        fcat48=pl.when(pl.col("fcat48").str.contains(DECIMAL_4)).then(pl.col("fcat48").cast(FCAT_TYPE, strict=False)),
-        is_active=pl.when(pl.col("is_active").str.to_lowercase().is_in(TRUE_WORDS)).then(pl.lit(True))
-        .when(pl.col("is_active").str.to_lowercase().is_in(FALSE_WORDS)).then(pl.lit(False)),
+        lat=as_float("lat"),
+        lon=as_float("lon"),
+        fcat24=pl.when(pl.col("fcat24").str.contains(DECIMAL_4)).then(
+            pl.col("fcat24").cast(FCAT_TYPE, strict=False)
+        ),
+        fcat48=pl.when(pl.col("fcat48").str.contains(DECIMAL_4)).then(
+            pl.col("fcat48").cast(FCAT_TYPE, strict=False)
+        ),
+        is_active=pl.when(pl.col("is_active").str.to_lowercase().is_in(TRUE_WORDS))
+        .then(pl.lit(True))
+        .when(pl.col("is_active").str.to_lowercase().is_in(FALSE_WORDS))
+        .then(pl.lit(False)),
     ).with_columns(lat_bad=latitude_invalid(pl.col("lat")), lon_bad=longitude_invalid(pl.col("lon")))
     parsed = typed.row(0, named=True)
     failures = {
@@ -62,8 +69,7 @@ def check_forecast(values: dict[str, object], required: Sequence[str] = ()) -> F
         "fcat48": (parsed["fcat48"] is None, Reason.INVALID_FCAT),
         "is_active": (parsed["is_active"] is None, Reason.INVALID_IS_ACTIVE),
     }
-    errors += [error(name, reason) for name, (failed, reason) in failures.items()
-               if name in given and failed]
+    errors += [error(name, reason) for name, (failed, reason) in failures.items() if name in given and failed]
     if errors:
         raise InvalidRecord(errors)
     return ForecastValues(**{name: parsed[name] if name in given else None for name in names})

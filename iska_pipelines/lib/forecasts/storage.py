@@ -56,12 +56,28 @@ STORED = """SELECT gid, lat, lon, (fcat24 * 10000)::bigint AS fcat24_units,
                    (fcat48 * 10000)::bigint AS fcat48_units, is_active,
                    coalesce(issued_at, 'epoch'::timestamptz) AS issued_at, created_at, updated_at
             FROM forecasts"""
-STORED_SCHEMA: dict[str, ColumnType] = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24_units": pl.Int64,
-                 "fcat48_units": pl.Int64, "is_active": pl.Boolean, "issued_at": UTC_TIME,
-                 "created_at": UTC_TIME, "updated_at": UTC_TIME}
-ROW_SCHEMA: dict[str, ColumnType] = {"gid": pl.Int64, "lat": pl.Float64, "lon": pl.Float64, "fcat24": FCAT_TYPE, "fcat48": FCAT_TYPE,
-              "is_active": pl.Boolean, "issued_at": UTC_TIME, "created_at": UTC_TIME,
-              "updated_at": UTC_TIME}
+STORED_SCHEMA: dict[str, ColumnType] = {
+    "gid": pl.Int64,
+    "lat": pl.Float64,
+    "lon": pl.Float64,
+    "fcat24_units": pl.Int64,
+    "fcat48_units": pl.Int64,
+    "is_active": pl.Boolean,
+    "issued_at": UTC_TIME,
+    "created_at": UTC_TIME,
+    "updated_at": UTC_TIME,
+}
+ROW_SCHEMA: dict[str, ColumnType] = {
+    "gid": pl.Int64,
+    "lat": pl.Float64,
+    "lon": pl.Float64,
+    "fcat24": FCAT_TYPE,
+    "fcat48": FCAT_TYPE,
+    "is_active": pl.Boolean,
+    "issued_at": UTC_TIME,
+    "created_at": UTC_TIME,
+    "updated_at": UTC_TIME,
+}
 # a row is rewritten only when one of these differs: a re-run leaves `updated_at` alone (SPEC §4),
 # and never by a forecast issued before the stored one (re-running an old file after a newer
 # one must not put yesterday's forecast back)
@@ -99,8 +115,11 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
     if not connection.execute(sa.text("SELECT EXISTS (SELECT 1 FROM forecasts)")).scalar():
         # first grid: nothing to merge with, so the rows go straight in
         now = utcnow()
-        rows = rows.with_columns(pl.col("is_active").fill_null(True),
-                                 pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"))
+        rows = rows.with_columns(
+            pl.col("is_active").fill_null(True),
+            pl.lit(now).alias("created_at"),
+            pl.lit(now).alias("updated_at"),
+        )
         if whole_grid:
             _refill(connection, rows)
         elif postgres:
@@ -114,31 +133,37 @@ def upsert_forecasts(connection: sa.Connection, frame: pl.DataFrame) -> Forecast
             return _rewrite(connection, rows)
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, rows)
-    existing, changed = connection.execute(sa.text(f"""
+    existing, changed = connection.execute(
+        sa.text(f"""
         SELECT count(f.gid),
                coalesce(sum(CASE WHEN f.gid IS NULL OR f.lat <> s.lat OR f.lon <> s.lon
                                   OR coalesce(s.is_active, f.is_active) <> f.is_active
                              THEN 1 ELSE 0 END), 0)
         FROM {STAGE} s LEFT JOIN forecasts f ON f.gid = s.gid
-    """)).one()
+    """)
+    ).one()
     stamp = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
     updated = 0
     if existing:
-        updated = connection.execute(sa.text(f"""
+        updated = connection.execute(
+            sa.text(f"""
             UPDATE forecasts SET lat = s.lat, lon = s.lon, fcat24 = s.fcat24, fcat48 = s.fcat48,
                    is_active = coalesce(s.is_active, forecasts.is_active), issued_at = s.issued_at,
                    updated_at = :now
             FROM {STAGE} s WHERE forecasts.gid = s.gid AND {CHANGED}
-        """).bindparams(stamp)).rowcount
+        """).bindparams(stamp)
+        ).rowcount
     if existing < frame.height:
         only_new = "WHERE NOT EXISTS (SELECT 1 FROM forecasts f WHERE f.gid = s.gid)" if existing else ""
-        connection.execute(sa.text(f"""
+        connection.execute(
+            sa.text(f"""
             INSERT INTO forecasts (gid, lat, lon, fcat24, fcat48, is_active, issued_at, created_at,
                                    updated_at)
             SELECT s.gid, s.lat, s.lon, s.fcat24, s.fcat48, coalesce(s.is_active, TRUE), s.issued_at,
                    :now, :now
             FROM {STAGE} s {only_new}
-        """).bindparams(stamp))
+        """).bindparams(stamp)
+        )
     return ForecastUpsert(frame.height - existing, updated, changed > 0)
 
 
@@ -146,33 +171,47 @@ def _rewrite(connection: sa.Connection, rows: pl.DataFrame) -> ForecastUpsert:
     """Merge the stored grid with the file's rows here, then truncate and refill (PostgreSQL)."""
     now = utcnow()
     stored = read_binary(connection, STORED, STORED_SCHEMA)
-    joined = rows.join(stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid",
-                       how="left", maintain_order="left")
+    joined = rows.join(
+        stored.rename(lambda c: c if c == "gid" else f"{c}_was"), on="gid", how="left", maintain_order="left"
+    )
     # a stored row issued after the file's keeps every value it has, like gids the file omits
     older = (pl.col("issued_at") < pl.col("issued_at_was")).fill_null(False)
     superseded = joined.filter(older).select("gid")
     joined = joined.filter(~older)
     is_active = pl.coalesce("is_active", "is_active_was")
     existed = pl.col("created_at_was").is_not_null()
-    moved = (~existed | (pl.col("lat") != pl.col("lat_was")) | (pl.col("lon") != pl.col("lon_was"))
-             | (is_active != pl.col("is_active_was")))
-    rewritten = existed & (moved | (_units("fcat24") != pl.col("fcat24_units_was"))
-                           | (_units("fcat48") != pl.col("fcat48_units_was"))
-                           | (pl.col("issued_at") != pl.col("issued_at_was"))).fill_null(True)
+    moved = (
+        ~existed
+        | (pl.col("lat") != pl.col("lat_was"))
+        | (pl.col("lon") != pl.col("lon_was"))
+        | (is_active != pl.col("is_active_was"))
+    )
+    rewritten = existed & (
+        moved
+        | (_units("fcat24") != pl.col("fcat24_units_was"))
+        | (_units("fcat48") != pl.col("fcat48_units_was"))
+        | (pl.col("issued_at") != pl.col("issued_at_was"))
+    ).fill_null(True)
     existing, changed, updated = joined.select(
-        existed.sum().alias("existing"), moved.sum().alias("changed"),
-        rewritten.sum().alias("updated"),
+        existed.sum().alias("existing"), moved.sum().alias("changed"), rewritten.sum().alias("updated")
     ).row(0)
     existing += superseded.height
     merged = joined.select(
-        "gid", "lat", "lon", "fcat24", "fcat48", is_active.fill_null(True).alias("is_active"),
-        "issued_at", pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
-        pl.when(existed & ~rewritten).then(pl.col("updated_at_was")).otherwise(pl.lit(now))
+        "gid",
+        "lat",
+        "lon",
+        "fcat24",
+        "fcat48",
+        is_active.fill_null(True).alias("is_active"),
+        "issued_at",
+        pl.col("created_at_was").fill_null(pl.lit(now)).alias("created_at"),
+        pl.when(existed & ~rewritten)
+        .then(pl.col("updated_at_was"))
+        .otherwise(pl.lit(now))
         .alias("updated_at"),
     )
     del joined
-    absent = pl.concat([stored.select("gid").join(rows.select("gid"), on="gid", how="anti"),
-                        superseded])
+    absent = pl.concat([stored.select("gid").join(rows.select("gid"), on="gid", how="anti"), superseded])
     del stored
     if absent.height:  # gids the file does not mention keep every value they have
         merged = pl.concat([merged, _stored_rows(connection, absent)], how="vertical_relaxed")
@@ -187,11 +226,15 @@ def _units(column: str) -> pl.Expr:
 def _stored_rows(connection: sa.Connection, gids: pl.DataFrame) -> pl.DataFrame:
     create_staging(connection, KEPT, {"gid": "BIGINT"})
     copy_binary(connection, KEPT, gids)
-    return read_frame(connection, f"""
+    return read_frame(
+        connection,
+        f"""
         SELECT f.gid, f.lat, f.lon, f.fcat24, f.fcat48, f.is_active, f.issued_at, f.created_at,
                f.updated_at
         FROM forecasts f JOIN {KEPT} k ON k.gid = f.gid
-    """, ROW_SCHEMA)
+    """,
+        ROW_SCHEMA,
+    )
 
 
 def _refill(connection: sa.Connection, rows: pl.DataFrame) -> None:
@@ -215,10 +258,12 @@ class TableHealth:
 
 
 def table_health(connection: sa.Connection) -> TableHealth:
-    rows, distinct, bad = connection.execute(sa.text("""
+    rows, distinct, bad = connection.execute(
+        sa.text("""
         SELECT count(*), count(DISTINCT gid),
                coalesce(sum(CASE WHEN lat < -90 OR lat > 90 OR lon < -180 OR lon > 180
                             THEN 1 ELSE 0 END), 0)
         FROM forecasts
-    """)).one()
+    """)
+    ).one()
     return TableHealth(rows, rows - distinct, bad)

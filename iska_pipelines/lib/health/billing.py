@@ -16,21 +16,30 @@ from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, Sub
 Outcome = ChargeOutcome
 
 
-def day_figures(connection: sa.Connection, day: date, timezone: str,
-                still_due: int | None = None) -> dict[str, int]:
+def day_figures(
+    connection: sa.Connection, day: date, timezone: str, still_due: int | None = None
+) -> dict[str, int]:
     """`still_due`: subscriptions due now and not yet tried (today only; None for a past day)."""
-    attempts = connection.execute(sa.text("""
+    attempts = connection.execute(
+        sa.text("""
         SELECT outcome, plan, count(*) FROM billing_attempts
         WHERE attempted_at >= :start AND attempted_at < :end GROUP BY outcome, plan
-    """).bindparams(*bound_params(day, timezone))).all()
-    tried = connection.execute(sa.text("""
+    """).bindparams(*bound_params(day, timezone))
+    ).all()
+    tried = connection.execute(
+        sa.text("""
         SELECT count(DISTINCT subscription_id) FROM billing_attempts
         WHERE attempted_at >= :start AND attempted_at < :end
-    """).bindparams(*bound_params(day, timezone))).scalar_one()
-    left: dict[str, int] = dict(connection.execute(sa.text("""
+    """).bindparams(*bound_params(day, timezone))
+    ).scalar_one()
+    left: dict[str, int] = dict(
+        connection.execute(
+            sa.text("""
         SELECT cancel_reason, count(*) FROM subscriptions
         WHERE status = :cancelled AND unsub_date >= :start AND unsub_date < :end GROUP BY cancel_reason
-    """).bindparams(*bound_params(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))).all())
+    """).bindparams(*bound_params(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))
+        ).all()
+    )
 
     def count(outcome: ChargeOutcome, plan: Plan | None = None) -> int:
         return sum(n for o, p, n in attempts if o == outcome and (plan is None or p == plan))
@@ -52,10 +61,17 @@ def day_figures(connection: sa.Connection, day: date, timezone: str,
 
 def due_untried(connection: sa.Connection, day: date, timezone: str) -> int:
     """Active subscriptions due on `day` that no charge has been tried for yet that day."""
-    return int(connection.execute(sa.text("""
+    return int(
+        connection.execute(
+            sa.text("""
         SELECT count(*) FROM subscriptions s
         WHERE s.status = :active AND s.next_billing_date <= :day
           AND NOT EXISTS (SELECT 1 FROM billing_attempts a WHERE a.subscription_id = s.id
                           AND a.attempted_at >= :start AND a.attempted_at < :end)
-    """).bindparams(*bound_params(day, timezone), sa.bindparam("day", day, type_=sa.Date),
-                    active=str(SubscriptionStatus.ACTIVE))).scalar_one())
+    """).bindparams(
+                *bound_params(day, timezone),
+                sa.bindparam("day", day, type_=sa.Date),
+                active=str(SubscriptionStatus.ACTIVE),
+            )
+        ).scalar_one()
+    )

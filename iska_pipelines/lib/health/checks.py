@@ -47,14 +47,26 @@ def delivery_rate(figures: Figures, rules: HealthRules) -> Verdict:
     report counts neither way, so the morning's sending does not raise a false alarm."""
     answered, rate = figures["answered"], figures["answered_delivery_rate"]
     passed = answered == 0 or rate >= rules.min_delivery_rate
-    words = (f"no report yet for the {figures['sent']} sent" if answered == 0 else
-             f"{figures['delivered']} of {answered} answered messages delivered ({rate:.1%}); "
-             f"minimum {rules.min_delivery_rate:.0%} (ISKA_MIN_DELIVERY_RATE)")
+    words = (
+        f"no report yet for the {figures['sent']} sent"
+        if answered == 0
+        else f"{figures['delivered']} of {answered} answered messages delivered ({rate:.1%}); "
+        f"minimum {rules.min_delivery_rate:.0%} (ISKA_MIN_DELIVERY_RATE)"
+    )
     if not passed:
         words += ": look at sms_messages.status and last_error, and at the gateway"
-    return Verdict(DELIVERY_RATE, passed, Severity.ERROR, words,
-                   {"answered": answered, "delivered": figures["delivered"],
-                    "answered_delivery_rate": rate, "min_delivery_rate": rules.min_delivery_rate})
+    return Verdict(
+        DELIVERY_RATE,
+        passed,
+        Severity.ERROR,
+        words,
+        {
+            "answered": answered,
+            "delivered": figures["delivered"],
+            "answered_delivery_rate": rate,
+            "min_delivery_rate": rules.min_delivery_rate,
+        },
+    )
 
 
 def next_sms_time(now: datetime, rules: HealthRules) -> datetime:
@@ -73,27 +85,53 @@ def grid_fresh(grid: GridAge, sms_time: datetime, rules: HealthRules) -> Verdict
     if age is None:
         words = f"no active forecast grid: drop a forecasts file before the SMS hour ({when})"
     else:
-        words = (f"the grid is {max(age, 0.0):g} h old at the SMS hour {when} "
-                 f"(limit {rules.forecast_max_age_hours:g} h, ISKA_FORECAST_MAX_AGE_HOURS)")
+        words = (
+            f"the grid is {max(age, 0.0):g} h old at the SMS hour {when} "
+            f"(limit {rules.forecast_max_age_hours:g} h, ISKA_FORECAST_MAX_AGE_HOURS)"
+        )
         if not passed:
             words += ": drop a newer forecasts file before then"
-    return Verdict(GRID_FRESH, passed, Severity.ERROR, words,
-                   {"grid_points": grid.points, "grid_age_hours_at_sms_hour": age if age is not None else -1.0,
-                    "max_age_hours": rules.forecast_max_age_hours})
+    return Verdict(
+        GRID_FRESH,
+        passed,
+        Severity.ERROR,
+        words,
+        {
+            "grid_points": grid.points,
+            "grid_age_hours_at_sms_hour": age if age is not None else -1.0,
+            "max_age_hours": rules.forecast_max_age_hours,
+        },
+    )
 
 
 def no_transport_errors(figures: Figures) -> Verdict:
     errors = figures["transport_errors"] + figures["auth_errors"]
-    words = (f"{errors} charge(s) got no answer from the billing gateway (or it refused our token): "
-             "they stay due; see the billing_job run and BILLING_URL/BILLING_TOKEN"
-             if errors else f"every one of {figures['attempts']} charges was answered")
-    return Verdict(NO_TRANSPORT_ERRORS, errors == 0, Severity.ERROR, words,
-                   {"transport_errors": figures["transport_errors"], "auth_errors": figures["auth_errors"]})
+    words = (
+        f"{errors} charge(s) got no answer from the billing gateway (or it refused our token): "
+        "they stay due; see the billing_job run and BILLING_URL/BILLING_TOKEN"
+        if errors
+        else f"every one of {figures['attempts']} charges was answered"
+    )
+    return Verdict(
+        NO_TRANSPORT_ERRORS,
+        errors == 0,
+        Severity.ERROR,
+        words,
+        {"transport_errors": figures["transport_errors"], "auth_errors": figures["auth_errors"]},
+    )
 
 
 def no_refused_files(figures: Figures) -> Verdict:
     refused = figures["files_refused"] + figures["unknown_names"]
-    words = (f"{refused} file(s) refused as a whole: `iska files --refused` or data/rejected/ says why"
-             if refused else "no file refused as a whole")
-    return Verdict(NO_REFUSED_FILES, refused == 0, Severity.WARN, words,
-                   {"files_refused": figures["files_refused"], "unknown_names": figures["unknown_names"]})
+    words = (
+        f"{refused} file(s) refused as a whole: `iska files --refused` or data/rejected/ says why"
+        if refused
+        else "no file refused as a whole"
+    )
+    return Verdict(
+        NO_REFUSED_FILES,
+        refused == 0,
+        Severity.WARN,
+        words,
+        {"files_refused": figures["files_refused"], "unknown_names": figures["unknown_names"]},
+    )

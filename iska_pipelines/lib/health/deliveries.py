@@ -30,10 +30,12 @@ def segments(text: str) -> int:
 def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
     """Planned, sent and each outcome of day D's messages, the delivery rates and segments, and
     the messages sent and their segments per language (`messages_<code>`, `segments_<code>`)."""
-    by_text = connection.execute(sa.text(
-        "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
-        "GROUP BY status, text, language, segments"
-    ).bindparams(sa.bindparam("day", day, type_=sa.Date))).all()
+    by_text = connection.execute(
+        sa.text(
+            "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
+            "GROUP BY status, text, language, segments"
+        ).bindparams(sa.bindparam("day", day, type_=sa.Date))
+    ).all()
     statuses: Counter[str] = Counter()
     languages: Counter[str] = Counter()
     sent_segments = 0
@@ -69,8 +71,14 @@ def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
 
 def skips_now(connection: sa.Connection, day: date, fresh_after: datetime) -> dict[str, int]:
     """Why each subscription gets no message on day D, judged now (`skipped_<reason>`)."""
-    counts: dict[str, int] = dict(connection.execute(sa.text(
-        f"SELECT reason, count(*) FROM ({CLASSIFIED}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
-    ).bindparams(sa.bindparam("day", day, type_=sa.Date),
-                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))).all())
+    counts: dict[str, int] = dict(
+        connection.execute(
+            sa.text(
+                f"SELECT reason, count(*) FROM ({CLASSIFIED}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
+            ).bindparams(
+                sa.bindparam("day", day, type_=sa.Date),
+                sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP),
+            )
+        ).all()
+    )
     return {f"skipped_{reason}": int(counts.get(str(reason), 0)) for reason in SkipReason}

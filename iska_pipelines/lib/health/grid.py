@@ -21,7 +21,9 @@ class GridAge:
 
 
 def grid_age(connection: sa.Connection) -> GridAge:
-    points, issued = connection.execute(sa.text(
-        "SELECT count(*), max(coalesce(issued_at, updated_at)) FROM forecasts WHERE is_active"
-    ).columns(sa.column("n"), sa.column("issued", TIMESTAMP))).one()
+    points, issued = connection.execute(
+        sa.text(
+            "SELECT count(*), max(coalesce(issued_at, updated_at)) FROM forecasts WHERE is_active"
+        ).columns(sa.column("n"), sa.column("issued", TIMESTAMP))
+    ).one()
     return GridAge(int(points), as_utc(issued) if issued is not None else None)

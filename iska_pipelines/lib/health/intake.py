@@ -23,10 +23,12 @@ F = FileOutcome
 
 
 def day_figures(connection: sa.Connection, day: date, timezone: str) -> dict[str, int]:
-    rows = connection.execute(sa.text("""
+    rows = connection.execute(
+        sa.text("""
         SELECT outcome, rows_applied, rows_refused, refused_by_reason FROM ingested_files
         WHERE created_at >= :start AND created_at < :end
-    """).bindparams(*bound_params(day, timezone))).all()
+    """).bindparams(*bound_params(day, timezone))
+    ).all()
     files: Counter[str] = Counter(row.outcome for row in rows)
     by_reason: Counter[str] = Counter()
     for row in rows:
@@ -61,8 +63,13 @@ class FileLine:
         return {**self.__dict__, "taken_at": self.taken_at.isoformat()}
 
 
-def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool = False,
-                 day: date | None = None, timezone: str = "UTC") -> list[FileLine]:
+def recent_files(
+    connection: sa.Connection,
+    limit: int = 10,
+    refused_only: bool = False,
+    day: date | None = None,
+    timezone: str = "UTC",
+) -> list[FileLine]:
     """The last files taken, newest first; `refused_only`: files refused as a whole or whose
     name routed nowhere; `day`: only those first taken that local day."""
     t = ingested_files.c
@@ -72,9 +79,20 @@ def recent_files(connection: sa.Connection, limit: int = 10, refused_only: bool 
     if day is not None:
         start, end = day_bounds(day, timezone)
         query = query.where(t.created_at >= start, t.created_at < end)
-    return [FileLine(row.partition_key, row.kind, row.name, row.outcome, row.rows_in, row.rows_applied,
-                     row.rows_refused, file_account(row), _taken_at(row.created_at))
-            for row in connection.execute(query)]
+    return [
+        FileLine(
+            row.partition_key,
+            row.kind,
+            row.name,
+            row.outcome,
+            row.rows_in,
+            row.rows_applied,
+            row.rows_refused,
+            file_account(row),
+            _taken_at(row.created_at),
+        )
+        for row in connection.execute(query)
+    ]
 
 
 def _taken_at(value: datetime) -> datetime:
@@ -89,8 +107,9 @@ def file_account(row: sa.Row[Any]) -> str:
     if row.outcome == F.APPLIED:
         reasons = json.loads(row.refused_by_reason) if row.refused_by_reason else {}
         refused = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
-        return (f"applied {row.rows_applied} of {row.rows_in} rows from {row.name}"
-                + (f"; refused {row.rows_refused} ({refused})" if row.rows_refused else ""))
+        return f"applied {row.rows_applied} of {row.rows_in} rows from {row.name}" + (
+            f"; refused {row.rows_refused} ({refused})" if row.rows_refused else ""
+        )
     if row.outcome == F.REJECTED:
         return f"refused: {(row.error or '').strip()}"
     return str(row.error or row.outcome).strip()

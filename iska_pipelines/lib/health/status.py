@@ -44,10 +44,20 @@ def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 
         "sms": sms,
         "billing": charges,
         "files_today": taken,
-        "grid": {"points": grid.points, "issued_at": grid.issued.isoformat() if grid.issued else None,
-                 "age_hours": age, "max_age_hours": rules.forecast_max_age_hours},
-        "checks": [verdict_dict(v) for v in (
-            delivery_rate(sms, rules), grid_fresh(grid, next_sms_time(now, rules), rules), no_transport_errors(charges),
-            no_refused_files(taken))],
+        "grid": {
+            "points": grid.points,
+            "issued_at": grid.issued.isoformat() if grid.issued else None,
+            "age_hours": age,
+            "max_age_hours": rules.forecast_max_age_hours,
+        },
+        "checks": [
+            verdict_dict(v)
+            for v in (
+                delivery_rate(sms, rules),
+                grid_fresh(grid, next_sms_time(now, rules), rules),
+                no_transport_errors(charges),
+                no_refused_files(taken),
+            )
+        ],
         "last_files": [line.as_dict() for line in last],
     }

@@ -67,8 +67,12 @@ class Transport:
     def __init__(self, pool_size: int, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
         self._manager = urllib3.PoolManager(
-            num_pools=16, maxsize=pool_size, block=True, retries=False,
-            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds))
+            num_pools=16,
+            maxsize=pool_size,
+            block=True,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
+        )
         self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
         self._lock = threading.Lock()
 
@@ -87,8 +91,16 @@ class Transport:
         all_headers = {"Content-Type": "application/json", **headers}
         try:
             pool, path = self._route(url)
-            response = pool.urlopen("POST", path, body=data, headers=all_headers, retries=False,
-                                    redirect=False, assert_same_host=False, preload_content=True)
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=data,
+                headers=all_headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=True,
+            )
         except NewConnectionError as failed:  # refused (a subclass of ConnectTimeoutError)
             return Reply(None, error=f"{CONNECTION_FAILED}: {_reason(failed)}")
         except ConnectTimeoutError:
@@ -157,8 +169,9 @@ class Backoff:
     cap_seconds: float = 30.0
     max_retry_after_seconds: float = 300.0
 
-    def delay(self, failed_tries: int, retry_after: float | None = None,
-              rng: random.Random | None = None) -> float:
+    def delay(
+        self, failed_tries: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (failed_tries - 1))
         jittered = (rng or random).uniform(ceiling / 2, ceiling)  # spreads a burst of retries
         if retry_after is not None:
@@ -169,8 +182,12 @@ class Backoff:
         return retry_after is not None and retry_after > self.max_retry_after_seconds
 
 
-def with_retries(call: Callable[[], Reply], transient: Callable[[Reply], bool], backoff: Backoff,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[Reply, int]:
+def with_retries(
+    call: Callable[[], Reply],
+    transient: Callable[[Reply], bool],
+    backoff: Backoff,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Reply, int]:
     """Call until the reply is not transient or the tries are used up; returns (reply, tries).
 
     A transient reply whose `Retry-After` is beyond the backoff's maximum ends the tries at once,
@@ -182,7 +199,11 @@ def with_retries(call: Callable[[], Reply], transient: Callable[[Reply], bool], 
         if tries >= backoff.tries or not transient(reply):
             return reply, tries
         if backoff.waits_too_long(reply.retry_after):
-            return replace(reply, error=(
-                f"Retry-After {reply.retry_after:g} s is beyond ISKA_MAX_RETRY_AFTER_SECONDS "
-                f"({backoff.max_retry_after_seconds:g} s): not tried again now; {reply.text}")), tries
+            return replace(
+                reply,
+                error=(
+                    f"Retry-After {reply.retry_after:g} s is beyond ISKA_MAX_RETRY_AFTER_SECONDS "
+                    f"({backoff.max_retry_after_seconds:g} s): not tried again now; {reply.text}"
+                ),
+            ), tries
         sleep(backoff.delay(tries, reply.retry_after))

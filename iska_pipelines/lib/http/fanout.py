@@ -40,9 +40,15 @@ def _never(_result: object) -> bool:
     return False
 
 
-def fan_out(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
-            stop: Callable[[R], bool] = _never, batch_size: int = BATCH_SIZE,
-            batch_seconds: float = BATCH_SECONDS) -> Iterator[list[R]]:
+def fan_out(
+    items: Iterable[T],
+    work: Callable[[T], R],
+    *,
+    concurrency: int,
+    stop: Callable[[R], bool] = _never,
+    batch_size: int = BATCH_SIZE,
+    batch_seconds: float = BATCH_SECONDS,
+) -> Iterator[list[R]]:
     """Yield the results of `work` over `items` in batches, in completion order."""
     source = iter(items)
     source_lock = threading.Lock()
@@ -73,8 +79,9 @@ def fan_out(items: Iterable[T], work: Callable[[T], R], *, concurrency: int,
         finally:
             results.put(_DONE)
 
-    threads = [threading.Thread(target=worker, name=f"fan-out-{i}", daemon=True)
-               for i in range(max(1, concurrency))]
+    threads = [
+        threading.Thread(target=worker, name=f"fan-out-{i}", daemon=True) for i in range(max(1, concurrency))
+    ]
     for thread in threads:
         thread.start()
     running = len(threads)

@@ -57,8 +57,15 @@ PAUSE = sa.text("""
 class SharedCap:
     """One URL's cap, shared through the database; thread-safe."""
 
-    def __init__(self, engine: sa.Engine, url: str, max_tps: float, *,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        url: str,
+        max_tps: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if max_tps <= 0:
             raise ValueError(f"a cap must be above 0 calls per second, got {max_tps}")
         self.url = url[:255]

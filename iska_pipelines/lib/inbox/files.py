@@ -32,9 +32,7 @@ def record_file(connection: sa.Connection, record: FileRecord) -> None:
     now = utcnow()
     values = {**record.__dict__, "outcome": str(record.outcome), "updated_at": now}
     updated = connection.execute(
-        ingested_files.update()
-        .where(ingested_files.c.partition_key == record.partition_key)
-        .values(**values)
+        ingested_files.update().where(ingested_files.c.partition_key == record.partition_key).values(**values)
     )
     if updated.rowcount == 0:
         connection.execute(ingested_files.insert().values(**values, created_at=now))

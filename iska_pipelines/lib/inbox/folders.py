@@ -136,8 +136,7 @@ class InboxFolders:
     def locate(self, key: str) -> Path:
         """The file behind a partition key: waiting in the inbox, or already archived (re-run)."""
         parts = parse_key(key)
-        places = [self.inbox / parts.kind, self.inbox, self.archive / parts.kind,
-                  self.rejected / parts.kind]
+        places = [self.inbox / parts.kind, self.inbox, self.archive / parts.kind, self.rejected / parts.kind]
         for folder in places:
             if not folder.is_dir():
                 continue
@@ -145,7 +144,8 @@ class InboxFolders:
                 if not entry.is_file() or not is_candidate(entry.name):
                     continue
                 if sanitise(entry.name) != parts.sanitised_name and not (
-                        folder.parent == self.archive and _unsuffixed(entry.name, parts)):
+                    folder.parent == self.archive and _unsuffixed(entry.name, parts)
+                ):
                     continue
                 path = Path(entry.path)
                 if sha256_of(path).startswith(parts.hash_prefix):
@@ -156,8 +156,10 @@ class InboxFolders:
         )
 
     def is_in_inbox(self, path: Path) -> bool:
-        return path.parent.resolve() in {self.inbox.resolve(), *(
-            (self.inbox / kind).resolve() for kind in FileKind)}
+        return path.parent.resolve() in {
+            self.inbox.resolve(),
+            *((self.inbox / kind).resolve() for kind in FileKind),
+        }
 
     def archive_applied(self, path: Path, kind: FileKind, sha256: str) -> Path:
         """Move an applied file into archive/<kind>/ (a no-op when re-running an archived file)."""

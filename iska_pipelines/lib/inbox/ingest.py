@@ -68,9 +68,10 @@ class FileApplied:
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {reason}" for reason, n in self.refused_by_reason.items())
-        return (f"{'re-applied' if self.rerun else 'applied'} {self.rows_applied} of {self.rows_in} "
-                f"rows from {self.name}"
-                + (f" ({reasons})" if reasons else ""))
+        return (
+            f"{'re-applied' if self.rerun else 'applied'} {self.rows_applied} of {self.rows_in} "
+            f"rows from {self.name}" + (f" ({reasons})" if reasons else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,9 @@ def take_file(engine: sa.Engine, folders: InboxFolders, key: str) -> TakenFile:
 
 
 @contextmanager
-def refusing_whole_file(engine: sa.Engine, folders: InboxFolders, taken: TakenFile,
-                        run_id: str | None = None) -> Iterator[None]:
+def refusing_whole_file(
+    engine: sa.Engine, folders: InboxFolders, taken: TakenFile, run_id: str | None = None
+) -> Iterator[None]:
     """Around reading: a `FileRefused` is recorded and the file moved to rejected/ beside its
     error file, then raised on for the run to fail."""
     try:
@@ -113,24 +115,47 @@ def applied_before(connection: sa.Connection, taken: TakenFile) -> datetime | No
     return taken.taken_at if file_outcome(connection, taken.key) == FileOutcome.APPLIED else None
 
 
-def record_applied(connection: sa.Connection, taken: TakenFile, parsed: ParsedFile, applied: Applied,
-                   rerun_of: datetime | None, run_id: str | None = None) -> FileApplied:
+def record_applied(
+    connection: sa.Connection,
+    taken: TakenFile,
+    parsed: ParsedFile,
+    applied: Applied,
+    rerun_of: datetime | None,
+    run_id: str | None = None,
+) -> FileApplied:
     """In the apply transaction: the file's `ingested_files` row (a re-run keeps the first
     run's), and the account of every row, applied or refused."""
     refused = _all_refused(parsed, applied)
     by_reason = ParsedFile(pl.DataFrame(), refused, parsed.rows_in).refused_by_reason()
     if rerun_of is None:
-        record_file(connection, FileRecord(
-            partition_key=taken.key, kind=taken.kind, name=taken.name, sha256=taken.sha256,
-            rows_in=parsed.rows_in, rows_applied=applied.rows_applied, rows_refused=refused.height,
-            outcome=FileOutcome.APPLIED, run_id=run_id,
-            refused_by_reason=json.dumps(by_reason) if by_reason else None,
-        ))
+        record_file(
+            connection,
+            FileRecord(
+                partition_key=taken.key,
+                kind=taken.kind,
+                name=taken.name,
+                sha256=taken.sha256,
+                rows_in=parsed.rows_in,
+                rows_applied=applied.rows_applied,
+                rows_refused=refused.height,
+                outcome=FileOutcome.APPLIED,
+                run_id=run_id,
+                refused_by_reason=json.dumps(by_reason) if by_reason else None,
+            ),
+        )
     return FileApplied(
-        key=taken.key, kind=taken.kind, name=taken.name, archived=taken.path, rejected_rows=None,
-        rows_in=parsed.rows_in, rows_applied=applied.rows_applied, rows_refused=refused.height,
-        refused_by_reason=by_reason, counts=applied.counts,
-        preview=parsed.good.drop(ROW, strict=False).head(10), rerun=rerun_of is not None,
+        key=taken.key,
+        kind=taken.kind,
+        name=taken.name,
+        archived=taken.path,
+        rejected_rows=None,
+        rows_in=parsed.rows_in,
+        rows_applied=applied.rows_applied,
+        rows_refused=refused.height,
+        refused_by_reason=by_reason,
+        counts=applied.counts,
+        preview=parsed.good.drop(ROW, strict=False).head(10),
+        rerun=rerun_of is not None,
         refused=refused,
     )
 
@@ -152,14 +177,30 @@ def archive_applied(folders: InboxFolders, taken: TakenFile, result: FileApplied
     return replace(result, archived=archived, rejected_rows=rejected_rows if result.rows_refused else None)
 
 
-def refuse_file(engine: sa.Engine, folders: InboxFolders, key: str, kind: FileKind, source: Path,
-                sha: str, error: str, run_id: str | None) -> Path:
+def refuse_file(
+    engine: sa.Engine,
+    folders: InboxFolders,
+    key: str,
+    kind: FileKind,
+    source: Path,
+    sha: str,
+    error: str,
+    run_id: str | None,
+) -> Path:
     """Record a whole-file refusal, then move the file to rejected/ beside its error file."""
     with engine.begin() as connection:
-        record_file(connection, FileRecord(
-            partition_key=key, kind=kind, name=source.name, sha256=sha,
-            outcome=FileOutcome.REJECTED, error=error, run_id=run_id,
-        ))
+        record_file(
+            connection,
+            FileRecord(
+                partition_key=key,
+                kind=kind,
+                name=source.name,
+                sha256=sha,
+                outcome=FileOutcome.REJECTED,
+                error=error,
+                run_id=run_id,
+            ),
+        )
     return folders.reject(source, kind, sha, error)
 
 

@@ -76,13 +76,15 @@ def look_at_inbox(
                     # queued, running, committing, or failed and awaiting a re-run from the UI
                     look.in_flight.append(key)
                 elif outcome == FileOutcome.REJECTED:  # dropped again after a refusal: try again
-                    look.new.append(NewFile(key, dropped.kind, dropped.path, sha,
-                                            f"{key}@{dropped.mtime_ns}"))
+                    look.new.append(
+                        NewFile(key, dropped.kind, dropped.path, sha, f"{key}@{dropped.mtime_ns}")
+                    )
                 else:
                     look.duplicates.append((dropped, sha, key))
                 continue
             earlier = seen_this_tick.get((dropped.kind, sha)) or applied_key_for_content(
-                connection, dropped.kind, sha)
+                connection, dropped.kind, sha
+            )
             if earlier:
                 look.duplicates.append((dropped, sha, earlier))
                 continue

@@ -63,12 +63,7 @@ def read_text_table(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
     if path.stat().st_size == 0:
         raise FileRefused(f"{path.name} is empty (0 bytes): nothing to apply")
     try:
-        frame = pl.read_csv(
-            path,
-            infer_schema=False,
-            encoding="utf8",
-            truncate_ragged_lines=True,
-        )
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8", truncate_ragged_lines=True)
     except pl.exceptions.NoDataError:
         raise FileRefused(f"{path.name} is empty: no header row") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, UnicodeDecodeError) as error:
@@ -100,8 +95,7 @@ def require_columns(frame: pl.DataFrame, required: list[str], name: str, kind: s
     if missing:
         present = ", ".join(c for c in frame.columns if c != ROW) or "none"
         raise FileRefused(
-            f"{name} is not a {kind} file: missing column(s) {', '.join(missing)} "
-            f"(columns found: {present})"
+            f"{name} is not a {kind} file: missing column(s) {', '.join(missing)} (columns found: {present})"
         )
 
 
@@ -126,9 +120,11 @@ def original_rows(bad: pl.DataFrame, original: pl.DataFrame, originals: dict[str
     return (
         original.join(bad.select(ROW, REASON), on=ROW, how="inner")
         .sort(ROW)
-        .select([pl.col(ROW)]
-                + [pl.col(normal).alias(orig) for normal, orig in originals.items()]
-                + [pl.col(REASON)])
+        .select(
+            [pl.col(ROW)]
+            + [pl.col(normal).alias(orig) for normal, orig in originals.items()]
+            + [pl.col(REASON)]
+        )
     )
 
 
@@ -168,6 +164,7 @@ def longitude_invalid(expr: pl.Expr) -> pl.Expr:
 
 # --- timestamps, as every file kind writes them ---------------------------------------------
 
+
 def parse_timestamp(column: str, timezone: str) -> pl.Expr:
     """`YYYY-MM-DD HH:MM:SS` or ISO 8601 (`T`, `t` or space; offsets `Z`/`z`, `+01`, `+0100`,
     `+01:00`, at most ±14:00) -> UTC; without an offset the time is local to `timezone`."""
@@ -180,14 +177,16 @@ def timestamps(texts: pl.Series, timezone: str) -> pl.Series:
     stripped = pl.col("text").str.strip_chars()
     frame = texts.to_frame("text").select(
         text=pl.when(stripped.str.slice(10, 1).is_in(["T", "t"]))  # where YYYY-MM-DD ends
-        .then(stripped.str.slice(0, 10) + " " + stripped.str.slice(11)).otherwise(stripped))
+        .then(stripped.str.slice(0, 10) + " " + stripped.str.slice(11))
+        .otherwise(stripped)
+    )
     frame = frame.with_columns(offset=pl.col("text").str.slice(10).str.extract(TS_OFFSET))
     text, offset = pl.col("text"), pl.col("offset")
     digits = offset.str.replace_all(r"[^0-9]", "")
     frame = frame.with_columns(
-        body=pl.when(offset.is_not_null()).then(
-            text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars()
-        ).otherwise(text),
+        body=pl.when(offset.is_not_null())
+        .then(text.str.slice(0, text.str.len_chars() - offset.str.len_chars()).str.strip_chars())
+        .otherwise(text),
         hours=digits.str.slice(0, 2).cast(pl.Int64, strict=False),
         minutes=digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0),
     )
@@ -195,15 +194,20 @@ def timestamps(texts: pl.Series, timezone: str) -> pl.Series:
     frame = frame.select(
         "offset",
         naive=pl.coalesce([body.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in TS_FORMATS]),
-        offset_minutes=pl.when(offset.str.to_lowercase() == "z").then(0)
+        offset_minutes=pl.when(offset.str.to_lowercase() == "z")
+        .then(0)
         .when((minutes < 60) & (east <= MAX_OFFSET_MINUTES))
         .then(pl.when(offset.str.starts_with("-")).then(-east).otherwise(east)),
     )  # offset_minutes: null (invalid_ts) beyond ±14:00 or with 60 minutes or more
     naive = pl.col("naive")
     with_offset = (naive - pl.duration(minutes=pl.col("offset_minutes"))).dt.replace_time_zone("UTC")
-    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null") \
-        .dt.convert_time_zone("UTC")
+    local = naive.dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC")
     return frame.select(
-        pl.when(pl.col("offset").is_not_null()).then(with_offset).otherwise(local).cast(EVENT)
+        pl.when(pl.col("offset").is_not_null())
+        .then(with_offset)
+        .otherwise(local)
+        .cast(EVENT)
         .alias(texts.name)
     ).to_series()

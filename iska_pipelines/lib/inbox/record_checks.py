@@ -44,8 +44,9 @@ def cell(value: object) -> str | None:
 
 
 def one_row(**cells: str | None) -> pl.DataFrame:
-    return pl.DataFrame({name: [value] for name, value in cells.items()},
-                        schema={name: pl.String for name in cells})
+    return pl.DataFrame(
+        {name: [value] for name, value in cells.items()}, schema={name: pl.String for name in cells}
+    )
 
 
 def error(field: str, reason: Reason) -> FieldError:
@@ -53,5 +54,8 @@ def error(field: str, reason: Reason) -> FieldError:
 
 
 def missing_required(values: dict[str, object], names: list[str]) -> list[FieldError]:
-    return [FieldError(name, "required", "this field is required")
-            for name in names if cell(values.get(name)) in (None, "")]
+    return [
+        FieldError(name, "required", "this field is required")
+        for name in names
+        if cell(values.get(name)) in (None, "")
+    ]

@@ -25,16 +25,32 @@ def record_duplicate(engine: sa.Engine, dropped: DroppedFile, sha: str, same_as:
     key = partition_key(dropped.kind, dropped.path.name, sha)
     if key != same_as:
         with engine.begin() as connection:
-            record_set_aside(connection, FileRecord(
-                partition_key=key, kind=str(dropped.kind), name=dropped.path.name, sha256=sha,
-                outcome=FileOutcome.DUPLICATE, error=duplicate_detail(same_as)))
+            record_set_aside(
+                connection,
+                FileRecord(
+                    partition_key=key,
+                    kind=str(dropped.kind),
+                    name=dropped.path.name,
+                    sha256=sha,
+                    outcome=FileOutcome.DUPLICATE,
+                    error=duplicate_detail(same_as),
+                ),
+            )
     return key
 
 
 def record_unknown(engine: sa.Engine, dropped: DroppedFile, sha: str, error: str) -> str:
     key = f"{UNKNOWN}-{sanitise(dropped.path.name)}-{sha[:HASH_CHARS]}"
     with engine.begin() as connection:
-        record_set_aside(connection, FileRecord(
-            partition_key=key, kind=UNKNOWN, name=dropped.path.name, sha256=sha,
-            outcome=FileOutcome.UNKNOWN, error=error))
+        record_set_aside(
+            connection,
+            FileRecord(
+                partition_key=key,
+                kind=UNKNOWN,
+                name=dropped.path.name,
+                sha256=sha,
+                outcome=FileOutcome.UNKNOWN,
+                error=error,
+            ),
+        )
     return key

@@ -53,8 +53,14 @@ def uploaded_at(name: str) -> datetime | None:
     return datetime.strptime(match["stamp"], STAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def write_upload(folders: InboxFolders, kind: FileKind, original: str | None,
-                 chunks: Iterable[bytes], max_bytes: int, now: datetime | None = None) -> StoredUpload:
+def write_upload(
+    folders: InboxFolders,
+    kind: FileKind,
+    original: str | None,
+    chunks: Iterable[bytes],
+    max_bytes: int,
+    now: datetime | None = None,
+) -> StoredUpload:
     """Stream the upload into inbox/<kind>/ under a temporary name, then rename it into place."""
     folder = folders.inbox / kind
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,15 @@ class CatchUp:
         return f"{self.pending} messages of {self.day} still pending: {action}"
 
 
-def catch_ups(pending: Mapping[date, int], busy: Collection[date], now: datetime,
-              cutoff: Callable[[date], datetime], first_day: date) -> list[CatchUp]:
-    return [CatchUp(day, n, now >= cutoff(day)) for day, n in sorted(pending.items())
-            if n and day >= first_day and day not in busy]
+def catch_ups(
+    pending: Mapping[date, int],
+    busy: Collection[date],
+    now: datetime,
+    cutoff: Callable[[date], datetime],
+    first_day: date,
+) -> list[CatchUp]:
+    return [
+        CatchUp(day, n, now >= cutoff(day))
+        for day, n in sorted(pending.items())
+        if n and day >= first_day and day not in busy
+    ]

@@ -30,71 +30,108 @@ def _params(day: date, now: datetime) -> list[sa.BindParameter[Any]]:
     return [sa.bindparam("day", day, type_=sa.Date), sa.bindparam("now", now, type_=TIMESTAMP)]
 
 
-def claim(connection: sa.Connection, day: date, owner: str, limit: int, claim_seconds: float,
-          now: datetime | None = None) -> list[sa.Row[Any]]:
+def claim(
+    connection: sa.Connection,
+    day: date,
+    owner: str,
+    limit: int,
+    claim_seconds: float,
+    now: datetime | None = None,
+) -> list[sa.Row[Any]]:
     """Claim up to `limit` of day D's claimable pending messages for `owner`; returns their
     (msgid, msisdn, text). Call inside a transaction (engine.begin())."""
     now = now or utcnow()
     lock = " FOR UPDATE SKIP LOCKED" if connection.dialect.name == "postgresql" else ""
-    return list(connection.execute(sa.text(f"""
+    return list(
+        connection.execute(
+            sa.text(f"""
         UPDATE sms_messages SET claimed_by = :owner, claim_expires_at = :expires
         WHERE msgid IN (SELECT msgid FROM sms_messages WHERE {CLAIMABLE}
                         ORDER BY msgid LIMIT :limit{lock})
         RETURNING msgid, msisdn, text
-    """).bindparams(*_params(day, now), sa.bindparam("expires", now + timedelta(seconds=claim_seconds),
-                                                     type_=TIMESTAMP),
-                    owner=owner[:64], limit=limit)))
+    """).bindparams(
+                *_params(day, now),
+                sa.bindparam("expires", now + timedelta(seconds=claim_seconds), type_=TIMESTAMP),
+                owner=owner[:64],
+                limit=limit,
+            )
+        )
+    )
 
 
-def extend_claims(connection: sa.Connection, owner: str, claim_seconds: float,
-                  now: datetime | None = None) -> int:
+def extend_claims(
+    connection: sa.Connection, owner: str, claim_seconds: float, now: datetime | None = None
+) -> int:
     """Push back the expiry of `owner`'s claims still pending: a long send keeps its messages."""
     now = now or utcnow()
-    return connection.execute(sa.text(f"""
+    return connection.execute(
+        sa.text(f"""
         UPDATE sms_messages SET claim_expires_at = :expires
         WHERE claimed_by = :owner AND status = {PENDING} AND claim_expires_at > :now
-    """).bindparams(sa.bindparam("now", now, type_=TIMESTAMP),
-                    sa.bindparam("expires", now + timedelta(seconds=claim_seconds), type_=TIMESTAMP),
-                    owner=owner[:64])).rowcount
+    """).bindparams(
+            sa.bindparam("now", now, type_=TIMESTAMP),
+            sa.bindparam("expires", now + timedelta(seconds=claim_seconds), type_=TIMESTAMP),
+            owner=owner[:64],
+        )
+    ).rowcount
 
 
 def skip_too_late(connection: sa.Connection, day: date, now: datetime | None = None) -> int:
     """Day D's claimable pending messages end `skipped_too_late` (they will never be sent)."""
     now = now or utcnow()
-    return connection.execute(sa.text(f"""
+    return connection.execute(
+        sa.text(f"""
         UPDATE sms_messages SET status = '{MessageStatus.SKIPPED_TOO_LATE}', claim_expires_at = NULL,
                updated_at = :now
         WHERE {CLAIMABLE}
-    """).bindparams(*_params(day, now))).rowcount
+    """).bindparams(*_params(day, now))
+    ).rowcount
 
 
 def day_statuses(connection: sa.Connection, day: date) -> dict[str, int]:
     """How many of day D's messages are in each status."""
-    return {status: n for status, n in connection.execute(sa.text(
-        "SELECT status, count(*) FROM sms_messages WHERE send_date = :day GROUP BY status"
-    ).bindparams(sa.bindparam("day", day, type_=sa.Date)))}
+    return {
+        status: n
+        for status, n in connection.execute(
+            sa.text(
+                "SELECT status, count(*) FROM sms_messages WHERE send_date = :day GROUP BY status"
+            ).bindparams(sa.bindparam("day", day, type_=sa.Date))
+        )
+    }
 
 
 def next_claim_expiry(connection: sa.Connection, day: date) -> datetime | None:
     """When the first live claim on day D's pending messages runs out (None: no live claim)."""
-    return connection.execute(sa.text(f"""
+    return connection.execute(
+        sa.text(f"""
         SELECT min(claim_expires_at) FROM sms_messages
         WHERE send_date = :day AND status = {PENDING} AND claim_expires_at IS NOT NULL
-    """).columns(sa.column("expiry", TIMESTAMP)).bindparams(
-        sa.bindparam("day", day, type_=sa.Date))).scalar()
+    """)
+        .columns(sa.column("expiry", TIMESTAMP))
+        .bindparams(sa.bindparam("day", day, type_=sa.Date))
+    ).scalar()
 
 
 def pending_count(connection: sa.Connection, day: date) -> int:
-    return int(connection.execute(sa.text(
-        f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING}"
-    ).bindparams(sa.bindparam("day", day, type_=sa.Date))).scalar_one())
+    return int(
+        connection.execute(
+            sa.text(
+                f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING}"
+            ).bindparams(sa.bindparam("day", day, type_=sa.Date))
+        ).scalar_one()
+    )
 
 
 def days_with_pending(connection: sa.Connection) -> dict[date, int]:
     """Every day that still has pending messages, with how many."""
-    return {day: n for day, n in connection.execute(sa.text(
-        f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} GROUP BY send_date"
-    ).columns(sa.column("send_date", sa.Date), sa.column("n")))}
+    return {
+        day: n
+        for day, n in connection.execute(
+            sa.text(
+                f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} GROUP BY send_date"
+            ).columns(sa.column("send_date", sa.Date), sa.column("n"))
+        )
+    }
 
 
 def cutoff(day: date, latest_hour: int, timezone: str) -> datetime:

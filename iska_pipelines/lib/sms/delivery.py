@@ -23,26 +23,43 @@ from iska_pipelines.lib.vocabulary import MessageStatus
 
 EXPIRY_HOURS = 72
 STAGE = "stage_sms_outcomes"
-STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "status": "VARCHAR(12)", "tries": "INTEGER",
-                 "gateway": "VARCHAR(255)", "last_error": "VARCHAR(500)"}
+STAGE_COLUMNS = {
+    "msgid": "VARCHAR(36)",
+    "status": "VARCHAR(12)",
+    "tries": "INTEGER",
+    "gateway": "VARCHAR(255)",
+    "last_error": "VARCHAR(500)",
+}
 OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
-ACCEPTED, REJECTED, FAILED = (str(s) for s in (MessageStatus.ACCEPTED, MessageStatus.REJECTED, MessageStatus.FAILED))
+ACCEPTED, REJECTED, FAILED = (
+    str(s) for s in (MessageStatus.ACCEPTED, MessageStatus.REJECTED, MessageStatus.FAILED)
+)
 
 
 def _now(now: datetime | None) -> sa.BindParameter[datetime]:
     return sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
 
 
-def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
-                    now: datetime | None = None) -> int:
+def record_outcomes(
+    connection: sa.Connection, outcomes: Iterable[SmsOutcome], now: datetime | None = None
+) -> int:
     """Write send outcomes with one set-based UPDATE (releasing their claims); returns the rows
     written."""
-    rows = [(o.msgid, ACCEPTED if o.accepted else REJECTED if o.rejected else FAILED, o.tries,
-             (o.gateway or "")[:255] or None, (o.error or "")[:500] or None) for o in outcomes]
+    rows = [
+        (
+            o.msgid,
+            ACCEPTED if o.accepted else REJECTED if o.rejected else FAILED,
+            o.tries,
+            (o.gateway or "")[:255] or None,
+            (o.error or "")[:500] or None,
+        )
+        for o in outcomes
+    ]
     if not rows:
         return 0
     stage_rows(connection, STAGE, STAGE_COLUMNS, rows)
-    result = connection.execute(sa.text(f"""
+    result = connection.execute(
+        sa.text(f"""
         UPDATE sms_messages SET
             status = CASE WHEN sms_messages.status = '{MessageStatus.PENDING}' THEN s.status
                           ELSE sms_messages.status END,
@@ -55,18 +72,22 @@ def record_outcomes(connection: sa.Connection, outcomes: Iterable[SmsOutcome],
             claim_expires_at = NULL,
             updated_at = :now
         FROM {STAGE} s WHERE sms_messages.msgid = s.msgid
-    """).bindparams(_now(now)))
+    """).bindparams(_now(now))
+    )
     return result.rowcount
 
 
-def expire_unreported(connection: sa.Connection, now: datetime | None = None,
-                      hours: float = EXPIRY_HOURS) -> int:
+def expire_unreported(
+    connection: sa.Connection, now: datetime | None = None, hours: float = EXPIRY_HOURS
+) -> int:
     """Accepted messages without a report after `hours` become `expired` (a final state)."""
     now = now or utcnow()
-    result = connection.execute(sa.text(f"""
+    result = connection.execute(
+        sa.text(f"""
         UPDATE sms_messages SET status = '{MessageStatus.EXPIRED}', updated_at = :now
         WHERE status = '{MessageStatus.ACCEPTED}' AND accepted_at < :cutoff
-    """).bindparams(_now(now), sa.bindparam("cutoff", now - timedelta(hours=hours), type_=TIMESTAMP)))
+    """).bindparams(_now(now), sa.bindparam("cutoff", now - timedelta(hours=hours), type_=TIMESTAMP))
+    )
     return result.rowcount
 
 
@@ -83,30 +104,42 @@ class ReportApplied:
     send_date: date | None = None
 
 
-def apply_report(connection: sa.Connection, msgid: str, status: MessageStatus,
-                 now: datetime | None = None) -> ReportApplied:
+def apply_report(
+    connection: sa.Connection, msgid: str, status: MessageStatus, now: datetime | None = None
+) -> ReportApplied:
     """Apply one delivery report; `delivered` also dates the subscriber's last good SMS."""
     now = now or utcnow()
     delivered_at = now if status is MessageStatus.DELIVERED else None
-    moved = connection.execute(sa.text(f"""
+    moved = connection.execute(
+        sa.text(f"""
         UPDATE sms_messages SET status = :status,
                delivered_at = coalesce(:delivered_at, delivered_at), updated_at = :now
         WHERE msgid = :msgid AND status IN {OPEN}
-    """).bindparams(_now(now), sa.bindparam("delivered_at", delivered_at, type_=TIMESTAMP),
-                    status=str(status), msgid=msgid)).rowcount
-    row = connection.execute(sa.text(
-        "SELECT status, send_date FROM sms_messages WHERE msgid = :msgid"
-    ).columns(sa.column("status"), sa.column("send_date", sa.Date)), {"msgid": msgid}).one_or_none()
+    """).bindparams(
+            _now(now),
+            sa.bindparam("delivered_at", delivered_at, type_=TIMESTAMP),
+            status=str(status),
+            msgid=msgid,
+        )
+    ).rowcount
+    row = connection.execute(
+        sa.text("SELECT status, send_date FROM sms_messages WHERE msgid = :msgid").columns(
+            sa.column("status"), sa.column("send_date", sa.Date)
+        ),
+        {"msgid": msgid},
+    ).one_or_none()
     if row is None:
         return ReportApplied(ReportOutcome.UNKNOWN_MSGID, None)
     if not moved:
         return ReportApplied(ReportOutcome.ALREADY_FINAL, row.status, row.send_date)
     if status is MessageStatus.DELIVERED:
-        connection.execute(sa.text("""
+        connection.execute(
+            sa.text("""
             UPDATE subscriptions SET last_successful_sms_date = m.send_date, updated_at = :now
             FROM sms_messages m
             WHERE m.msgid = :msgid AND subscriptions.id = m.subscription_id
               AND (subscriptions.last_successful_sms_date IS NULL
                    OR subscriptions.last_successful_sms_date < m.send_date)
-        """).bindparams(_now(now), msgid=msgid))
+        """).bindparams(_now(now), msgid=msgid)
+        )
     return ReportApplied(ReportOutcome.APPLIED, row.status, row.send_date)

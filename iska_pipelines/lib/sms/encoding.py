@@ -112,11 +112,41 @@ def encoding_of(text: str) -> Encoding:
 # (Twi ɛ ɔ; Ewe ɖ ƒ ɣ ʋ ŋ; Hausa ɓ ɗ ƙ ƴ; Dagbani ʒ), and of common typography. Accented letters
 # not in GSM-7 lose their accent (NFD, marks dropped) when no entry here says otherwise.
 NEAREST = {
-    "ɛ": "e", "Ɛ": "E", "ɔ": "o", "Ɔ": "O", "ɖ": "d", "Ɖ": "D", "ƒ": "f", "Ƒ": "F",
-    "ɣ": "g", "Ɣ": "G", "ʋ": "v", "Ʋ": "V", "ŋ": "ng", "Ŋ": "Ng", "ɓ": "b", "Ɓ": "B",
-    "ɗ": "d", "Ɗ": "D", "ƙ": "k", "Ƙ": "K", "ƴ": "y", "Ƴ": "Y", "ʒ": "z", "Ʒ": "Z",
-    "ʼ": "'", "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
-    "\u00a0": " ", "\u202f": " ", "ç": "c",
+    "ɛ": "e",
+    "Ɛ": "E",
+    "ɔ": "o",
+    "Ɔ": "O",
+    "ɖ": "d",
+    "Ɖ": "D",
+    "ƒ": "f",
+    "Ƒ": "F",
+    "ɣ": "g",
+    "Ɣ": "G",
+    "ʋ": "v",
+    "Ʋ": "V",
+    "ŋ": "ng",
+    "Ŋ": "Ng",
+    "ɓ": "b",
+    "Ɓ": "B",
+    "ɗ": "d",
+    "Ɗ": "D",
+    "ƙ": "k",
+    "Ƙ": "K",
+    "ƴ": "y",
+    "Ƴ": "Y",
+    "ʒ": "z",
+    "Ʒ": "Z",
+    "ʼ": "'",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "–": "-",
+    "—": "-",
+    "…": "...",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "ç": "c",
 }
 
 
@@ -127,8 +157,11 @@ def _nearest(char: str) -> str:
         return NEAREST[char]
     if unicodedata.combining(char):
         return ""  # a tone or accent mark left alone after a letter with no precomposed form
-    base = "".join(_nearest(part) if part in NEAREST else part
-                   for part in unicodedata.normalize("NFD", char) if not unicodedata.combining(part))
+    base = "".join(
+        _nearest(part) if part in NEAREST else part
+        for part in unicodedata.normalize("NFD", char)
+        if not unicodedata.combining(part)
+    )
     return base if base and is_gsm7(base) else char
 
 

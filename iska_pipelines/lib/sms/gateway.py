@@ -75,19 +75,32 @@ def describe(url: str, reply: Reply) -> str:
 
 
 class SmsClient:
-    def __init__(self, urls: Sequence[str], token: str, *, max_tries: int = 5,
-                 concurrency: int = 32, timeout_seconds: float = 10.0,
-                 backoff_base_seconds: float = 0.5, backoff_cap_seconds: float = 30.0,
-                 max_retry_after_seconds: float = 300.0, self_callback: bool = False,
-                 pacers: Pacers | None = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        token: str,
+        *,
+        max_tries: int = 5,
+        concurrency: int = 32,
+        timeout_seconds: float = 10.0,
+        backoff_base_seconds: float = 0.5,
+        backoff_cap_seconds: float = 30.0,
+        max_retry_after_seconds: float = 300.0,
+        self_callback: bool = False,
+        pacers: Pacers | None = None,
+    ) -> None:
         if not urls:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
         self.urls = list(urls)
         self.token = token
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
-        self.backoff = Backoff(tries=max_tries, base_seconds=backoff_base_seconds,
-                               cap_seconds=backoff_cap_seconds, max_retry_after_seconds=max_retry_after_seconds)
+        self.backoff = Backoff(
+            tries=max_tries,
+            base_seconds=backoff_base_seconds,
+            cap_seconds=backoff_cap_seconds,
+            max_retry_after_seconds=max_retry_after_seconds,
+        )
         self.self_callback = self_callback
         self.transport = Transport(concurrency, timeout_seconds)
         self._pacers = [(url, (pacers or NoCaps()).for_url(url)) for url in self.urls]
@@ -100,14 +113,23 @@ class SmsClient:
     def __enter__(self) -> SmsClient:
         return self
 
-    def __exit__(self, _type: type[BaseException] | None, _value: BaseException | None,
-                 _traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
-        payload = {"msisdn": message.msisdn, "msgid": message.msgid, "text": message.text,
-                   "callback": message.callback, "encoding": encoding_of(message.text)}
+        payload = {
+            "msisdn": message.msisdn,
+            "msgid": message.msgid,
+            "text": message.text,
+            "callback": message.callback,
+            "encoding": encoding_of(message.text),
+        }
         last_url = self.urls[0]
 
         def one_try() -> Reply:
@@ -117,8 +139,9 @@ class SmsClient:
 
         reply, tries = with_retries(one_try, lambda r: not settled(r), self.backoff)
         if not accepted(reply):
-            return SmsOutcome(message.msgid, False, tries, last_url, describe(last_url, reply),
-                              rejected=settled(reply))
+            return SmsOutcome(
+                message.msgid, False, tries, last_url, describe(last_url, reply), rejected=settled(reply)
+            )
         if self.self_callback:
             self._report_delivered(message)
         return SmsOutcome(message.msgid, True, tries, last_url)

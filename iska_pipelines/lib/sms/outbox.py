@@ -27,9 +27,15 @@ from iska_pipelines.lib.sms.templates import Catalog
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
 
 STAGE = "stage_sms_outbox"
-STAGE_COLUMNS = {"msgid": "VARCHAR(36)", "subscription_id": "INTEGER", "msisdn": "VARCHAR(15)",
-                 "text": "VARCHAR(480)", "language": "VARCHAR(8)", "encoding": "VARCHAR(4)",
-                 "segments": "INTEGER"}
+STAGE_COLUMNS = {
+    "msgid": "VARCHAR(36)",
+    "subscription_id": "INTEGER",
+    "msisdn": "VARCHAR(15)",
+    "text": "VARCHAR(480)",
+    "language": "VARCHAR(8)",
+    "encoding": "VARCHAR(4)",
+    "segments": "INTEGER",
+}
 ELIGIBLE = "eligible"
 
 # one reason per subscription, the first that applies, in this order
@@ -66,22 +72,50 @@ TextClauseT = TypeVar("TextClauseT", sa.TextClause, sa.TextualSelect)
 
 
 def _bind(statement: TextClauseT, day: date, fresh_after: datetime) -> TextClauseT:
-    return statement.bindparams(sa.bindparam("day", day, type_=sa.Date),
-                                sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP))
+    return statement.bindparams(
+        sa.bindparam("day", day, type_=sa.Date), sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP)
+    )
 
 
-def plan_outbox(connection: sa.Connection, day: date, catalog: Catalog,
-                forecast_max_age_hours: float, now: datetime | None = None) -> OutboxPlan:
+def plan_outbox(
+    connection: sa.Connection,
+    day: date,
+    catalog: Catalog,
+    forecast_max_age_hours: float,
+    now: datetime | None = None,
+) -> OutboxPlan:
     """Write day D's outbox rows; call inside one transaction (engine.begin())."""
     now = now or utcnow()
     fresh_after = now - timedelta(hours=forecast_max_age_hours)
-    counts = Counter({reason: n for reason, n in connection.execute(_bind(sa.text(
-        f"SELECT reason, count(*) FROM ({CLASSIFIED}) c GROUP BY reason"), day, fresh_after))})
-    rows = connection.execute(_bind(sa.text(
-        f"SELECT id, msisdn, lid, language, fcat24, fcat48 FROM ({CLASSIFIED}) c "
-        f"WHERE reason = '{ELIGIBLE}'"
-    ).columns(sa.column("id"), sa.column("msisdn"), sa.column("lid"), sa.column("language"),
-              sa.column("fcat24", FCAT), sa.column("fcat48", FCAT)), day, fresh_after)).all()
+    counts = Counter(
+        {
+            reason: n
+            for reason, n in connection.execute(
+                _bind(
+                    sa.text(f"SELECT reason, count(*) FROM ({CLASSIFIED}) c GROUP BY reason"),
+                    day,
+                    fresh_after,
+                )
+            )
+        }
+    )
+    rows = connection.execute(
+        _bind(
+            sa.text(
+                f"SELECT id, msisdn, lid, language, fcat24, fcat48 FROM ({CLASSIFIED}) c "
+                f"WHERE reason = '{ELIGIBLE}'"
+            ).columns(
+                sa.column("id"),
+                sa.column("msisdn"),
+                sa.column("lid"),
+                sa.column("language"),
+                sa.column("fcat24", FCAT),
+                sa.column("fcat48", FCAT),
+            ),
+            day,
+            fresh_after,
+        )
+    ).all()
     texts: dict[tuple[int, str | None], tuple[str, str, Measure]] = {}
     for row in rows:
         if (row.lid, row.language) not in texts:
@@ -90,16 +124,24 @@ def plan_outbox(connection: sa.Connection, day: date, catalog: Catalog,
             texts[row.lid, row.language] = (text, language.code, size)
     chosen = [texts[row.lid, row.language] for row in rows]
     frame = pl.DataFrame(
-        {"msgid": [str(uuid.uuid4()) for _ in rows],
-         "subscription_id": [row.id for row in rows],
-         "msisdn": [row.msisdn for row in rows],
-         "text": [text for text, _, _ in chosen],
-         "language": [code for _, code, _ in chosen],
-         "encoding": [str(size.encoding) for _, _, size in chosen],
-         "segments": [size.segments for _, _, size in chosen]},
-        schema={"msgid": pl.String, "subscription_id": pl.Int64, "msisdn": pl.String,
-                "text": pl.String, "language": pl.String, "encoding": pl.String,
-                "segments": pl.Int64},
+        {
+            "msgid": [str(uuid.uuid4()) for _ in rows],
+            "subscription_id": [row.id for row in rows],
+            "msisdn": [row.msisdn for row in rows],
+            "text": [text for text, _, _ in chosen],
+            "language": [code for _, code, _ in chosen],
+            "encoding": [str(size.encoding) for _, _, size in chosen],
+            "segments": [size.segments for _, _, size in chosen],
+        },
+        schema={
+            "msgid": pl.String,
+            "subscription_id": pl.Int64,
+            "msisdn": pl.String,
+            "text": pl.String,
+            "language": pl.String,
+            "encoding": pl.String,
+            "segments": pl.Int64,
+        },
     )
     planned = _insert_outbox(connection, frame, day, now)
     skipped = {reason: counts.get(str(reason), 0) for reason in SkipReason}
@@ -113,13 +155,14 @@ def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, no
         return 0
     create_staging(connection, STAGE, STAGE_COLUMNS)
     load_staging(connection, STAGE, frame)
-    result = connection.execute(sa.text(f"""
+    result = connection.execute(
+        sa.text(f"""
         INSERT INTO sms_messages (msgid, subscription_id, msisdn, send_date, text, language,
                                   encoding, segments, status, attempts, created_at, updated_at)
         SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, s.language, s.encoding,
                s.segments, '{MessageStatus.PENDING}', 0, :now, :now
         FROM {STAGE} s WHERE true
         ON CONFLICT (subscription_id, send_date) DO NOTHING
-    """).bindparams(sa.bindparam("day", day, type_=sa.Date),
-                    sa.bindparam("now", now, type_=TIMESTAMP)))
+    """).bindparams(sa.bindparam("day", day, type_=sa.Date), sa.bindparam("now", now, type_=TIMESTAMP))
+    )
     return result.rowcount

@@ -13,18 +13,23 @@ from iska_pipelines.lib.vocabulary import MessageStatus
 
 
 def plan_metrics(plan: OutboxPlan) -> dict[str, int]:
-    return {"eligible": plan.eligible, "planned": plan.planned,
-            **{f"skipped_{reason}": n for reason, n in plan.skipped.items()}}
+    return {
+        "eligible": plan.eligible,
+        "planned": plan.planned,
+        **{f"skipped_{reason}": n for reason, n in plan.skipped.items()},
+    }
 
 
 def day_languages(connection: sa.Connection, day: date) -> dict[str, tuple[int, int]]:
     """Day D's messages a gateway accepted, and their paid segments, per language (SPEC §14)."""
-    rows = connection.execute(sa.text("""
+    rows = connection.execute(
+        sa.text("""
         SELECT coalesce(language, 'unknown') AS language, count(*) AS messages,
                coalesce(sum(segments), 0) AS segments
         FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL
         GROUP BY coalesce(language, 'unknown') ORDER BY 1
-    """).bindparams(sa.bindparam("day", day, type_=sa.Date)))
+    """).bindparams(sa.bindparam("day", day, type_=sa.Date))
+    )
     return {row.language: (int(row.messages), int(row.segments)) for row in rows}
 
 
@@ -36,9 +41,13 @@ def language_metrics(languages: Mapping[str, tuple[int, int]]) -> dict[str, int]
     return metrics
 
 
-def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int,
-                statuses: Mapping[str, int],
-                languages: Mapping[str, tuple[int, int]] | None = None) -> dict[str, int | float]:
+def day_metrics(
+    plan: OutboxPlan,
+    batches: Sequence[BatchSent],
+    expired: int,
+    statuses: Mapping[str, int],
+    languages: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, int | float]:
     """This run's sending, and where the whole day stands (`day_*`, `pending`, `skipped_too_late`,
     `messages_<language>`, `segments_<language>`: every message of the day, whichever run sent
     it)."""
@@ -63,6 +72,8 @@ def day_metrics(plan: OutboxPlan, batches: Sequence[BatchSent], expired: int,
 
 def still_pending(plan: OutboxPlan, statuses: Mapping[str, int]) -> str:
     pending = statuses.get(MessageStatus.PENDING, 0)
-    return (f"{pending} of the {sum(statuses.values())} messages for {plan.day} are still pending "
-            "(a sender died, or another run holds them): re-execute this run from failure, or let "
-            "the SMS catch-up sensor send them before ISKA_SMS_LATEST_HOUR")
+    return (
+        f"{pending} of the {sum(statuses.values())} messages for {plan.day} are still pending "
+        "(a sender died, or another run holds them): re-execute this run from failure, or let "
+        "the SMS catch-up sensor send them before ISKA_SMS_LATEST_HOUR"
+    )

@@ -56,8 +56,10 @@ class BatchSent:
 
     def summary(self, owner: str) -> str:
         late = f", {self.too_late} skipped_too_late" if self.too_late else ""
-        return (f"{owner} sent {self.sent} ({self.accepted} accepted, {self.rejected} rejected, "
-                f"{self.failed} failed{late}) in {self.finished - self.started:.1f} s")
+        return (
+            f"{owner} sent {self.sent} ({self.accepted} accepted, {self.rejected} rejected, "
+            f"{self.failed} failed{late}) in {self.finished - self.started:.1f} s"
+        )
 
 
 def _claimed(engine: sa.Engine, day: date, sender: Sender, too_late: list[int]) -> Iterator[OutgoingSms]:
@@ -71,8 +73,9 @@ def _claimed(engine: sa.Engine, day: date, sender: Sender, too_late: list[int]) 
         if not rows:
             return
         for row in rows:
-            yield OutgoingSms(row.msgid, row.msisdn, row.text,
-                              callback_url(sender.public_url, row.msgid, sender.secret))
+            yield OutgoingSms(
+                row.msgid, row.msisdn, row.text, callback_url(sender.public_url, row.msgid, sender.secret)
+            )
 
 
 def send_pending(engine: sa.Engine, day: date, client: SmsClient, sender: Sender) -> BatchSent:
@@ -95,22 +98,29 @@ def send_pending(engine: sa.Engine, day: date, client: SmsClient, sender: Sender
                 rejected += 1
             else:
                 failed += 1
-    return BatchSent(accepted + rejected + failed, accepted, failed, rejected, started, time.time(),
-                     sum(too_late))
+    return BatchSent(
+        accepted + rejected + failed, accepted, failed, rejected, started, time.time(), sum(too_late)
+    )
 
 
 def combined(parts: list[BatchSent]) -> BatchSent:
     if not parts:
         now = time.time()
         return BatchSent(0, 0, 0, 0, now, now)
-    return BatchSent(sum(p.sent for p in parts), sum(p.accepted for p in parts),
-                     sum(p.failed for p in parts), sum(p.rejected for p in parts),
-                     min(p.started for p in parts), max(p.finished for p in parts),
-                     sum(p.too_late for p in parts))
+    return BatchSent(
+        sum(p.sent for p in parts),
+        sum(p.accepted for p in parts),
+        sum(p.failed for p in parts),
+        sum(p.rejected for p in parts),
+        min(p.started for p in parts),
+        max(p.finished for p in parts),
+        sum(p.too_late for p in parts),
+    )
 
 
-def finish_pending(engine: sa.Engine, day: date, client: SmsClient, sender: Sender,
-                   poll_seconds: float = 1.0) -> BatchSent:
+def finish_pending(
+    engine: sa.Engine, day: date, client: SmsClient, sender: Sender, poll_seconds: float = 1.0
+) -> BatchSent:
     """Send what is left of day D, waiting (at most one claim lifetime) for messages another
     sender holds: if it finishes them, good; if it died, its claims expire and are taken here."""
     deadline = time.monotonic() + sender.claim_seconds + poll_seconds

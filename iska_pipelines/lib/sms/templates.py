@@ -29,8 +29,13 @@ FALLBACK_LANGUAGE = "en"
 TEXTS = ("forecast", "opt_out", "rejoin_ask", "rejoin_done", "help")
 WORDS = ("stop_words", "start_words", "yes_words")
 KEYS = (*TEXTS, *WORDS, "date_format")
-FIELDS = {"forecast": ("date", "fcat24", "fcat48"), "opt_out": (), "rejoin_ask": ("price",),
-          "rejoin_done": (), "help": ("price",)}
+FIELDS = {
+    "forecast": ("date", "fcat24", "fcat48"),
+    "opt_out": (),
+    "rejoin_ask": ("price",),
+    "rejoin_done": (),
+    "help": ("price",),
+}
 DATE_FIELDS = ("day", "month", "year", "month_name")
 WIDEST_NUMBER = "-99999999.9999"
 WIDEST = {"fcat24": WIDEST_NUMBER, "fcat48": WIDEST_NUMBER, "price": "X" * 16}
@@ -59,8 +64,9 @@ class Language:
         return self.date_format.format(day=day.day, month=day.month, year=day.year, month_name=name)
 
     def render_forecast(self, day: date, fcat24: Decimal, fcat48: Decimal) -> str:
-        return self.forecast.format(date=self.write_date(day), fcat24=format_number(fcat24),
-                                    fcat48=format_number(fcat48))
+        return self.forecast.format(
+            date=self.write_date(day), fcat24=format_number(fcat24), fcat48=format_number(fcat48)
+        )
 
 
 @dataclass(frozen=True)
@@ -118,11 +124,16 @@ def _language(code: str, table: Any, source: str) -> Language:
     months = _strings(table, "months", where)
     if months and len(months) != 12:
         raise ConfigurationError(f"{where}.months must name the 12 months")
-    return Language(code, texts, stop_words=_strings(table, "stop_words", where),
-                    start_words=_strings(table, "start_words", where),
-                    yes_words=_strings(table, "yes_words", where),
-                    date_format=table["date_format"], months=months,
-                    review=_strings(table, "review", where))
+    return Language(
+        code,
+        texts,
+        stop_words=_strings(table, "stop_words", where),
+        start_words=_strings(table, "start_words", where),
+        yes_words=_strings(table, "yes_words", where),
+        date_format=table["date_format"],
+        months=months,
+        review=_strings(table, "review", where),
+    )
 
 
 def _source(path: Path | None) -> str:
@@ -147,8 +158,7 @@ def load_catalog(path: Path | None = None, text: str | None = None, **rules: Any
     others = data.pop("other_languages", [])
     if not isinstance(others, list) or not all(isinstance(c, str) for c in others):
         raise ConfigurationError(f"{source} other_languages must be a list of codes")
-    languages = {normalise(code): _language(normalise(code), table, source)
-                 for code, table in data.items()}
+    languages = {normalise(code): _language(normalise(code), table, source) for code, table in data.items()}
     if FALLBACK_LANGUAGE not in languages:
         raise ConfigurationError(f"{source} needs an [{FALLBACK_LANGUAGE}] table, the last fallback")
     return Catalog(languages, frozenset(normalise(c) for c in others), source=source, **rules)
@@ -158,23 +168,49 @@ def with_forecast(catalog: Catalog, template: str, variable: str = "ISKA_SMS_TEM
     """ISKA_SMS_TEMPLATE: the default language's forecast replaced (SPEC §7)."""
     target = catalog.language(catalog.default_language)
     changed = replace(target, texts={**target.texts, "forecast": template})
-    return replace(catalog, languages={**catalog.languages, target.code: changed},
-                   overridden={**catalog.overridden, target.code: variable})
+    return replace(
+        catalog,
+        languages={**catalog.languages, target.code: changed},
+        overridden={**catalog.overridden, target.code: variable},
+    )
 
 
-def build_catalog(templates_file: Path | None, *, default_language: str, gsm7_fallback: bool,
-                  max_segments: int, sms_template: str | None) -> Catalog:
+def build_catalog(
+    templates_file: Path | None,
+    *,
+    default_language: str,
+    gsm7_fallback: bool,
+    max_segments: int,
+    sms_template: str | None,
+) -> Catalog:
     """The deployment's catalog, checked: what Settings validates at start-up and sms_job uses.
     The file is read at every call; the check runs once per content and settings."""
-    return _checked(templates_file, _read(templates_file), normalise(default_language),
-                    gsm7_fallback, max_segments, sms_template)
+    return _checked(
+        templates_file,
+        _read(templates_file),
+        normalise(default_language),
+        gsm7_fallback,
+        max_segments,
+        sms_template,
+    )
 
 
 @lru_cache(maxsize=32)
-def _checked(templates_file: Path | None, text: str, default_language: str, gsm7_fallback: bool,
-             max_segments: int, sms_template: str | None) -> Catalog:
-    catalog = load_catalog(templates_file, text, default_language=default_language,
-                           gsm7_fallback=gsm7_fallback, max_segments=max_segments)
+def _checked(
+    templates_file: Path | None,
+    text: str,
+    default_language: str,
+    gsm7_fallback: bool,
+    max_segments: int,
+    sms_template: str | None,
+) -> Catalog:
+    catalog = load_catalog(
+        templates_file,
+        text,
+        default_language=default_language,
+        gsm7_fallback=gsm7_fallback,
+        max_segments=max_segments,
+    )
     if sms_template is not None:
         catalog = with_forecast(catalog, sms_template)
     return check(catalog)
@@ -193,8 +229,10 @@ def check_fields(text: str, allowed: tuple[str, ...], where: str) -> None:
     unknown = sorted({n for n in names if n not in allowed})
     if unknown:
         allowed_text = ", ".join("{" + n + "}" for n in allowed) or "none"
-        raise ConfigurationError(f"{where} uses unknown field(s) "
-                                 f"{', '.join('{' + n + '}' for n in unknown)}; allowed: {allowed_text}")
+        raise ConfigurationError(
+            f"{where} uses unknown field(s) "
+            f"{', '.join('{' + n + '}' for n in unknown)}; allowed: {allowed_text}"
+        )
 
 
 def _widest_dates(language: Language, where: str) -> set[str]:
@@ -229,18 +267,24 @@ def check(catalog: Catalog) -> Catalog:
     """Every text of every language within ISKA_MAX_SEGMENTS at its widest, or a
     ConfigurationError naming the language, the text and its count."""
     if not catalog.knows(catalog.default_language):
-        raise ConfigurationError(f"ISKA_DEFAULT_LANGUAGE {catalog.default_language!r} is not an "
-                                 "ISO 639 code or a language of the templates file")
+        raise ConfigurationError(
+            f"ISKA_DEFAULT_LANGUAGE {catalog.default_language!r} is not an "
+            "ISO 639 code or a language of the templates file"
+        )
     for language in catalog.languages.values():
         for key in TEXTS:
             _, size = widest(catalog, language, key)
             if size.segments > catalog.max_segments:
                 unit = "septets" if size.encoding == "gsm7" else "UTF-16 characters"
-                hint = "" if catalog.gsm7_fallback or size.encoding == "gsm7" else \
-                    ", or set ISKA_GSM7_FALLBACK=true to spell it in GSM-7"
+                hint = (
+                    ""
+                    if catalog.gsm7_fallback or size.encoding == "gsm7"
+                    else ", or set ISKA_GSM7_FALLBACK=true to spell it in GSM-7"
+                )
                 raise ConfigurationError(
                     f"{_where(catalog, language, key)} takes {size.segments} "
                     f"{size.encoding.upper().replace('GSM7', 'GSM-7').replace('UCS2', 'UCS-2')} "
                     f"segments with the widest values ({size.units} {unit}); ISKA_MAX_SEGMENTS is "
-                    f"{catalog.max_segments}: shorten it{hint}")
+                    f"{catalog.max_segments}: shorten it{hint}"
+                )
     return catalog

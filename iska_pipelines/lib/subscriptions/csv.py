@@ -38,10 +38,14 @@ def required_columns(kind: FileKind) -> list[str]:
     return ["msisdn", "ts", "lat", "lon"]
 
 
-def read_subscription_file(path: Path, kind: FileKind, timezone: str,
-                           max_future_minutes: float = DEFAULTS.max_future_minutes,
-                           now: datetime | None = None,
-                           languages: frozenset[str] = DEFAULT_LANGUAGES) -> ParsedFile:
+def read_subscription_file(
+    path: Path,
+    kind: FileKind,
+    timezone: str,
+    max_future_minutes: float = DEFAULTS.max_future_minutes,
+    now: datetime | None = None,
+    languages: frozenset[str] = DEFAULT_LANGUAGES,
+) -> ParsedFile:
     """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan and language for additions:
     the optional `language` column, lower-cased, empty when not given; a code not in
     `languages` is refused as `invalid_language`).
@@ -60,8 +64,10 @@ def read_subscription_file(path: Path, kind: FileKind, timezone: str,
     ]
     if kind is not FileKind.CANCELLATIONS:
         typed = typed.with_columns(lat=as_float("lat"), lon=as_float("lon"))
-        checks += [(latitude_invalid(pl.col("lat")), Reason.INVALID_LAT),
-                   (longitude_invalid(pl.col("lon")), Reason.INVALID_LON)]
+        checks += [
+            (latitude_invalid(pl.col("lat")), Reason.INVALID_LAT),
+            (longitude_invalid(pl.col("lon")), Reason.INVALID_LON),
+        ]
         columns += ["lat", "lon"]
     if kind is FileKind.ADDITIONS:
         plan_column = next((c for c in PLAN_COLUMNS if c in frame.columns), None)
@@ -71,25 +77,33 @@ def read_subscription_file(path: Path, kind: FileKind, timezone: str,
                 "(service_id or original_sub_plan)"
             )
         codes = pl.DataFrame({"_code": list(PLAN_CODES), "plan": [str(p) for p in PLAN_CODES.values()]})
-        typed = typed.with_columns(_code=pl.col(plan_column).str.to_lowercase()).join(
-            codes, on="_code", how="left", maintain_order="left").drop("_code")
+        typed = (
+            typed.with_columns(_code=pl.col(plan_column).str.to_lowercase())
+            .join(codes, on="_code", how="left", maintain_order="left")
+            .drop("_code")
+        )
         checks.append((pl.col("plan").is_null(), Reason.INVALID_PLAN))
         typed = typed.with_columns(language=language_code(frame, "language"))
-        checks.append((pl.col("language").is_not_null() & ~pl.col("language").is_in(list(languages)),
-                       Reason.INVALID_LANGUAGE))
+        checks.append(
+            (
+                pl.col("language").is_not_null() & ~pl.col("language").is_in(list(languages)),
+                Reason.INVALID_LANGUAGE,
+            )
+        )
         columns += ["plan", "language"]
     checked = typed.with_columns(first_failure(checks).alias(REASON))
     # an exact repeat (same msisdn and ts) is refused; the first copy counts
     repeat = pl.col(ROW) != pl.col(ROW).min().over("msisdn", "ts")
     checked = checked.with_columns(
         pl.when(pl.col(REASON).is_null() & repeat)
-        .then(pl.lit(Reason.DUPLICATE_IN_FILE.value)).otherwise(pl.col(REASON)).alias(REASON)
+        .then(pl.lit(Reason.DUPLICATE_IN_FILE.value))
+        .otherwise(pl.col(REASON))
+        .alias(REASON)
     )
     # rows refused for their own reason do not make later copies duplicates
     checked = _recheck_duplicates(checked)
     good, refused = split_refused(checked.select(ROW, *columns, REASON), frame, originals)
-    return ParsedFile(good=good, refused=refused, rows_in=frame.height,
-                      source=frame, originals=originals)
+    return ParsedFile(good=good, refused=refused, rows_in=frame.height, source=frame, originals=originals)
 
 
 def language_code(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -103,13 +117,16 @@ def language_code(frame: pl.DataFrame, column: str) -> pl.Expr:
 def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:
     valid_first = (
         checked.filter(pl.col(REASON).is_null() | (pl.col(REASON) == Reason.DUPLICATE_IN_FILE))
-        .group_by("msisdn", "ts").agg(pl.col(ROW).min().alias("_first"))
+        .group_by("msisdn", "ts")
+        .agg(pl.col(ROW).min().alias("_first"))
     )
     return (
         checked.join(valid_first, on=["msisdn", "ts"], how="left", maintain_order="left", nulls_equal=False)
         .with_columns(
             pl.when((pl.col(REASON) == Reason.DUPLICATE_IN_FILE) & (pl.col(ROW) == pl.col("_first")))
-            .then(pl.lit(None, pl.String)).otherwise(pl.col(REASON)).alias(REASON)
+            .then(pl.lit(None, pl.String))
+            .otherwise(pl.col(REASON))
+            .alias(REASON)
         )
         .drop("_first")
     )
@@ -118,9 +135,7 @@ def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:
 def normalised_msisdn(column: str) -> pl.Expr:
     """Digits as received, without spaces, a leading + or 00; 8-15 ASCII digits, else null
     (the regex engine's \\d would also take Arabic-Indic or full-width digits)."""
-    digits = (
-        pl.col(column).str.replace_all(r"\s+", "").str.replace(r"^\+", "").str.replace(r"^00", "")
-    )
+    digits = pl.col(column).str.replace_all(r"\s+", "").str.replace(r"^\+", "").str.replace(r"^00", "")
     return pl.when(digits.str.contains(r"^[0-9]{8,15}$")).then(digits)
 
 

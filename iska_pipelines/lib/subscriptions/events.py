@@ -30,11 +30,21 @@ CANCELLED = SubscriptionStatus.CANCELLED.value
 OUTCOME = "outcome"
 NEXT = "_next"  # suffix of the state an applied event proposes, before it is kept or refused
 STATE_COLUMNS: dict[str, pl.DataType | DataTypeClass] = {
-    "id": pl.Int64, "msisdn": pl.String, "plan": pl.String, "status": pl.String,
-    "cancel_reason": pl.String, "lat": pl.Float64, "lon": pl.Float64, "lid": pl.Int64,
-    "sub_date": pl.Datetime("us", "UTC"), "unsub_date": pl.Datetime("us", "UTC"),
-    "next_billing_date": pl.Date, "failed_billing_count": pl.Int64, "joins": pl.Int64,
-    "last_event_at": pl.Datetime("us", "UTC"), "language": pl.String,
+    "id": pl.Int64,
+    "msisdn": pl.String,
+    "plan": pl.String,
+    "status": pl.String,
+    "cancel_reason": pl.String,
+    "lat": pl.Float64,
+    "lon": pl.Float64,
+    "lid": pl.Int64,
+    "sub_date": pl.Datetime("us", "UTC"),
+    "unsub_date": pl.Datetime("us", "UTC"),
+    "next_billing_date": pl.Date,
+    "failed_billing_count": pl.Int64,
+    "joins": pl.Int64,
+    "last_event_at": pl.Datetime("us", "UTC"),
+    "language": pl.String,
 }
 
 
@@ -65,8 +75,9 @@ def empty_state() -> pl.DataFrame:
     return pl.DataFrame(schema=STATE_COLUMNS)
 
 
-def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date,
-                 rerun: bool = False) -> EventsApplied:
+def apply_events(
+    state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date, rerun: bool = False
+) -> EventsApplied:
     """`events`: `_row`, msisdn, ts (+ lat, lon, lid, no_grid for additions and updates,
     + plan and language for additions). Returns the new state and one outcome row per event."""
     state = state.with_columns(touched=pl.lit(False))
@@ -79,20 +90,31 @@ def apply_events(state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, toda
     rounds = cast(int | None, ordered["_round"].max())  # an ordinal rank: a whole number
     for round_number in range(1, (rounds or 0) + 1):
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
-        batch = batch.rename({c: f"{c}_new" for c in ("lat", "lon", "lid", "plan", "language")
-                              if c in batch.columns})
+        batch = batch.rename(
+            {c: f"{c}_new" for c in ("lat", "lon", "lid", "plan", "language") if c in batch.columns}
+        )
         joined = batch.join(state, on="msisdn", how="left")
         decided = _settle_repeats(
-            joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)), rerun)
+            joined.with_columns(_decide(kind)).with_columns(_next_state(kind, today)), rerun
+        )
         outcomes.append(decided.select(ROW, OUTCOME, REASON))
-        changed = decided.filter(pl.col(OUTCOME).is_not_null() & (pl.col(OUTCOME) != Outcome.UNCHANGED)).select(
-            [pl.col(f"{name}{NEXT}").alias(name) for name in STATE_COLUMNS] + [pl.lit(True).alias("touched")])
-        state = pl.concat([
-            state.filter(~pl.col("msisdn").is_in(changed["msisdn"].implode())),
-            changed.select(state.columns),
-        ], how="vertical_relaxed")
-    result = pl.concat(outcomes) if outcomes else pl.DataFrame(
-        schema={ROW: pl.UInt32, OUTCOME: pl.String, REASON: pl.String})
+        changed = decided.filter(
+            pl.col(OUTCOME).is_not_null() & (pl.col(OUTCOME) != Outcome.UNCHANGED)
+        ).select(
+            [pl.col(f"{name}{NEXT}").alias(name) for name in STATE_COLUMNS] + [pl.lit(True).alias("touched")]
+        )
+        state = pl.concat(
+            [
+                state.filter(~pl.col("msisdn").is_in(changed["msisdn"].implode())),
+                changed.select(state.columns),
+            ],
+            how="vertical_relaxed",
+        )
+    result = (
+        pl.concat(outcomes)
+        if outcomes
+        else pl.DataFrame(schema={ROW: pl.UInt32, OUTCOME: pl.String, REASON: pl.String})
+    )
     return EventsApplied(state=state, outcomes=result)
 
 
@@ -100,24 +122,46 @@ def _decide(kind: FileKind) -> list[pl.Expr]:
     known = pl.col("status").is_not_null()
     stale = known & (pl.col("ts") < pl.col("last_event_at"))
     if kind is FileKind.ADDITIONS:
-        reason = (pl.when(stale).then(pl.lit(Reason.STALE_EVENT.value))
-                  .when(pl.col("no_grid")).then(pl.lit(Reason.NO_GRID_POINT_NEARBY.value)))
-        outcome = (pl.when(~known).then(pl.lit(Outcome.NEW))
-                   .when(pl.col("status") == ACTIVE).then(pl.lit(Outcome.RENEWED))
-                   .otherwise(pl.lit(Outcome.REACTIVATED)))
+        reason = (
+            pl.when(stale)
+            .then(pl.lit(Reason.STALE_EVENT.value))
+            .when(pl.col("no_grid"))
+            .then(pl.lit(Reason.NO_GRID_POINT_NEARBY.value))
+        )
+        outcome = (
+            pl.when(~known)
+            .then(pl.lit(Outcome.NEW))
+            .when(pl.col("status") == ACTIVE)
+            .then(pl.lit(Outcome.RENEWED))
+            .otherwise(pl.lit(Outcome.REACTIVATED))
+        )
     elif kind is FileKind.CANCELLATIONS:
-        reason = (pl.when(~known).then(pl.lit(Reason.UNKNOWN_MSISDN.value))
-                  .when(stale).then(pl.lit(Reason.STALE_EVENT.value)))
-        outcome = (pl.when(pl.col("status") == ACTIVE).then(pl.lit(Outcome.CANCELLED))
-                   .otherwise(pl.lit(Outcome.ALREADY_CANCELLED)))
+        reason = (
+            pl.when(~known)
+            .then(pl.lit(Reason.UNKNOWN_MSISDN.value))
+            .when(stale)
+            .then(pl.lit(Reason.STALE_EVENT.value))
+        )
+        outcome = (
+            pl.when(pl.col("status") == ACTIVE)
+            .then(pl.lit(Outcome.CANCELLED))
+            .otherwise(pl.lit(Outcome.ALREADY_CANCELLED))
+        )
     else:
-        reason = (pl.when(~known).then(pl.lit(Reason.UNKNOWN_MSISDN.value))
-                  .when(stale).then(pl.lit(Reason.STALE_EVENT.value))
-                  .when(pl.col("no_grid")).then(pl.lit(Reason.NO_GRID_POINT_NEARBY.value)))
+        reason = (
+            pl.when(~known)
+            .then(pl.lit(Reason.UNKNOWN_MSISDN.value))
+            .when(stale)
+            .then(pl.lit(Reason.STALE_EVENT.value))
+            .when(pl.col("no_grid"))
+            .then(pl.lit(Reason.NO_GRID_POINT_NEARBY.value))
+        )
         outcome = pl.lit(Outcome.LOCATION_UPDATED)
     refused = reason.otherwise(pl.lit(None, pl.String))
-    return [refused.alias(REASON),
-            pl.when(refused.is_null()).then(outcome).otherwise(pl.lit(None, pl.String)).alias(OUTCOME)]
+    return [
+        refused.alias(REASON),
+        pl.when(refused.is_null()).then(outcome).otherwise(pl.lit(None, pl.String)).alias(OUTCOME),
+    ]
 
 
 def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
@@ -127,7 +171,9 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
     if kind is FileKind.ADDITIONS:
         fresh = outcome.is_in([Outcome.NEW, Outcome.REACTIVATED])
         keep |= {
-            "lat": pl.col("lat_new"), "lon": pl.col("lon_new"), "lid": pl.col("lid_new"),
+            "lat": pl.col("lat_new"),
+            "lon": pl.col("lon_new"),
+            "lid": pl.col("lid_new"),
             "plan": pl.col("plan_new"),
             # a language given with the addition sets it; none keeps the one chosen before
             "language": pl.coalesce(pl.col("language_new"), pl.col("language")),
@@ -143,7 +189,8 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
         cancelling = outcome == Outcome.CANCELLED
         keep |= {
             "status": pl.lit(CANCELLED),
-            "cancel_reason": pl.when(cancelling).then(pl.lit(CancelReason.USER.value))
+            "cancel_reason": pl.when(cancelling)
+            .then(pl.lit(CancelReason.USER.value))
             .otherwise(pl.col("cancel_reason")),
             "unsub_date": pl.when(cancelling).then(pl.col("ts")).otherwise(pl.col("unsub_date")),
         }
@@ -161,6 +208,10 @@ def _settle_repeats(decided: pl.DataFrame, rerun: bool) -> pl.DataFrame:
     taken = again & ~same & pl.lit(rerun)
     return decided.with_columns(
         pl.when(taken).then(pl.lit(Reason.STALE_EVENT.value)).otherwise(pl.col(REASON)).alias(REASON),
-        pl.when(again & same).then(pl.lit(Outcome.UNCHANGED))
-        .when(taken).then(pl.lit(None, pl.String)).otherwise(pl.col(OUTCOME)).alias(OUTCOME),
+        pl.when(again & same)
+        .then(pl.lit(Outcome.UNCHANGED))
+        .when(taken)
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.col(OUTCOME))
+        .alias(OUTCOME),
     )

@@ -14,8 +14,13 @@ from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import FileKind
 
 
-def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: FileKind,
-                        rules: IngestRules, rerun_of: datetime | None = None) -> Applied:
+def apply_subscriptions(
+    connection: sa.Connection,
+    parsed: ParsedFile,
+    kind: FileKind,
+    rules: IngestRules,
+    rerun_of: datetime | None = None,
+) -> Applied:
     """`rerun_of`: when the file was first taken, if it was applied before (its partition is
     run again); None for a first run."""
     events = parsed.good
@@ -34,9 +39,11 @@ def apply_subscriptions(connection: sa.Connection, parsed: ParsedFile, kind: Fil
 
 
 def _without_grid_point(connection: sa.Connection) -> int:
-    return int(connection.execute(sa.text(
-        "SELECT count(*) FROM subscriptions WHERE status = 'active' AND lid IS NULL"
-    )).scalar_one())
+    return int(
+        connection.execute(
+            sa.text("SELECT count(*) FROM subscriptions WHERE status = 'active' AND lid IS NULL")
+        ).scalar_one()
+    )
 
 
 _COUNTED = {

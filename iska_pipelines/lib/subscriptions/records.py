@@ -31,8 +31,11 @@ from iska_pipelines.lib.subscriptions.storage import apply_file_events
 from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")
-REASON_FIELDS = {Reason.STALE_EVENT: "ts", Reason.NO_GRID_POINT_NEARBY: "lat",
-                 Reason.UNKNOWN_MSISDN: "msisdn"}
+REASON_FIELDS = {
+    Reason.STALE_EVENT: "ts",
+    Reason.NO_GRID_POINT_NEARBY: "lat",
+    Reason.UNKNOWN_MSISDN: "msisdn",
+}
 REASON_MESSAGES = {
     Reason.STALE_EVENT: "older than the subscription's last event (last_event_at)",
     Reason.NO_GRID_POINT_NEARBY: "no active grid point within ISKA_MAX_GRID_DISTANCE_KM",
@@ -48,16 +51,21 @@ class EventRules:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def list_subscriptions(connection: sa.Connection, limit: int, offset: int, msisdn: str | None = None,
-                       status: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+
+def list_subscriptions(
+    connection: sa.Connection, limit: int, offset: int, msisdn: str | None = None, status: str | None = None
+) -> tuple[int, list[dict[str, Any]]]:
     where = []
     if msisdn is not None:
         where.append(subscriptions.c.msisdn == msisdn)
     if status is not None:
         where.append(subscriptions.c.status == status)
-    count = connection.execute(sa.select(sa.func.count()).select_from(subscriptions).where(*where)).scalar_one()
-    rows = connection.execute(sa.select(subscriptions).where(*where).order_by(subscriptions.c.id)
-                              .limit(limit).offset(offset))
+    count = connection.execute(
+        sa.select(sa.func.count()).select_from(subscriptions).where(*where)
+    ).scalar_one()
+    rows = connection.execute(
+        sa.select(subscriptions).where(*where).order_by(subscriptions.c.id).limit(limit).offset(offset)
+    )
     return count, [row_dict(row) for row in rows]
 
 
@@ -73,32 +81,50 @@ def _by_msisdn(connection: sa.Connection, msisdn: str) -> dict[str, Any] | None:
     return None if row is None else row_dict(row)
 
 
-def history(connection: sa.Connection, table: sa.Table, order: sa.Column[Any], subscription_id: int,
-            limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+def history(
+    connection: sa.Connection,
+    table: sa.Table,
+    order: sa.Column[Any],
+    subscription_id: int,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[dict[str, Any]]]:
     """A subscription's billing attempts or SMS messages, newest first."""
     get_subscription(connection, subscription_id)
     where = table.c.subscription_id == subscription_id
     count = connection.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one()
-    rows = connection.execute(sa.select(table).where(where).order_by(order.desc())
-                              .limit(limit).offset(offset))
+    rows = connection.execute(
+        sa.select(table).where(where).order_by(order.desc()).limit(limit).offset(offset)
+    )
     return count, [row_dict(row) for row in rows]
 
 
-def list_billing_attempts(connection: sa.Connection, subscription_id: int, limit: int,
-                          offset: int) -> tuple[int, list[dict[str, Any]]]:
+def list_billing_attempts(
+    connection: sa.Connection, subscription_id: int, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
     return history(connection, billing_attempts, billing_attempts.c.id, subscription_id, limit, offset)
 
 
-def list_sms_messages(connection: sa.Connection, subscription_id: int, limit: int,
-                      offset: int) -> tuple[int, list[dict[str, Any]]]:
+def list_sms_messages(
+    connection: sa.Connection, subscription_id: int, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
     return history(connection, sms_messages, sms_messages.c.send_date, subscription_id, limit, offset)
 
 
 # --- events -----------------------------------------------------------------------------------
 
-def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: datetime,
-                rules: EventRules, plan: str | None = None, lat: float | None = None,
-                lon: float | None = None, language: str | None = None) -> str:
+
+def apply_event(
+    connection: sa.Connection,
+    kind: FileKind,
+    msisdn: str,
+    ts: datetime,
+    rules: EventRules,
+    plan: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    language: str | None = None,
+) -> str:
     """Apply one event as a one-row file; returns its outcome or raises RecordConflict."""
     columns: dict[str, pl.Series] = {
         ROW: pl.Series(ROW, [0], pl.UInt32),
@@ -118,34 +144,55 @@ def apply_event(connection: sa.Connection, kind: FileKind, msisdn: str, ts: date
     decided = result.outcomes.row(0, named=True)
     if decided[REASON] is not None:
         reason = Reason(decided[REASON])
-        error = FieldError(REASON_FIELDS.get(reason, "msisdn"), str(reason),
-                           REASON_MESSAGES.get(reason, str(reason)))
+        error = FieldError(
+            REASON_FIELDS.get(reason, "msisdn"), str(reason), REASON_MESSAGES.get(reason, str(reason))
+        )
         if reason is Reason.NO_GRID_POINT_NEARBY:  # the location itself is unusable
             raise InvalidRecord([error, FieldError("lon", error.reason, error.message)])
         raise RecordConflict(error)  # valid, but older than what is stored
     return str(decided[OUTCOME])
 
 
-def add_subscription(connection: sa.Connection, values: SubscriptionValues,
-                     rules: EventRules) -> tuple[dict[str, Any], str]:
+def add_subscription(
+    connection: sa.Connection, values: SubscriptionValues, rules: EventRules
+) -> tuple[dict[str, Any], str]:
     """An addition: new, reactivated or renewed (plan and location) as SPEC §5 says."""
     assert values.msisdn is not None, "check_subscription requires it for an addition"
     ts = values.ts or utcnow()
-    outcome = apply_event(connection, FileKind.ADDITIONS, values.msisdn, ts, rules,
-                          plan=values.plan, lat=values.lat, lon=values.lon, language=values.language)
+    outcome = apply_event(
+        connection,
+        FileKind.ADDITIONS,
+        values.msisdn,
+        ts,
+        rules,
+        plan=values.plan,
+        lat=values.lat,
+        lon=values.lon,
+        language=values.language,
+    )
     _written_at(connection, values.msisdn, ts)
     added = _by_msisdn(connection, values.msisdn)
     assert added is not None, "just added"
     return added, outcome
 
 
-def change_subscription(connection: sa.Connection, subscription_id: int, values: SubscriptionValues,
-                        status: str | None, rules: EventRules) -> dict[str, Any]:
+def change_subscription(
+    connection: sa.Connection,
+    subscription_id: int,
+    values: SubscriptionValues,
+    status: str | None,
+    rules: EventRules,
+) -> dict[str, Any]:
     """Apply the changes PUT/PATCH asked for as the events that mean them, in one transaction."""
     current = get_subscription(connection, subscription_id)
     if values.msisdn is not None and values.msisdn != current["msisdn"]:
-        raise InvalidRecord([FieldError("msisdn", "read_only",
-                                        "the msisdn cannot change; cancel this one and create another")])
+        raise InvalidRecord(
+            [
+                FieldError(
+                    "msisdn", "read_only", "the msisdn cannot change; cancel this one and create another"
+                )
+            ]
+        )
     ts = values.ts or utcnow()
     plan = values.plan or current["plan"]
     lat = current["lat"] if values.lat is None else values.lat
@@ -155,12 +202,28 @@ def change_subscription(connection: sa.Connection, subscription_id: int, values:
     moved = (lat, lon) != (current["lat"], current["lon"])
     replanned = str(plan) != current["plan"]
     if status == SubscriptionStatus.ACTIVE and (not active or replanned):
-        apply_event(connection, FileKind.ADDITIONS, current["msisdn"], ts, rules, plan=plan, lat=lat, lon=lon,
-                    language=values.language)
+        apply_event(
+            connection,
+            FileKind.ADDITIONS,
+            current["msisdn"],
+            ts,
+            rules,
+            plan=plan,
+            lat=lat,
+            lon=lon,
+            language=values.language,
+        )
     elif replanned:
-        raise InvalidRecord([FieldError("plan", "cancelled",
-                                        "a cancelled subscription keeps its plan; set status active to "
-                                        "reactivate it with a new plan")])
+        raise InvalidRecord(
+            [
+                FieldError(
+                    "plan",
+                    "cancelled",
+                    "a cancelled subscription keeps its plan; set status active to "
+                    "reactivate it with a new plan",
+                )
+            ]
+        )
     elif moved:
         apply_event(connection, FileKind.UPDATES, current["msisdn"], ts, rules, lat=lat, lon=lon)
     if status == SubscriptionStatus.CANCELLED and active:
@@ -178,8 +241,11 @@ def _relanguage(connection: sa.Connection, msisdn: str, language: str, ts: datet
     stored = _by_msisdn(connection, msisdn)
     if stored is not None and stored["last_event_at"] > as_utc(ts):
         raise RecordConflict(FieldError("ts", str(Reason.STALE_EVENT), REASON_MESSAGES[Reason.STALE_EVENT]))
-    connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
-                       .values(language=language, updated_at=utcnow()))
+    connection.execute(
+        subscriptions.update()
+        .where(subscriptions.c.msisdn == msisdn)
+        .values(language=language, updated_at=utcnow())
+    )
 
 
 def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: EventRules) -> dict[str, Any]:
@@ -195,8 +261,11 @@ def cancel_subscription(connection: sa.Connection, subscription_id: int, rules: 
 def _cancel(connection: sa.Connection, msisdn: str, ts: datetime, rules: EventRules) -> None:
     outcome = apply_event(connection, FileKind.CANCELLATIONS, msisdn, ts, rules)
     if outcome == Outcome.CANCELLED:
-        connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
-                           .values(cancel_reason=str(CancelReason.API)))
+        connection.execute(
+            subscriptions.update()
+            .where(subscriptions.c.msisdn == msisdn)
+            .values(cancel_reason=str(CancelReason.API))
+        )
 
 
 def _written_at(connection: sa.Connection, msisdn: str, ts: datetime) -> None:
@@ -205,5 +274,8 @@ def _written_at(connection: sa.Connection, msisdn: str, ts: datetime) -> None:
     lock_subscriptions(connection)
     stored = _by_msisdn(connection, msisdn)
     if stored is not None and stored["last_event_at"] < as_utc(ts):
-        connection.execute(subscriptions.update().where(subscriptions.c.msisdn == msisdn)
-                           .values(last_event_at=as_utc(ts), updated_at=utcnow()))
+        connection.execute(
+            subscriptions.update()
+            .where(subscriptions.c.msisdn == msisdn)
+            .values(last_event_at=as_utc(ts), updated_at=utcnow())
+        )

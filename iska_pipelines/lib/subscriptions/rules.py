@@ -29,24 +29,36 @@ class SubscriptionValues:
     language: str | None = None
 
 
-def check_subscription(values: dict[str, object], timezone: str, required: Sequence[str] = (),
-                       max_future_minutes: float = DEFAULTS.max_future_minutes,
-                       now: datetime | None = None,
-                       languages: frozenset[str] = DEFAULT_LANGUAGES) -> SubscriptionValues:
+def check_subscription(
+    values: dict[str, object],
+    timezone: str,
+    required: Sequence[str] = (),
+    max_future_minutes: float = DEFAULTS.max_future_minutes,
+    now: datetime | None = None,
+    languages: frozenset[str] = DEFAULT_LANGUAGES,
+) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
     A ts more than `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
     """
     errors = missing_required(values, list(required))
     missing = {e.field for e in errors}
-    given = {name for name in ("msisdn", "plan", "lat", "lon", "ts")
-             if values.get(name) is not None and name not in missing}
+    given = {
+        name
+        for name in ("msisdn", "plan", "lat", "lon", "ts")
+        if values.get(name) is not None and name not in missing
+    }
     row = one_row(**{name: cell(values.get(name)) for name in ("msisdn", "plan", "lat", "lon", "ts")})
     typed = row.select(
-        msisdn=normalised_msisdn("msisdn"), ts=parse_timestamp("ts", timezone),
-        lat=as_float("lat"), lon=as_float("lon"),
-    ).with_columns(lat_bad=latitude_invalid(pl.col("lat")), lon_bad=longitude_invalid(pl.col("lon")),
-                   ts_ahead=too_far_ahead(pl.col("ts"), max_future_minutes, now))
+        msisdn=normalised_msisdn("msisdn"),
+        ts=parse_timestamp("ts", timezone),
+        lat=as_float("lat"),
+        lon=as_float("lon"),
+    ).with_columns(
+        lat_bad=latitude_invalid(pl.col("lat")),
+        lon_bad=longitude_invalid(pl.col("lon")),
+        ts_ahead=too_far_ahead(pl.col("ts"), max_future_minutes, now),
+    )
     parsed = typed.row(0, named=True)
     plan = PLAN_CODES.get((cell(values.get("plan")) or "").lower())
     failures = {
@@ -62,8 +74,7 @@ def check_subscription(values: dict[str, object], timezone: str, required: Seque
     if language is not None:
         given.add("language")
         failures["language"] = (language not in languages, Reason.INVALID_LANGUAGE)
-    errors += [error(name, reason) for name, (failed, reason) in failures.items()
-               if name in given and failed]
+    errors += [error(name, reason) for name, (failed, reason) in failures.items() if name in given and failed]
     if errors:
         raise InvalidRecord(errors)
     return SubscriptionValues(

@@ -24,16 +24,27 @@ STAGE_MSISDNS = "stage_msisdns"
 STAGE_STATE = "stage_subscriptions"
 WRITTEN = [c for c in STATE_COLUMNS if c != "id"]
 STAGE_TYPES = {
-    "id": "BIGINT", "msisdn": "VARCHAR(15)", "plan": "VARCHAR(8)", "status": "VARCHAR(10)",
-    "cancel_reason": "VARCHAR(10)", "lat": "DOUBLE PRECISION", "lon": "DOUBLE PRECISION",
-    "lid": "BIGINT", "sub_date": "TIMESTAMP WITH TIME ZONE", "unsub_date": "TIMESTAMP WITH TIME ZONE",
-    "next_billing_date": "DATE", "failed_billing_count": "INTEGER", "joins": "INTEGER",
-    "last_event_at": "TIMESTAMP WITH TIME ZONE", "language": "VARCHAR(8)",
+    "id": "BIGINT",
+    "msisdn": "VARCHAR(15)",
+    "plan": "VARCHAR(8)",
+    "status": "VARCHAR(10)",
+    "cancel_reason": "VARCHAR(10)",
+    "lat": "DOUBLE PRECISION",
+    "lon": "DOUBLE PRECISION",
+    "lid": "BIGINT",
+    "sub_date": "TIMESTAMP WITH TIME ZONE",
+    "unsub_date": "TIMESTAMP WITH TIME ZONE",
+    "next_billing_date": "DATE",
+    "failed_billing_count": "INTEGER",
+    "joins": "INTEGER",
+    "last_event_at": "TIMESTAMP WITH TIME ZONE",
+    "language": "VARCHAR(8)",
 }
 
 
-def current_state(connection: sa.Connection, msisdns: pl.Series,
-                  created_before: datetime | None = None) -> pl.DataFrame:
+def current_state(
+    connection: sa.Connection, msisdns: pl.Series, created_before: datetime | None = None
+) -> pl.DataFrame:
     """The stored rows of `msisdns`; with `created_before`, only subscriptions that existed then."""
     create_staging(connection, STAGE_MSISDNS, {"msisdn": "VARCHAR(15) PRIMARY KEY"})
     load_staging(connection, STAGE_MSISDNS, msisdns.unique().to_frame("msisdn"))
@@ -48,8 +59,13 @@ def current_state(connection: sa.Connection, msisdns: pl.Series,
     return state.drop("created_at")
 
 
-def apply_file_events(connection: sa.Connection, events: pl.DataFrame, kind: FileKind,
-                      today: date, rerun_of: datetime | None = None) -> EventsApplied:
+def apply_file_events(
+    connection: sa.Connection,
+    events: pl.DataFrame,
+    kind: FileKind,
+    today: date,
+    rerun_of: datetime | None = None,
+) -> EventsApplied:
     """`rerun_of`: when the file was first taken, if it was applied before. A re-run gives the
     first run's result: a cancellation or update for a subscriber created since (at or after that
     moment) stays `unknown_msisdn` instead of applying now. Refusing more in a re-run can never
@@ -69,14 +85,17 @@ def write_state(connection: sa.Connection, rows: pl.DataFrame) -> None:
     load_staging(connection, STAGE_STATE, rows.select(list(STAGE_TYPES)))
     now = sa.bindparam("now", utcnow(), type_=TIMESTAMP)
     assignments = ", ".join(f"{c} = s.{c}" for c in WRITTEN if c != "msisdn")
-    connection.execute(sa.text(f"""
+    connection.execute(
+        sa.text(f"""
         UPDATE subscriptions SET {assignments}, updated_at = :now
         FROM {STAGE_STATE} s WHERE subscriptions.id = s.id
-    """).bindparams(now))
+    """).bindparams(now)
+    )
     columns = ", ".join(WRITTEN)
-    connection.execute(sa.text(f"""
+    connection.execute(
+        sa.text(f"""
         INSERT INTO subscriptions ({columns}, created_at, updated_at)
-        SELECT {', '.join('s.' + c for c in WRITTEN)}, :now, :now
+        SELECT {", ".join("s." + c for c in WRITTEN)}, :now, :now
         FROM {STAGE_STATE} s WHERE s.id IS NULL ORDER BY s.msisdn
-    """).bindparams(now))
-
+    """).bindparams(now)
+    )

@@ -84,14 +84,18 @@ class DagsterGraphQL:
     def _call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint = f"{self.url}/graphql"
         try:
-            answer = requests.post(endpoint, json={"query": query, "variables": variables or {}},
-                                   timeout=self.timeout_seconds)
+            answer = requests.post(
+                endpoint, json={"query": query, "variables": variables or {}}, timeout=self.timeout_seconds
+            )
         except requests.RequestException as error:
             raise DagsterUnavailable(
                 f"the Dagster webserver at {self.url} (ISKA_DAGSTER_URL) is not reachable: "
-                f"{type(error).__name__}") from None
+                f"{type(error).__name__}"
+            ) from None
         if answer.status_code != 200:
-            raise DagsterUnavailable(f"the Dagster webserver at {self.url} answered HTTP {answer.status_code}")
+            raise DagsterUnavailable(
+                f"the Dagster webserver at {self.url} answered HTTP {answer.status_code}"
+            )
         try:
             body = answer.json()
         except ValueError:
@@ -104,7 +108,9 @@ class DagsterGraphQL:
     def runs(self, limit: int = 10, **run_filter: Any) -> list[RunSummary]:
         data = self._call(RUNS_QUERY, {"filter": run_filter, "limit": limit})["runsOrError"]
         if data["__typename"] != "Runs":
-            raise DagsterUnavailable(f"Dagster could not list runs: {data.get('message', data['__typename'])}")
+            raise DagsterUnavailable(
+                f"Dagster could not list runs: {data.get('message', data['__typename'])}"
+            )
         return [_summary(run) for run in data["results"]]
 
     def runs_for_partition(self, partition_key: str) -> list[RunSummary]:
@@ -132,23 +138,33 @@ class DagsterGraphQL:
         location, repository = self.job_location(job_name)
         all_tags = {PARTITION_TAG: partition_key, PARTITION_SET_TAG: partition_set_name(job_name), **tags}
         params = {
-            "selector": {"repositoryLocationName": location, "repositoryName": repository,
-                         "jobName": job_name},
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": repository,
+                "jobName": job_name,
+            },
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
         }
         data = self._call(LAUNCH_MUTATION, {"params": params})["launchRun"]
         if data["__typename"] != "LaunchRunSuccess":
             detail = data.get("message") or "; ".join(e["message"] for e in data.get("errors", []))
-            raise DagsterUnavailable(f"Dagster did not launch {job_name} for {partition_key}: "
-                                     f"{data['__typename']} {detail}".strip())
+            raise DagsterUnavailable(
+                f"Dagster did not launch {job_name} for {partition_key}: "
+                f"{data['__typename']} {detail}".strip()
+            )
         return _summary(data["run"])
 
-    def launch_unless_running(self, job_name: str, partition_key: str,
-                              tags: dict[str, str]) -> tuple[RunSummary, bool]:
+    def launch_unless_running(
+        self, job_name: str, partition_key: str, tags: dict[str, str]
+    ) -> tuple[RunSummary, bool]:
         """The partition's run in progress if there is one (never two at once), else a new run.
         Returns (run, launched)."""
-        running = self.runs(limit=1, pipelineName=job_name, statuses=list(RUNS_IN_PROGRESS),
-                            tags=[{"key": PARTITION_TAG, "value": partition_key}])
+        running = self.runs(
+            limit=1,
+            pipelineName=job_name,
+            statuses=list(RUNS_IN_PROGRESS),
+            tags=[{"key": PARTITION_TAG, "value": partition_key}],
+        )
         if running:
             return running[0], False
         return self.launch_partition(job_name, partition_key, tags), True

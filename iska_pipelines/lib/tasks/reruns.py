@@ -24,6 +24,8 @@ def job_for_partition(key: str) -> str:
     try:
         kind = parse_key(key).kind
     except ValueError:
-        raise ValueError(f"{key!r} is neither a day (2026-12-03, sms_job) nor a file partition key "
-                         "(<kind>-<name>-<hash>, as `iska files` lists them)") from None
+        raise ValueError(
+            f"{key!r} is neither a day (2026-12-03, sms_job) nor a file partition key "
+            "(<kind>-<name>-<hash>, as `iska files` lists them)"
+        ) from None
     return "ingest_forecasts" if kind is FileKind.FORECASTS else "ingest_subscriptions"

@@ -28,10 +28,16 @@ RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 FROM_RUN = {
-    "QUEUED": TaskStatus.PENDING, "NOT_STARTED": TaskStatus.PENDING, "STARTING": TaskStatus.PENDING,
-    "STARTED": TaskStatus.STARTED, "MANAGED": TaskStatus.STARTED, "SUSPENDED": TaskStatus.STARTED,
+    "QUEUED": TaskStatus.PENDING,
+    "NOT_STARTED": TaskStatus.PENDING,
+    "STARTING": TaskStatus.PENDING,
+    "STARTED": TaskStatus.STARTED,
+    "MANAGED": TaskStatus.STARTED,
+    "SUSPENDED": TaskStatus.STARTED,
     "CANCELING": TaskStatus.STARTED,
-    "SUCCESS": TaskStatus.SUCCESS, "FAILURE": TaskStatus.FAILURE, "CANCELED": TaskStatus.FAILURE,
+    "SUCCESS": TaskStatus.SUCCESS,
+    "FAILURE": TaskStatus.FAILURE,
+    "CANCELED": TaskStatus.FAILURE,
 }
 UNFINISHED = (TaskStatus.PENDING, TaskStatus.STARTED)
 
@@ -97,8 +103,11 @@ def file_words(status: TaskStatus, state: FileState, runs: list[RunSummary]) -> 
         return state.account
     if state.duplicate:
         return "same content as a file applied earlier, not applied again"
-    return f"{newest} ended {runs[0].status} before the file was recorded; see it in the Dagster UI" \
-        if runs else ""
+    return (
+        f"{newest} ended {runs[0].status} before the file was recorded; see it in the Dagster UI"
+        if runs
+        else ""
+    )
 
 
 def file_state(engine: sa.Engine, folders: InboxFolders, key: str) -> FileState:
@@ -116,21 +125,22 @@ def file_state(engine: sa.Engine, folders: InboxFolders, key: str) -> FileState:
     )
 
 
-def task_status(task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader,
-                now: datetime, timeout: timedelta) -> TaskStatus:
+def task_status(
+    task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader, now: datetime, timeout: timedelta
+) -> TaskStatus:
     """The status of an upload (its partition key) or of a run (its id)."""
     return describe_task(task_id, engine, folders, runs, now, timeout).status
 
 
-def describe_task(task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader,
-                  now: datetime, timeout: timedelta) -> TaskAnswer:
+def describe_task(
+    task_id: str, engine: sa.Engine, folders: InboxFolders, runs: RunReader, now: datetime, timeout: timedelta
+) -> TaskAnswer:
     """The status of an upload (its partition key) or of a run (its id), and what happened."""
     task_id = task_id.strip()
     if RUN_ID.match(task_id):
         run = runs.run(task_id)
         status = run_status(run, now, timeout)
-        return TaskAnswer(status, f"run {task_id} is {run.status}" if run is not None
-                          else "unknown run id")
+        return TaskAnswer(status, f"run {task_id} is {run.status}" if run is not None else "unknown run id")
     try:
         parts = parse_key(task_id)
     except ValueError:

@@ -14,9 +14,7 @@ if connection is None:  # `alembic` CLI use: build an engine from the URL in the
     connection = engine.connect()
 
 context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
+    connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite"
 )
 with context.begin_transaction():
     context.run_migrations()
