@@ -49,10 +49,10 @@ def test_two_uploads_of_the_same_name_never_clash(tmp_path):
 @pytest.mark.parametrize(
     "name",
     [
-        "../../etc/passwd",
+        "../../etc/passwd",  # path-traversal probe
         "C:\\evil\\x.csv",
         "",
-        None,  # path-traversal probe
+        None,
         ".hidden.csv",
         "half.csv.part",
         "spaces and ü.csv",
