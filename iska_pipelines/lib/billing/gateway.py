@@ -10,9 +10,8 @@ gateway that honours it charges at most once however many times we ask.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 
-from iska_pipelines.lib.http.client import Backoff, Reply, Transport, with_retries
+from iska_pipelines.lib.http.client import Backoff, GatewayClient, Reply, Transport, with_retries
 from iska_pipelines.lib.http.pacing import NoCaps, Pacers
 from iska_pipelines.lib.settings import ConfigurationError
 from iska_pipelines.lib.vocabulary import ChargeOutcome
@@ -50,7 +49,7 @@ def classify(reply: Reply) -> ChargeOutcome | None:
     return ChargeOutcome.ERROR  # other 4xx: asking again would get the same answer
 
 
-class BillingClient:
+class BillingClient(GatewayClient):
     """Thread-safe: one connection pool shared by all the concurrent charges of a run."""
 
     def __init__(
@@ -69,7 +68,7 @@ class BillingClient:
         self.url = url
         self._token = token
         self._backoff = backoff or Backoff()
-        self._transport = Transport(pool_size, timeout_seconds)
+        self.transport = Transport(pool_size, timeout_seconds)
         self._pacer = (pacers or NoCaps()).for_url(url)
 
     def charge(self, msisdn: str, plan_code: int, idempotency_key: str) -> ChargeResult:
@@ -78,24 +77,10 @@ class BillingClient:
 
         def one_try() -> Reply:
             self._pacer.wait()
-            reply = self._transport.post_json(self.url, body, headers)
+            reply = self.transport.post_json(self.url, body, headers)
             if reply.status == 429:
                 self._pacer.throttled(reply.retry_after)
             return reply
 
         reply, tries = with_retries(one_try, lambda r: classify(r) is None, self._backoff)
         return ChargeResult(classify(reply) or ChargeOutcome.ERROR, reply.status, reply.excerpt, tries)
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def __enter__(self) -> BillingClient:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -16,9 +16,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
-from iska_pipelines.lib.http.client import Backoff, Reply, Transport, with_retries
+from iska_pipelines.lib.http.client import Backoff, GatewayClient, Reply, Transport, with_retries
 from iska_pipelines.lib.http.fanout import fan_out
 from iska_pipelines.lib.http.pacing import NoCaps, Pacers
 from iska_pipelines.lib.sms.encoding import encoding_of
@@ -74,7 +73,7 @@ def describe(url: str, reply: Reply) -> str:
     return f"{url}: {answer}{reply.excerpt.strip()}"
 
 
-class SmsClient:
+class SmsClient(GatewayClient):
     def __init__(
         self,
         urls: Sequence[str],
@@ -106,20 +105,6 @@ class SmsClient:
         self._pacers = [(url, (pacers or NoCaps()).for_url(url)) for url in self.urls]
         self._headers = {"Auth-Key": token}
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
-
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> SmsClient:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
