@@ -1,8 +1,13 @@
 """The code location: every Dagster object under `defs/`, loaded by folder."""
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
+
+# Attaching resources re-creates each job-targeting sensor with its (empty) `owners`, which
+# Dagster reports as a BetaWarning on every load of the code location: nothing a user can act on.
+warnings.filterwarnings("ignore", message="Parameter `owners` of initializer", category=dg.BetaWarning)
 
 
 @dg.definitions

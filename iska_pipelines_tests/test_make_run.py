@@ -97,3 +97,5 @@ def test_a_signal_to_make_runs_own_pid_stops_dagster_the_api_and_the_simulator(t
     assert "does not match the name" not in output
     assert "will not be used to configure Dagster" not in output
     assert "is superseded" not in output
+    # no Python warning (BetaWarning, DeprecationWarning, ...) that a user cannot act on
+    assert "Warning: " not in output, [line for line in output.splitlines() if "Warning: " in line][:3]
