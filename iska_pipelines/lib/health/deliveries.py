@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.sms.encoding import measure
-from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE
+from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE, EVERYONE
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 
 S = MessageStatus
@@ -74,7 +74,7 @@ def skips_now(connection: sa.Connection, day: date, fresh_after: datetime) -> di
     counts: dict[str, int] = dict(
         connection.execute(
             sa.text(
-                f"SELECT reason, count(*) FROM ({CLASSIFIED}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
+                f"SELECT reason, count(*) FROM ({CLASSIFIED.format(in_region=EVERYONE)}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
             ).bindparams(
                 sa.bindparam("day", day, type_=sa.Date),
                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP),
