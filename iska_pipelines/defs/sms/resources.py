@@ -83,12 +83,13 @@ class SmsOutbox(dg.ConfigurableResource):
             sms_template=self.template,
         )
 
-    def regions(self, gateway: SmsGateway) -> Regions:
+    def regions(self, gateway: SmsGateway | None = None) -> Regions:
         """The regions file's regions, else one region of ISKA_TIMEZONE, ISKA_SMS_HOUR and the
-        gateway resource's SMS_URLS and SMS_MAX_TPS."""
+        gateway resource's SMS_URLS and SMS_MAX_TPS (none without `gateway`: days and zones only)."""
         if self.regions_file:
             return load_regions(Path(self.regions_file), sms_hour=SETTINGS.sms_hour)
-        return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, split_urls(gateway.urls), gateway.max_tps)
+        urls, max_tps = (split_urls(gateway.urls), gateway.max_tps) if gateway else ([], 0.0)
+        return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, urls, max_tps)
 
     def cutoff(self, day: date, timezone: str | None = None) -> datetime:
         """When day D's messages stop going out: ISKA_SMS_LATEST_HOUR in the region's time zone."""

@@ -11,7 +11,7 @@ import dagster as dg
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG, sms_job
 from iska_pipelines.defs.sms.partitions import SMS_START_DATE, day_and_region, region_day_key
-from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.defs.sms.resources import SmsOutbox
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.regions.config import Regions
 from iska_pipelines.lib.sms.catch_up import CatchUp, catch_ups
@@ -66,14 +66,12 @@ def region_catch_ups(
     description="Sends a day's still-pending SMS until ISKA_SMS_LATEST_HOUR, then ends "
     "them skipped_too_late.",
 )
-def sms_catch_up(
-    context: dg.SensorEvaluationContext, database: IskaDatabase, sms_outbox: SmsOutbox, sms_gateway: SmsGateway
-):
+def sms_catch_up(context: dg.SensorEvaluationContext, database: IskaDatabase, sms_outbox: SmsOutbox):
     with database.engine().connect() as connection:
         pending = pending_by_region(connection)
     if not pending:
         return dg.SkipReason("no day has pending messages")
-    regions = sms_outbox.regions(sms_gateway)
+    regions = sms_outbox.regions()
     found = region_catch_ups(pending, days_in_progress(context.instance, regions), regions, sms_outbox)
     if not found:
         return dg.SkipReason("every day with pending messages has a run in progress")
