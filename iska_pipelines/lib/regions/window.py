@@ -3,7 +3,7 @@
 Sending starts at the region's SMS hour (or now, when the plan is made later) and goes at most
 as fast as the region's gateways take together (the sum of their `max_tps`); it should end
 within ISKA_SEND_WINDOW_MINUTES of the SMS hour. With an uncapped gateway there is no known
-pace, and the plan cannot be late.
+pace, and the plan is never called late.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class SendWindow:
 
     @property
     def fits(self) -> bool:
-        return self.finishes <= self.closes
+        """Nothing to send, no known pace (an uncapped gateway), or done before the window closes."""
+        return self.messages == 0 or self.total_tps <= 0 or self.finishes <= self.closes
 
     def describe(self) -> str:
         pace = f"{self.total_tps:g} messages/s" if self.total_tps > 0 else "no cap"

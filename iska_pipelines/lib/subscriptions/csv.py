@@ -65,6 +65,7 @@ def read_subscription_file(
     typed = typed.with_columns(
         region=region_code(frame, "region", regions) if kind is FileKind.ADDITIONS else pl.lit(None, pl.String),
         region_guess=region_of_msisdn(pl.col("msisdn"), regions),
+        _region_given=region_given(frame, "region"),  # the column as written, before `region`
     )
     typed = typed.with_columns(ts=local_timestamp("ts", timezone, regions))
     checks: list[tuple[pl.Expr, str]] = [
@@ -100,7 +101,7 @@ def read_subscription_file(
                 Reason.INVALID_LANGUAGE,
             )
         )
-        checks.append((region_given(frame, "region") & pl.col("region").is_null(), Reason.INVALID_REGION))
+        checks.append((pl.col("_region_given") & pl.col("region").is_null(), Reason.INVALID_REGION))
         columns += ["plan", "language", "region", "region_guess"]
     checked = typed.with_columns(first_failure(checks).alias(REASON))
     # an exact repeat (same msisdn and ts) is refused; the first copy counts
