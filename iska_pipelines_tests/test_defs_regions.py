@@ -45,7 +45,9 @@ sms_gateways = [{{ url = "{url}", max_tps = {tps} }}]
 """
 
 
-def regions_file(folder: Path, url: str = "http://127.0.0.1:9/sms", tps: float = 50, ng_hour: int = 5) -> Path:
+def regions_file(
+    folder: Path, url: str = "http://127.0.0.1:9/sms", tps: float = 50, ng_hour: int = 5
+) -> Path:
     path = folder / "regions.toml"
     path.write_text(REGIONS.format(url=url, tps=tps, ng_hour=ng_hour), encoding="utf-8")
     return path
@@ -103,7 +105,12 @@ def test_an_addition_takes_the_region_column_else_the_prefix_and_a_later_one_wit
         rules,
     )
     assert stored_regions(engine) == {"22370000003": "GH", "233010000001": "NG", "234010000002": "NG"}
-    apply(engine, tmp_path, "msisdn,ts,lat,lon,service_id\n233010000001,2026-01-06 08:00:00,5.6,-0.2,21\n", rules)
+    apply(
+        engine,
+        tmp_path,
+        "msisdn,ts,lat,lon,service_id\n233010000001,2026-01-06 08:00:00,5.6,-0.2,21\n",
+        rules,
+    )
     assert stored_regions(engine)["233010000001"] == "NG"
 
 
@@ -142,7 +149,9 @@ def test_an_api_region_no_region_has_is_422_invalid_region(regional_api):
 # --- the plan's send window -------------------------------------------------------------------------
 
 
-def run_region_day(database_url, instance, path: Path, day: date, region: str, **outbox) -> dg.ExecuteInProcessResult:
+def run_region_day(
+    database_url, instance, path: Path, day: date, region: str, **outbox
+) -> dg.ExecuteInProcessResult:
     regions = load_regions(path, sms_hour=5)
     job = build_sms_job(sms_partitions(regions))
     return job.execute_in_process(
@@ -152,7 +161,9 @@ def run_region_day(database_url, instance, path: Path, day: date, region: str, *
         resources={
             "database": IskaDatabase(url=database_url),
             "sms_gateway": SmsGateway(urls=refused_url(), token="t", max_tries=1, backoff_seconds=0.01),
-            "sms_outbox": SmsOutbox(public_url=refused_url(), regions_file=str(path), latest_hour=24, **outbox),
+            "sms_outbox": SmsOutbox(
+                public_url=refused_url(), regions_file=str(path), latest_hour=24, **outbox
+            ),
         },
     )
 

@@ -75,7 +75,9 @@ class TwoRegions:
         self.schedules = sms_schedules(self.job, self.regions)
         self.resources = {
             "database": IskaDatabase(url=database_url),
-            "sms_gateway": SmsGateway(urls=refused_url(), token=GATEWAY_TOKEN, concurrency=8, backoff_seconds=0.01),
+            "sms_gateway": SmsGateway(
+                urls=refused_url(), token=GATEWAY_TOKEN, concurrency=8, backoff_seconds=0.01
+            ),
             "sms_outbox": SmsOutbox(public_url=refused_url(), regions_file=str(self.path), latest_hour=24),
         }
         self.runs: list[tuple[datetime, str]] = []  # (the clock, the partition key run)
@@ -105,7 +107,12 @@ class TwoRegions:
     def messages(self) -> dict[str, list[tuple[date, str | None, str]]]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(sms_messages.c.msisdn, sms_messages.c.send_date, sms_messages.c.region, sms_messages.c.gateway)
+                sa.select(
+                    sms_messages.c.msisdn,
+                    sms_messages.c.send_date,
+                    sms_messages.c.region,
+                    sms_messages.c.gateway,
+                )
             ).all()
         found: dict[str, list] = {}
         for row in rows:
@@ -190,9 +197,13 @@ def test_each_region_is_billed_on_its_own_local_day(world):
     assert {two.last_billed(m) for m in GH} == {day}
     with two.engine.connect() as connection:
         periods = connection.execute(
-            sa.select(billing_attempts.c.msisdn, billing_attempts.c.period_start, billing_attempts.c.attempted_at)
+            sa.select(
+                billing_attempts.c.msisdn, billing_attempts.c.period_start, billing_attempts.c.attempted_at
+            )
         ).all()
-    ng_for_day = {p.attempted_at.replace(tzinfo=UTC) for p in periods if p.msisdn in NG and p.period_start == day}
+    ng_for_day = {
+        p.attempted_at.replace(tzinfo=UTC) for p in periods if p.msisdn in NG and p.period_start == day
+    }
     assert ng_for_day == {midnight_utc(day) - timedelta(hours=1)}
 
 

@@ -50,7 +50,10 @@ def test_the_regions_file_gives_each_region_its_zone_hour_language_prefixes_and_
     assert regions.default.code == "GH"  # the first table
     ng = regions.get("NG")
     assert (ng.timezone, ng.sms_hour, ng.language, ng.prefixes) == ("Africa/Lagos", 6, "ha", ("234", "2348"))
-    assert gateways_for(regions, "GH") == (Gateway("http://gw-gh-1/sms", 50), Gateway("http://gw-gh-2/sms", 50))
+    assert gateways_for(regions, "GH") == (
+        Gateway("http://gw-gh-1/sms", 50),
+        Gateway("http://gw-gh-2/sms", 50),
+    )
     assert regions.get("GH").total_tps == 100
     mtn = regions.get("NG-MTN")
     assert (mtn.sms_hour, mtn.language, mtn.total_tps) == (5, None, 0.0)  # ISKA_SMS_HOUR; uncapped
@@ -74,7 +77,12 @@ def test_a_stored_region_that_is_empty_or_no_longer_configured_belongs_to_the_de
 
 def test_without_a_regions_file_there_is_one_region_from_todays_variables():
     settings = Settings.from_env(
-        {"ISKA_TIMEZONE": "Africa/Lagos", "ISKA_SMS_HOUR": "6", "SMS_URLS": "http://a/sms,http://b/sms", "SMS_MAX_TPS": "20"}
+        {
+            "ISKA_TIMEZONE": "Africa/Lagos",
+            "ISKA_SMS_HOUR": "6",
+            "SMS_URLS": "http://a/sms,http://b/sms",
+            "SMS_MAX_TPS": "20",
+        }
     )
     regions = settings.regions()
     assert regions.codes == (SINGLE_REGION,) and not regions.several
@@ -91,12 +99,21 @@ def test_without_a_regions_file_there_is_one_region_from_todays_variables():
         (('language = "ha"', 'language = "hausa"'), ["[NG]", "language", "hausa"]),
         (('prefixes = ["234", "2348"]', "prefixes = [234]"), ["[NG]", "prefixes"]),
         (('prefixes = ["234", "2348"]', 'prefixes = ["233"]'), ["prefix '233'", "[GH]", "[NG]"]),
-        (('{ url = "http://gw-ng/sms", max_tps = 30 }', '{ url = "gw-ng", max_tps = 30 }'), ["[NG]", "sms_gateways[0]", "url"]),
-        (('{ url = "http://gw-ng/sms", max_tps = 30 }', '{ url = "http://gw-ng/sms", max_tps = -1 }'), ["[NG]", "max_tps"]),
-        (('sms_gateways = [{ url = "http://gw-ng/sms", max_tps = 30 }]', "sms_gateways = []"), ["[NG]", "sms_gateways"]),
+        (
+            ('{ url = "http://gw-ng/sms", max_tps = 30 }', '{ url = "gw-ng", max_tps = 30 }'),
+            ["[NG]", "sms_gateways[0]", "url"],
+        ),
+        (
+            ('{ url = "http://gw-ng/sms", max_tps = 30 }', '{ url = "http://gw-ng/sms", max_tps = -1 }'),
+            ["[NG]", "max_tps"],
+        ),
+        (
+            ('sms_gateways = [{ url = "http://gw-ng/sms", max_tps = 30 }]', "sms_gateways = []"),
+            ["[NG]", "sms_gateways"],
+        ),
         (("sms_hour = 6", "sms_houre = 6"), ["[NG]", "unknown key 'sms_houre'"]),
-        (('timezone = "Africa/Lagos"\nsms_hour', 'sms_hour'), ["[NG]", "timezone is missing"]),
-        (('[NG-MTN]', '["NG MTN"]'), ["[NG MTN]", "region code"]),
+        (('timezone = "Africa/Lagos"\nsms_hour', "sms_hour"), ["[NG]", "timezone is missing"]),
+        (("[NG-MTN]", '["NG MTN"]'), ["[NG MTN]", "region code"]),
         (("[NG]", "[NG"), ["not valid TOML"]),
     ],
 )
@@ -136,7 +153,9 @@ def test_the_region_column_is_read_as_configured_and_else_the_prefix_decides(tmp
         ("234803000003", "2026-01-01 08:00:00", " GH "),
         ("234803000004", "2026-01-01 08:00:00", ""),
     ]
-    parsed = read_subscription_file(additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions)
+    parsed = read_subscription_file(
+        additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions
+    )
     assert parsed.good["region"].to_list() == ["NG", None, "GH", None]
     assert parsed.good["region_guess"].to_list() == ["GH", "GH", "NG-MTN", "NG-MTN"]
 
@@ -144,7 +163,9 @@ def test_the_region_column_is_read_as_configured_and_else_the_prefix_decides(tmp
 def test_a_region_code_no_region_has_is_invalid_region(tmp_path):
     regions = load_regions(regions_file(tmp_path), sms_hour=5)
     rows = [("233240000001", "2026-01-01 08:00:00", "GH"), ("233240000002", "2026-01-01 08:00:00", "ML")]
-    parsed = read_subscription_file(additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions)
+    parsed = read_subscription_file(
+        additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions
+    )
     assert parsed.refused["reason"].to_list() == ["invalid_region"]
     assert parsed.refused["region"].to_list() == ["ML"]  # as the file wrote it
 
@@ -164,7 +185,9 @@ def test_a_ts_without_an_offset_is_local_time_in_the_rows_region(tmp_path):
         ("233240000003", "2026-01-01 08:00:00", "NG"),  # Lagos by its column
         ("234803000004", "2026-01-01 08:00:00+00:00", ""),  # an offset is kept
     ]
-    parsed = read_subscription_file(additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions)
+    parsed = read_subscription_file(
+        additions(tmp_path, rows), FileKind.ADDITIONS, "Africa/Accra", regions=regions
+    )
     assert [ts.hour for ts in parsed.good["ts"].to_list()] == [8, 7, 7, 8]
 
 
@@ -192,3 +215,15 @@ def test_an_uncapped_region_always_fits(tmp_path):
     region = load_regions(regions_file(tmp_path), sms_hour=5).get("NG-MTN")
     assert send_window(region, date(2026, 3, 10), 10**7, 1, datetime(2026, 3, 10, tzinfo=UTC)).fits
     assert single_region("Africa/Accra", 5, None, ["http://a/sms"], 0).default.total_tps == 0
+
+
+def test_the_demos_regions_file_puts_the_nigerian_sample_subscribers_in_nigeria():
+    root = Path(__file__).resolve().parents[1]
+    regions = Settings.from_env({"ISKA_REGIONS_FILE": str(root / "samples" / "regions.toml")}).regions()
+    assert regions.codes == ("GH", "NG") and regions.get("NG").language == "ha"
+    parsed = read_subscription_file(
+        root / "samples" / "additions_nigeria.csv", FileKind.ADDITIONS, "Africa/Accra", regions=regions
+    )
+    assert parsed.refused.height == 0
+    chosen = parsed.good["region"].fill_null(parsed.good["region_guess"]).to_list()
+    assert chosen == ["NG"] * 5  # four by their prefix, one by its column

@@ -22,9 +22,7 @@ DAY, REGION = "day", "region"
 
 def day_partitions(regions: Regions) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
-        start_date=SMS_START_DATE,
-        timezone=regions.default.timezone,
-        end_offset=2 if regions.several else 1,
+        start_date=SMS_START_DATE, timezone=regions.default.timezone, end_offset=2 if regions.several else 1
     )
 
 
@@ -33,7 +31,9 @@ def sms_partitions(regions: Regions) -> dg.PartitionsDefinition:
     days = day_partitions(regions)
     if not regions.several:
         return days
-    return dg.MultiPartitionsDefinition({DAY: days, REGION: dg.StaticPartitionsDefinition(list(regions.codes))})
+    return dg.MultiPartitionsDefinition(
+        {DAY: days, REGION: dg.StaticPartitionsDefinition(list(regions.codes))}
+    )
 
 
 def region_day_key(day: date, region: str, regions: Regions) -> str:

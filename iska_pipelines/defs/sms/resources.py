@@ -36,7 +36,9 @@ class SmsGateway(dg.ConfigurableResource):
         """SMS_URLS with SMS_MAX_TPS each: the gateways of a deployment with one region."""
         return tuple(Gateway(url, self.max_tps) for url in split_urls(self.urls))
 
-    def client(self, engine: sa.Engine | None = None, gateways: tuple[Gateway, ...] | None = None) -> SmsClient:
+    def client(
+        self, engine: sa.Engine | None = None, gateways: tuple[Gateway, ...] | None = None
+    ) -> SmsClient:
         """`gateways`: a region's (lib/regions/gateways.py); None: SMS_URLS. With `engine`, each
         URL's cap is shared through its database by every process."""
         chosen = gateways or self.gateways()

@@ -35,14 +35,14 @@ def region_schedule(job: dg.JobDefinition, region: Region, regions: Regions) -> 
 def sms_schedules(job: dg.JobDefinition, regions: Regions) -> list[dg.ScheduleDefinition]:
     if not regions.several:
         return [
-            dg.build_schedule_from_partitioned_job(
+            dg.build_schedule_from_partitioned_job(  # a ScheduleDefinition for a job
                 job,
                 name="sms_daily_schedule",
                 hour_of_day=regions.default.sms_hour,
                 minute_of_hour=0,
                 default_status=dg.DefaultScheduleStatus.RUNNING,
                 description="Sends the day's forecast SMS at ISKA_SMS_HOUR in ISKA_TIMEZONE.",
-            )
+            )  # type: ignore[list-item]
         ]
     return [region_schedule(job, region, regions) for region in regions.all]
 

@@ -30,7 +30,9 @@ def days_in_progress(instance: dg.DagsterInstance, regions: Regions) -> set[tupl
     """(day, region) of every SMS run not finished yet."""
     runs = instance.get_runs(filters=dg.RunsFilter(job_name=sms_job.name, statuses=UNFINISHED))
     return {
-        day_and_region(run.tags["dagster/partition"], regions) for run in runs if "dagster/partition" in run.tags
+        day_and_region(run.tags["dagster/partition"], regions)
+        for run in runs
+        if "dagster/partition" in run.tags
     }
 
 

@@ -60,7 +60,7 @@ def billing_day(now: datetime, timezone: str) -> date:
 
 
 @cache
-def due_sql(in_region: str = "1 = 1") -> sa.TextClause:
+def due_sql(in_region: str = "1 = 1") -> sa.TextualSelect:
     """The due subscriptions of one region (`in_region`, from Regions.in_region on `s.region`)."""
     return (
         sa.text(f"""

@@ -133,7 +133,9 @@ def load_regions(path: Path, *, sms_hour: int, languages: Iterable[str] | None =
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"{where} is not valid TOML: {error}") from None
     known = frozenset(languages) if languages is not None else None
-    regions = tuple(_region(code, table, f"{where}: [{code}]", sms_hour, known) for code, table in data.items())
+    regions = tuple(
+        _region(code, table, f"{where}: [{code}]", sms_hour, known) for code, table in data.items()
+    )
     if not regions:
         raise ConfigurationError(f"{where} has no region: add a table such as [GH]")
     _no_shared_prefix(regions, where)
@@ -148,7 +150,9 @@ def _region(code: str, table: Any, where: str, sms_hour: int, languages: frozens
         raise ConfigurationError(f"{where} must be a table ([{code}] followed by its keys)")
     unknown = sorted(set(table) - REGION_KEYS)
     if unknown:
-        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(REGION_KEYS))})")
+        raise ConfigurationError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(REGION_KEYS))})"
+        )
     return Region(
         code=code,
         timezone=_timezone(table.get("timezone"), where),
@@ -230,5 +234,7 @@ def _no_duplicate_code(regions: tuple[Region, ...], where: str) -> None:
     seen: set[str] = set()
     for region in regions:
         if region.code.upper() in seen:
-            raise ConfigurationError(f"{where}: region code [{region.code}] appears twice (codes ignore case)")
+            raise ConfigurationError(
+                f"{where}: region code [{region.code}] appears twice (codes ignore case)"
+            )
         seen.add(region.code.upper())

@@ -127,7 +127,7 @@ def plan_outbox(
     texts: dict[tuple[int, str | None], tuple[str, str, Measure]] = {}
     for row in rows:
         if (row.lid, row.language) not in texts:
-            language = catalog.language(row.language, region_default=region and region.language)
+            language = catalog.language(row.language, region_default=region.language if region else None)
             text, size = catalog.outgoing(language.render_forecast(day, row.fcat24, row.fcat48))
             texts[row.lid, row.language] = (text, language.code, size)
     chosen = [texts[row.lid, row.language] for row in rows]

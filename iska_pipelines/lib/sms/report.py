@@ -20,7 +20,9 @@ def plan_metrics(plan: OutboxPlan) -> dict[str, int]:
     }
 
 
-def day_languages(connection: sa.Connection, day: date, in_region: str = "1 = 1") -> dict[str, tuple[int, int]]:
+def day_languages(
+    connection: sa.Connection, day: date, in_region: str = "1 = 1"
+) -> dict[str, tuple[int, int]]:
     """Day D's messages a gateway accepted, and their paid segments, per language (SPEC §14)."""
     rows = connection.execute(
         sa.text(f"""

@@ -63,7 +63,9 @@ def read_subscription_file(
     columns = ["msisdn", "ts"]
     typed = frame.with_columns(msisdn=normalised_msisdn("msisdn"))
     typed = typed.with_columns(
-        region=region_code(frame, "region", regions) if kind is FileKind.ADDITIONS else pl.lit(None, pl.String),
+        region=region_code(frame, "region", regions)
+        if kind is FileKind.ADDITIONS
+        else pl.lit(None, pl.String),
         region_guess=region_of_msisdn(pl.col("msisdn"), regions),
         _region_given=region_given(frame, "region"),  # the column as written, before `region`
     )

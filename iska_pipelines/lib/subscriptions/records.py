@@ -253,9 +253,7 @@ def _rewrite(connection: sa.Connection, msisdn: str, ts: datetime, **values: str
     if stored is not None and stored["last_event_at"] > as_utc(ts):
         raise RecordConflict(FieldError("ts", str(Reason.STALE_EVENT), REASON_MESSAGES[Reason.STALE_EVENT]))
     connection.execute(
-        subscriptions.update()
-        .where(subscriptions.c.msisdn == msisdn)
-        .values(**values, updated_at=utcnow())
+        subscriptions.update().where(subscriptions.c.msisdn == msisdn).values(**values, updated_at=utcnow())
     )
 
 
