@@ -14,13 +14,16 @@ import requests
 import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import IskaDatabase
-from iska_pipelines.defs.sms.jobs import build_sms_job
+from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG, build_sms_job
 from iska_pipelines.defs.sms.partitions import region_day_key, sms_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.defs.sms.sensors import sms_catch_up
 from iska_pipelines.lib.billing.due import select_due
 from iska_pipelines.lib.db.schema import subscriptions
 from iska_pipelines.lib.inbox.ingest import IngestRules
 from iska_pipelines.lib.regions.config import load_regions
+from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines.lib.subscriptions.csv import read_subscription_file
 from iska_pipelines.lib.subscriptions.ingest import apply_subscriptions
 from iska_pipelines.lib.vocabulary import FileKind
@@ -202,3 +205,41 @@ def test_a_plan_within_the_send_window_passes_the_check(engine, database_url, in
     result = run_region_day(database_url, instance, path, day, "NG")
     [(_, check)] = window_checks(result)
     assert check.passed and "1 messages" in check.description
+
+
+# --- the catch-up, per region ------------------------------------------------------------------
+
+
+def test_the_catch_up_asks_for_each_regions_day_with_pending_messages(
+    engine, database_url, instance, tmp_path
+):
+    path = regions_file(tmp_path)
+    regions = load_regions(path, sms_hour=5)
+    day = datetime.now(ZoneInfo("Africa/Lagos")).date()
+    add_forecast(engine, 1, "0.1", "0.2")
+    add_subscriber(engine, "234010000001", 1, day=day, region="NG")
+    add_subscriber(engine, "233010000001", 1, day=day - timedelta(days=1), region="GH")
+    with engine.begin() as connection:  # planned, then the runs died before sending
+        for code, planned in (("NG", day), ("GH", day - timedelta(days=1))):
+            plan_outbox(
+                connection,
+                planned,
+                DEFAULTS.catalog(),
+                30.0,
+                region=regions.get(code),
+                in_region=regions.in_region("s.region", code),
+            )
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "database": IskaDatabase(url=database_url),
+            "sms_outbox": SmsOutbox(regions_file=str(path), latest_hour=24),
+        },
+    )
+    requests_ = sms_catch_up(context)
+    asked = sorted((r.partition_key, r.tags[CATCH_UP_TAG], r.run_key) for r in requests_)
+    yesterday = (day - timedelta(days=1)).isoformat()
+    assert asked == [
+        (f"{yesterday}|GH", "close", f"sms-close-{yesterday}-GH"),  # past its day's end in Accra
+        (f"{day.isoformat()}|NG", "send", None),
+    ]
