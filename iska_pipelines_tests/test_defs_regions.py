@@ -243,3 +243,25 @@ def test_the_catch_up_asks_for_each_regions_day_with_pending_messages(
         (f"{yesterday}|GH", "close", f"sms-close-{yesterday}-GH"),  # past its day's end in Accra
         (f"{day.isoformat()}|NG", "send", None),
     ]
+
+
+# --- the status view, per region -------------------------------------------------------------
+
+
+def test_the_status_view_shows_each_regions_sms_on_its_own_local_day(engine, regional_api):
+    regions = load_regions(regions_file(Path(regional_api.settings.regions_file).parent), sms_hour=5)
+    lagos = datetime.now(ZoneInfo("Africa/Lagos")).date()
+    add_forecast(engine, 1, "0.1", "0.2")
+    for n in range(3):
+        add_subscriber(engine, f"23401000000{n}", 1, day=lagos, region="NG")
+    with engine.begin() as connection:
+        plan_outbox(
+            connection, lagos, DEFAULTS.catalog(), 30.0, region=regions.get("NG"), in_region="s.region = 'NG'"
+        )
+    found = requests.get(regional_api.base_url + "/status", timeout=30).json()["regions"]
+    assert [(r["region"], r["day"], r["planned"]) for r in found] == [
+        ("GH", datetime.now(ZoneInfo("Africa/Accra")).date().isoformat(), 0),
+        ("NG", lagos.isoformat(), 3),
+    ]
+    page = requests.get(regional_api.base_url + "/", timeout=30).text
+    assert 'data-region="NG"' in page and 'data-region="GH"' in page

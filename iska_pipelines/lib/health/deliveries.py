@@ -27,13 +27,14 @@ def segments(text: str) -> int:
     return measure(text).segments
 
 
-def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
+def day_figures(connection: sa.Connection, day: date, in_region: str = EVERYONE) -> dict[str, int | float]:
     """Planned, sent and each outcome of day D's messages, the delivery rates and segments, and
-    the messages sent and their segments per language (`messages_<code>`, `segments_<code>`)."""
+    the messages sent and their segments per language (`messages_<code>`, `segments_<code>`);
+    `in_region`: one region's (Regions.in_region on `region`), else every region's."""
     by_text = connection.execute(
         sa.text(
             "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
-            "GROUP BY status, text, language, segments"
+            f"AND {in_region} GROUP BY status, text, language, segments"
         ).bindparams(sa.bindparam("day", day, type_=sa.Date))
     ).all()
     statuses: Counter[str] = Counter()
