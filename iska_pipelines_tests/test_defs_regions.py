@@ -219,8 +219,8 @@ def test_the_catch_up_asks_for_each_regions_day_with_pending_messages(
     add_forecast(engine, 1, "0.1", "0.2")
     add_subscriber(engine, "234010000001", 1, day=day, region="NG")
     add_subscriber(engine, "233010000001", 1, day=day - timedelta(days=1), region="GH")
-    with engine.begin() as connection:  # planned, then the runs died before sending
-        for code, planned in (("NG", day), ("GH", day - timedelta(days=1))):
+    for code, planned in (("NG", day), ("GH", day - timedelta(days=1))):
+        with engine.begin() as connection:  # planned, then the run died before sending
             plan_outbox(
                 connection,
                 planned,
