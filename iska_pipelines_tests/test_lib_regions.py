@@ -3,6 +3,10 @@ it, the longest prefix, the `region` column of additions files, and the send win
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -227,3 +231,39 @@ def test_the_demos_regions_file_puts_the_nigerian_sample_subscribers_in_nigeria(
     assert parsed.refused.height == 0
     chosen = parsed.good["region"].fill_null(parsed.good["region_guess"]).to_list()
     assert chosen == ["NG"] * 5  # four by their prefix, one by its column
+
+
+LOCATION = """
+import json
+from iska_pipelines.definitions import defs
+repository = defs().get_repository_def()
+job = repository.get_job("sms_job")
+print(json.dumps({
+    "schedules": sorted(
+        (s.name, s.cron_schedule, s.execution_timezone) for s in repository.schedule_defs if s.name.startswith("sms")
+    ),
+    "dimensions": [d.name for d in job.partitions_def.partitions_defs],
+    "regions": job.partitions_def.get_partitions_def_for_dimension("region").get_partition_keys(),
+}))
+"""
+
+
+def test_the_code_location_loads_with_the_demos_two_regions(tmp_path):
+    """In a process of its own: the definitions are built from the environment at import."""
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "ISKA_REGIONS_FILE": str(root / "samples" / "regions.toml"),
+        "ISKA_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", LOCATION], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["schedules"] == [
+        ["sms_daily_schedule_GH", "0 5 * * *", "Africa/Accra"],
+        ["sms_daily_schedule_NG", "0 5 * * *", "Africa/Lagos"],
+    ]
+    assert found["dimensions"] == ["day", "region"] and found["regions"] == ["GH", "NG"]
