@@ -13,6 +13,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from iska_pipelines.defs.health.assets import sms_deliveries
+from iska_pipelines.defs.health.resources import HealthChecks
+from iska_pipelines.defs.health.send_window import send_window_fits
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import CATCH_UP_TAG, build_sms_job
 from iska_pipelines.defs.sms.partitions import region_day_key, sms_partitions
@@ -265,3 +268,21 @@ def test_the_status_view_shows_each_regions_sms_on_its_own_local_day(engine, reg
     ]
     page = requests.get(regional_api.base_url + "/", timeout=30).text
     assert 'data-region="NG"' in page and 'data-region="GH"' in page
+
+
+def test_the_send_window_check_can_be_evaluated_again_for_a_day(engine, database_url, instance):
+    """From the UI (the asset's Checks tab): the day's planned messages against the region's
+    pace; one region on uncapped SMS_URLS, as this process's settings are, always fits."""
+    day = today()
+    add_forecast(engine, 1, "0.1", "0.2")
+    add_subscriber(engine, "233010000001", 1, day=day)
+    with engine.begin() as connection:
+        plan_outbox(connection, day, DEFAULTS.catalog(), 30.0)
+    result = dg.materialize(
+        [sms_deliveries, send_window_fits],
+        instance=instance,
+        partition_key=day.isoformat(),
+        resources={"database": IskaDatabase(url=database_url), "health_checks": HealthChecks()},
+    )
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "send_window_fits"]
+    assert check.passed and "1 messages" in (check.description or "")
