@@ -18,6 +18,7 @@ from iska_pipelines.lib.regions.gateways import gateways_for
 from iska_pipelines.lib.regions.window import send_window
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.subscriptions.csv import read_subscription_file
+from iska_pipelines.lib.subscriptions.rules import check_subscription
 from iska_pipelines.lib.vocabulary import FileKind
 
 TWO = """
@@ -267,3 +268,16 @@ def test_the_code_location_loads_with_the_demos_two_regions(tmp_path):
         ["sms_daily_schedule_NG", "0 5 * * *", "Africa/Lagos"],
     ]
     assert found["dimensions"] == ["day", "region"] and found["regions"] == ["GH", "NG"]
+
+
+def test_an_api_ts_without_an_offset_is_local_time_in_the_subscribers_region(tmp_path):
+    regions = load_regions(regions_file(tmp_path), sms_hour=5)
+
+    def hour(**values: object) -> int:
+        checked = check_subscription({"ts": "2026-01-01 08:00:00", **values}, "Africa/Accra", regions=regions)
+        assert checked.ts is not None
+        return checked.ts.hour
+
+    assert hour(msisdn="233240000001") == 8
+    assert hour(msisdn="234803000002") == 7  # Lagos, by its prefix
+    assert hour(msisdn="233240000003", region="NG") == 7  # Lagos, as chosen

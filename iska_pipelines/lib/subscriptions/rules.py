@@ -42,7 +42,9 @@ def check_subscription(
 ) -> SubscriptionValues:
     """Check the given fields of a subscription; raises InvalidRecord listing every bad one.
 
-    A ts more than `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
+    A ts without an offset is local time in the subscriber's region (the `region` given, else
+    the msisdn's prefix's; `timezone` when there is one region). A ts more than
+    `max_future_minutes` ahead of `now` (default: this moment) is `future_ts`.
     """
     errors = missing_required(values, list(required))
     missing = {e.field for e in errors}
@@ -52,9 +54,11 @@ def check_subscription(
         if values.get(name) is not None and name not in missing
     }
     row = one_row(**{name: cell(values.get(name)) for name in ("msisdn", "plan", "lat", "lon", "ts")})
+    asked = (cell(values.get("region")) or "").strip()  # empty: not chosen
+    region = regions.canonical(asked) if asked else None
     typed = row.select(
         msisdn=normalised_msisdn("msisdn"),
-        ts=parse_timestamp("ts", timezone),
+        ts=parse_timestamp("ts", local_zone(row, region, timezone, regions)),
         lat=as_float("lat"),
         lon=as_float("lon"),
     ).with_columns(
@@ -77,8 +81,6 @@ def check_subscription(
     if language is not None:
         given.add("language")
         failures["language"] = (language not in languages, Reason.INVALID_LANGUAGE)
-    asked = (cell(values.get("region")) or "").strip()  # empty: not chosen
-    region = regions.canonical(asked) if asked else None
     if asked:
         given.add("region")
         failures["region"] = (region is None, Reason.INVALID_REGION)
@@ -94,3 +96,13 @@ def check_subscription(
         language=language,
         region=region,
     )
+
+
+def local_zone(row: pl.DataFrame, region: str | None, timezone: str, regions: Regions) -> str:
+    """The time zone of a ts without an offset: the region's, or `timezone` with one region."""
+    if not regions.several:
+        return timezone
+    if region is not None:
+        return regions.get(region).timezone
+    msisdn = row.select(normalised_msisdn("msisdn")).item()
+    return regions.for_msisdn(msisdn or "").timezone
