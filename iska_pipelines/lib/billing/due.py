@@ -86,9 +86,6 @@ def due_sql(in_region: str = "1 = 1") -> sa.TextualSelect:
     )
 
 
-DUE_SQL = due_sql()
-
-
 def select_due(
     connection: sa.Connection, today: date, now: datetime, retry_minutes: int, in_region: str = "1 = 1"
 ) -> list[DueCharge]:

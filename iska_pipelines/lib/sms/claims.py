@@ -128,18 +128,6 @@ def pending_count(connection: sa.Connection, day: date, in_region: str = EVERYON
     )
 
 
-def days_with_pending(connection: sa.Connection) -> dict[date, int]:
-    """Every day that still has pending messages, with how many."""
-    return {
-        day: n
-        for day, n in connection.execute(
-            sa.text(
-                f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} GROUP BY send_date"
-            ).columns(sa.column("send_date", sa.Date), sa.column("n"))
-        )
-    }
-
-
 def pending_by_region(connection: sa.Connection) -> dict[tuple[date, str | None], int]:
     """Every (day, stored region) that still has pending messages, with how many."""
     return {
