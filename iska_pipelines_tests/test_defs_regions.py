@@ -4,6 +4,10 @@ warning of a send window it cannot keep before any message goes out."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -286,3 +290,63 @@ def test_the_send_window_check_can_be_evaluated_again_for_a_day(engine, database
     )
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "send_window_fits"]
     assert check.passed and "1 messages" in (check.description or "")
+
+
+# --- the health assets by day and region -------------------------------------------------------------
+
+REFRESH = """
+import json
+import dagster as dg
+from iska_pipelines.definitions import defs
+from iska_pipelines.defs.health.sensors import health_refresh
+from iska_pipelines.defs.health.resources import HealthChecks
+from iska_pipelines.defs.resources import IskaDatabase
+import os
+repository = defs().get_repository_def()
+asset = repository.asset_graph.get(dg.AssetKey("sms_deliveries")).partitions_def
+with dg.instance_for_test() as instance:
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"database": IskaDatabase(url=os.environ["ISKA_DATABASE_URL"]), "health_checks": HealthChecks()},
+    )
+    result = health_refresh(context)
+    print(json.dumps({
+        "dimensions": [d.name for d in asset.partitions_defs],
+        "sms": sorted(
+            [e.partition, e.metadata["planned"].value]
+            for e in result.asset_events
+            if isinstance(e, dg.AssetMaterialization) and e.asset_key == dg.AssetKey("sms_deliveries")
+        ),
+    }))
+"""
+
+
+def test_with_two_regions_sms_deliveries_counts_each_regions_day_on_its_own(engine, database_url, tmp_path):
+    path = regions_file(tmp_path)
+    regions = load_regions(path, sms_hour=5)
+    lagos = datetime.now(ZoneInfo("Africa/Lagos")).date()
+    add_forecast(engine, 1, "0.1", "0.2")
+    for n in range(3):
+        add_subscriber(engine, f"23401000000{n}", 1, day=lagos, region="NG")
+    with engine.begin() as connection:
+        plan_outbox(
+            connection, lagos, DEFAULTS.catalog(), 30.0, region=regions.get("NG"), in_region="s.region = 'NG'"
+        )
+    env = {
+        **os.environ,
+        "ISKA_REGIONS_FILE": str(path),
+        "ISKA_DATABASE_URL": database_url,
+        "ISKA_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", REFRESH], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["dimensions"] == ["day", "region"]
+    planned = dict(map(tuple, found["sms"]))
+    assert planned[f"{lagos.isoformat()}|NG"] == 3
+    accra = datetime.now(ZoneInfo("Africa/Accra")).date()
+    assert planned[f"{accra.isoformat()}|GH"] == 0  # each region's own days, the last four
+    assert len(planned) == 8

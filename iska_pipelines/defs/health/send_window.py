@@ -6,13 +6,12 @@ ISKA_SEND_WINDOW_MINUTES of its SMS hour at its gateways' total `max_tps`.
 evaluate a day again from the messages planned for it.
 """
 
-from datetime import date
-
 import dagster as dg
 
 from iska_pipelines.defs.health.assets import sms_deliveries
-from iska_pipelines.defs.health.partitions import health_days
+from iska_pipelines.defs.health.partitions import health_region_days
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
+from iska_pipelines.defs.sms.partitions import day_and_region
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.checks import SEND_WINDOW
 from iska_pipelines.lib.regions.window import send_window
@@ -22,22 +21,20 @@ from iska_pipelines.lib.sms.claims import day_statuses
 @dg.asset_check(
     asset=sms_deliveries,
     name=SEND_WINDOW,
-    partitions_def=health_days,
+    partitions_def=health_region_days,
     description="WARN when a region's planned messages cannot all go out within "
     "ISKA_SEND_WINDOW_MINUTES of its SMS hour at its gateways' total max_tps.",
 )
 def send_window_fits(context: dg.AssetCheckExecutionContext, database: IskaDatabase) -> dg.AssetCheckResult:
-    day = date.fromisoformat(context.partition_key)
     regions = SETTINGS.regions()
-    windows = []
+    day, code = day_and_region(context.partition_key, regions)
+    region = regions.get(code)
     with database.engine().connect() as connection:
-        for region in regions.all:
-            planned = sum(day_statuses(connection, day, regions.in_region("region", region.code)).values())
-            windows.append(send_window(region, day, planned, SETTINGS.send_window_minutes, utcnow()))
-    late = [w for w in windows if not w.fits]
+        planned = sum(day_statuses(connection, day, regions.in_region("region", region.code)).values())
+    window = send_window(region, day, planned, SETTINGS.send_window_minutes, utcnow())
     return dg.AssetCheckResult(
-        passed=not late,
+        passed=window.fits,
         severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(w.describe() for w in (late or windows)),
-        metadata={f"finishes_at_{w.region}": w.finishes.isoformat() for w in windows},
+        description=window.describe(),
+        metadata=window.metadata(),
     )

@@ -20,7 +20,7 @@ import dagster as dg
 from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
-from iska_pipelines.defs.sms.partitions import day_and_region, sms_job_partitions
+from iska_pipelines.defs.sms.partitions import day_and_region, region_day_key, sms_job_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.errors import ConfigurationError
@@ -99,7 +99,7 @@ def warn_if_late(context: dg.OpExecutionContext, where: RegionDay, pending: int,
             severity=dg.AssetCheckSeverity.WARN,
             description=verdict.description,
             metadata=verdict.metadata,
-            partition=where.day.isoformat(),
+            partition=region_day_key(where.day, where.region.code, where.regions),
         )
     )
     return {"send_seconds_planned": round(window.seconds, 1), "send_window_fits": int(window.fits)}
@@ -198,7 +198,9 @@ def report_sms_day(
     batches = [*sent, rest] if rest.sent else list(sent)
     metrics = day_metrics(plan, batches, expired, statuses, languages)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
-    report_day(context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow())
+    report_day(
+        context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow(), where.regions, where.region.code
+    )
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)

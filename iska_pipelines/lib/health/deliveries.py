@@ -70,12 +70,15 @@ def day_figures(connection: sa.Connection, day: date, in_region: str = EVERYONE)
     }
 
 
-def skips_now(connection: sa.Connection, day: date, fresh_after: datetime) -> dict[str, int]:
-    """Why each subscription gets no message on day D, judged now (`skipped_<reason>`)."""
+def skips_now(
+    connection: sa.Connection, day: date, fresh_after: datetime, in_region: str = EVERYONE
+) -> dict[str, int]:
+    """Why each subscription gets no message on day D, judged now (`skipped_<reason>`);
+    `in_region`: one region's subscriptions (Regions.in_region on `s.region`)."""
     counts: dict[str, int] = dict(
         connection.execute(
             sa.text(
-                f"SELECT reason, count(*) FROM ({CLASSIFIED.format(in_region=EVERYONE)}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
+                f"SELECT reason, count(*) FROM ({CLASSIFIED.format(in_region=in_region)}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
             ).bindparams(
                 sa.bindparam("day", day, type_=sa.Date),
                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP),
