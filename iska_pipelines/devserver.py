@@ -60,6 +60,17 @@ def absolute_paths(env: dict[str, str], root: Path) -> dict[str, str]:
     return fixed
 
 
+DEMO_REGIONS = "samples/regions.toml"
+
+
+def with_demo_regions(env: dict[str, str], root: Path) -> dict[str, str]:
+    """The demo's two regions (Ghana and Nigeria, SPEC §15) unless ISKA_REGIONS_FILE is set
+    (set and empty: one region) or the repository has no samples/ folder."""
+    if "ISKA_REGIONS_FILE" in env or not (root / DEMO_REGIONS).is_file():
+        return env
+    return {**env, "ISKA_REGIONS_FILE": DEMO_REGIONS}
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -113,7 +124,7 @@ def main() -> int:
     load_dotenv(".env", override=False)
     root = Path.cwd().resolve()
     bin_dir = Path(sys.executable).parent
-    env = absolute_paths(dict(os.environ), root)
+    env = absolute_paths(with_demo_regions(dict(os.environ), root), root)
     dagster_home = Path(env.get("DAGSTER_HOME") or root / DAGSTER_HOME).resolve()
     env["DAGSTER_HOME"] = str(dagster_home)
     # `dagster dev` is the documented way to run a project locally; its notice that a newer

@@ -29,7 +29,7 @@ def rules_of(settings: Settings) -> HealthRules:
 
 
 def status(settings: Settings, as_json: bool) -> int:
-    found = snapshot(engine_for(settings.database_url), utcnow(), rules_of(settings))
+    found = snapshot(engine_for(settings.database_url), utcnow(), rules_of(settings), 10, settings.regions())
     print(json.dumps(found, indent=2) if as_json else status_text(found))
     return FAILED_ERROR if any(not c["passed"] and c["severity"] == "ERROR" for c in found["checks"]) else 0
 
@@ -46,6 +46,11 @@ def status_text(found: dict) -> str:
         f"Billing  due {bill['due']}  charged {bill['charged']}  declined {bill['declined']}  "
         f"no answer {bill['transport_errors'] + bill['auth_errors']}  "
         f"cancelled for billing {bill['cancelled_for_billing']}  opt-outs {bill['opt_outs']}",
+        *(
+            f"  {r['region']:6} {r['day']}  planned {r['planned']}  sent {r['sent']}  "
+            f"delivered {r['delivered']}  failed {r['failed']}"
+            for r in found.get("regions", [])
+        ),
         f"Grid     {grid['points']} points, {age} (limit {grid['max_age_hours']:g} h)",
         "Checks",
         *(

@@ -49,9 +49,17 @@ def add_forecast(
 
 
 def add_subscriber(
-    engine: sa.Engine, msisdn: str, lid: int | None, *, day: date, paid: bool = True, status: str = "active"
+    engine: sa.Engine,
+    msisdn: str,
+    lid: int | None,
+    *,
+    day: date,
+    paid: bool = True,
+    status: str = "active",
+    region: str | None = None,
 ) -> int:
-    """`paid`: billed for `day` (last_billing_date = day, next_billing_date = day + 1)."""
+    """`paid`: billed for `day` (last_billing_date = day, next_billing_date = day + 1).
+    `region`: its code (SPEC §15); None, as rows written before regions: the default region."""
     now = utcnow()
     with engine.begin() as connection:
         return connection.execute(
@@ -60,6 +68,7 @@ def add_subscriber(
                 msisdn=msisdn,
                 plan="daily",
                 status=status,
+                region=region,
                 lat=5.6,
                 lon=-0.2,
                 lid=lid,

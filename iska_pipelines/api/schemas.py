@@ -83,6 +83,11 @@ class SubscriptionIn(BaseModel):
         description="ISO 639 code of the subscriber's SMS language (en, fr, tw, ee, ha, dag, "
         "...); unset or empty: the region's default, then ISKA_DEFAULT_LANGUAGE",
     )
+    region: str | None = Field(
+        None,
+        description="region code of ISKA_REGIONS_FILE (GH, NG, ...; SPEC §15); unset or empty: "
+        "the one chosen before, else the region of the msisdn's longest prefix, else the default region",
+    )
 
 
 class Subscription(BaseModel):
@@ -92,6 +97,7 @@ class Subscription(BaseModel):
     status: str
     cancel_reason: str | None
     language: str | None = Field(description="ISO 639 code; null: ISKA_DEFAULT_LANGUAGE's texts")
+    region: str | None = Field(None, description="region code (SPEC §15); null: the default region")
     lat: float
     lon: float
     lid: int | None

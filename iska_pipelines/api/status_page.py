@@ -64,6 +64,22 @@ def _files(files: list[dict]) -> str:
     )
 
 
+def _regions(regions: list[dict]) -> str:
+    """Each region's SMS on its own local today; nothing with one region."""
+    if not regions:
+        return ""
+    rows = [
+        f'<tr data-region="{escape(r["region"])}"><td>{escape(r["region"])}</td>'
+        f"<td>{escape(r['day'])} ({escape(r['timezone'])})</td><td>{r['planned']}</td>"
+        f"<td>{r['sent']}</td><td>{r['delivered']}</td><td>{r['failed']}</td></tr>"
+        for r in regions
+    ]
+    return (
+        "<h2>SMS today per region</h2><table><tr><th>region</th><th>local day</th><th>planned</th>"
+        "<th>sent</th><th>delivered</th><th>failed</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def render(status: dict, dagster_url: str) -> str:
     sms, bill, grid = status["sms"], status["billing"], status["grid"]
     not_delivered = sms["failed"] + sms["undelivered"] + sms["rejected"] + sms["expired"]
@@ -87,6 +103,7 @@ the same as JSON at <a href="/status">/status</a> · runs and plots in
 </div>
 <p class="sub">failed = {sms["failed"]} failed + {sms["undelivered"]} undelivered + {sms["rejected"]} rejected
 + {sms["expired"]} expired; {sms["skipped_too_late"]} skipped too late</p>
+{_regions(status.get("regions", []))}
 <h2>Billing today</h2>
 <div class="tiles">
 {_tile("billing.due", "due", bill["due"])}{_tile("billing.charged", "charged", bill["charged"])}

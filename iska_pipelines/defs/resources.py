@@ -56,6 +56,7 @@ class IskaRules(dg.ConfigurableResource):
             SETTINGS.timezone,
             max_future_minutes=self.max_future_minutes,
             languages=SETTINGS.catalog().codes,
+            regions=SETTINGS.regions(),
         )
 
 

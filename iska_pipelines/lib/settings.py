@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.regions.config import Regions, load_regions, single_region
 from iska_pipelines.lib.sms.languages import normalise
 from iska_pipelines.lib.sms.templates import FIELDS, Catalog, build_catalog, check_fields
 
@@ -132,6 +133,9 @@ class Settings(BaseSettings):
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")
     sms_batch_size: int = Field(5000, ge=1, alias="ISKA_SMS_BATCH_SIZE")
+    # regions and send windows (SPEC §15); unset: one region from the variables above
+    regions_file: Path | None = Field(None, alias="ISKA_REGIONS_FILE")
+    send_window_minutes: int = Field(60, ge=1, alias="ISKA_SEND_WINDOW_MINUTES")
     # unset: the templates file's forecast of ISKA_DEFAULT_LANGUAGE (DEFAULT_SMS_TEMPLATE for en)
     sms_template: Annotated[str | None, AfterValidator(_sms_template)] = Field(
         None, alias="ISKA_SMS_TEMPLATE"
@@ -171,7 +175,15 @@ class Settings(BaseSettings):
     def _texts_fit(self) -> Settings:
         """Start-up check: every text of every language within ISKA_MAX_SEGMENTS at its widest."""
         self.catalog()
+        self.regions()
         return self
+
+    def regions(self) -> Regions:
+        """The regions file's regions (checked, ConfigurationError naming file, region and
+        field), else the one region of ISKA_TIMEZONE, ISKA_SMS_HOUR, SMS_URLS and SMS_MAX_TPS."""
+        if self.regions_file is None:
+            return single_region(self.timezone, self.sms_hour, None, self.sms_urls, self.sms_max_tps)
+        return load_regions(self.regions_file, sms_hour=self.sms_hour, languages=self.catalog().codes)
 
     def catalog(self) -> Catalog:
         """The templates with this deployment's rules, checked (ConfigurationError otherwise)."""
@@ -198,3 +210,4 @@ class Settings(BaseSettings):
 # the values with nothing set: where a default is needed outside this module, it is read here
 DEFAULTS = Settings.from_env({})
 DEFAULT_LANGUAGES = DEFAULTS.catalog().codes  # what the `language` column accepts by default
+DEFAULT_REGIONS = DEFAULTS.regions()  # the one region of an empty environment

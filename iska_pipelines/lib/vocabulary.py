@@ -34,6 +34,7 @@ class Reason(StrEnum):
     INVALID_TS = "invalid_ts"
     INVALID_PLAN = "invalid_plan"
     INVALID_LANGUAGE = "invalid_language"  # not an ISO 639 code nor a language of the templates
+    INVALID_REGION = "invalid_region"  # not a code of ISKA_REGIONS_FILE (SPEC §15)
     FUTURE_TS = "future_ts"  # more than ISKA_MAX_FUTURE_MINUTES ahead: a typo must not lock anyone out
     DUPLICATE_IN_FILE = "duplicate_in_file"
     UNKNOWN_MSISDN = "unknown_msisdn"

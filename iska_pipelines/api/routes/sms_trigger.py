@@ -1,4 +1,5 @@
-"""`GET|POST .../trigger_send_sms/`: run today's SMS partition now (SPEC §7–8).
+"""`GET|POST .../trigger_send_sms/`: run today's SMS partition now (SPEC §7–8); with several
+regions (SPEC §15) each region's local today, answering with the default region's run.
 
 Launched through the Dagster webserver, so the run shows in the UI like a scheduled one and
 the day's rules hold (nobody gets a second forecast for the day). While that day's run is
@@ -29,13 +30,24 @@ router = APIRouter(
 )
 
 
+def todays_partitions(config: Settings) -> list[str]:
+    """Today's partition key of each region, the default region's first."""
+    regions = config.regions()
+    keys = []
+    for region in regions.all:
+        day = datetime.now(ZoneInfo(region.timezone)).date().isoformat()
+        keys.append(f"{day}|{region.code}" if regions.several else day)
+    return keys
+
+
 async def trigger_send_sms(config: Settings = Depends(settings)) -> SmsTriggered:
-    day = datetime.now(ZoneInfo(config.timezone)).date().isoformat()
     client = DagsterGraphQL(config.dagster_url)
-    run, launched = await run_in_threadpool(
-        client.launch_unless_running, SMS_JOB, day, {"iska/trigger": "api"}
-    )
-    return SmsTriggered(run_id=run.run_id, task_id=run.run_id, partition=day, launched=launched)
+    answers = [
+        (key, *await run_in_threadpool(client.launch_unless_running, SMS_JOB, key, {"iska/trigger": "api"}))
+        for key in todays_partitions(config)
+    ]
+    key, run, launched = answers[0]
+    return SmsTriggered(run_id=run.run_id, task_id=run.run_id, partition=key, launched=launched)
 
 
 router.add_api_route(

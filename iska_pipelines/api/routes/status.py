@@ -36,7 +36,7 @@ def rules_of(config: Settings) -> HealthRules:
 @router.get("/status")
 async def status_json(engine: sa.Engine = Depends(database), config: Settings = Depends(settings)) -> dict:
     """Today's SMS and billing, the grid's age, the checks' verdicts and the last files."""
-    return await run_in_threadpool(snapshot, engine, utcnow(), rules_of(config))
+    return await run_in_threadpool(snapshot, engine, utcnow(), rules_of(config), 10, config.regions())
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -44,5 +44,5 @@ async def status_page(
     engine: sa.Engine = Depends(database), config: Settings = Depends(settings)
 ) -> HTMLResponse:
     """The same as /status, as one page for a browser (no script, nothing from elsewhere)."""
-    found = await run_in_threadpool(snapshot, engine, utcnow(), rules_of(config))
+    found = await run_in_threadpool(snapshot, engine, utcnow(), rules_of(config), 10, config.regions())
     return HTMLResponse(render(found, config.dagster_url))

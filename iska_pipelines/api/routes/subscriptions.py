@@ -40,7 +40,7 @@ router = APIRouter(tags=["subscriptions"], dependencies=[Depends(require_access)
 
 
 def _rules(config: Settings) -> EventRules:
-    return EventRules(config.timezone, config.max_grid_distance_km)
+    return EventRules(config.timezone, config.max_grid_distance_km, config.regions())
 
 
 def _status(body: SubscriptionIn) -> str | None:
@@ -90,6 +90,7 @@ def create_subscription(
         required=["msisdn", "plan", "lat", "lon"],
         max_future_minutes=config.max_future_minutes,
         languages=config.catalog().codes,
+        regions=config.regions(),
     )
     with engine.begin() as connection:
         row, outcome = add_subscription(connection, values, _rules(config))
@@ -113,6 +114,7 @@ def _change(
         required=required,
         max_future_minutes=config.max_future_minutes,
         languages=config.catalog().codes,
+        regions=config.regions(),
     )
     with engine.begin() as connection:
         return change_subscription(connection, subscription_id, values, status, _rules(config))

@@ -47,13 +47,15 @@ class BillingGateway(dg.ConfigurableResource):
 
 class BillingPolicy(dg.ConfigurableResource):
     """When a decline cancels and how long a declined subscriber rests; the calendar day is
-    ISKA_TIMEZONE's, the one the billing schedule runs in."""
+    each region's own (ISKA_TIMEZONE's when there is one region, SPEC §15)."""
 
     max_tries: int = DEFAULTS.max_billing_try_limit
     retry_minutes: int = DEFAULTS.billing_retry_minutes
 
     def rules(self, concurrency: int) -> BillingRules:
-        return BillingRules(self.max_tries, self.retry_minutes, SETTINGS.timezone, concurrency)
+        return BillingRules(
+            self.max_tries, self.retry_minutes, SETTINGS.timezone, concurrency, regions=SETTINGS.regions()
+        )
 
 
 def build_billing_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -6,14 +6,13 @@ sensor as delivery reports and files arrive, and by anyone pressing Materialize;
 figures are counted again from ISKA's tables, so they agree whoever wrote them.
 """
 
-from datetime import date
-
 import dagster as dg
 
 from iska_pipelines.defs.health.events import BILLING_OUTCOMES, FILE_INTAKE, SMS_DELIVERIES, day_health
-from iska_pipelines.defs.health.partitions import health_days
+from iska_pipelines.defs.health.partitions import health_days, health_region_days
 from iska_pipelines.defs.health.resources import HealthChecks
-from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
+from iska_pipelines.defs.sms.partitions import day_and_region
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import checks
 
@@ -25,14 +24,14 @@ def _spec(asset: str, name: str, description: str) -> dg.AssetCheckSpec:
 def _materialize(
     context: dg.AssetExecutionContext, asset: str, database: IskaDatabase, health_checks: HealthChecks
 ) -> dg.MaterializeResult:
-    health = day_health(
-        database.engine(), asset, date.fromisoformat(context.partition_key), health_checks.rules(), utcnow()
-    )
+    regions = SETTINGS.regions()
+    day, code = day_and_region(context.partition_key, regions)  # the day alone but for sms_deliveries
+    health = day_health(database.engine(), asset, day, health_checks.rules(), utcnow(), regions, code)
     return dg.MaterializeResult(metadata=dict(health.figures), check_results=health.check_results())
 
 
 @dg.asset(
-    partitions_def=health_days,
+    partitions_def=health_region_days,
     group_name="health",
     kinds={"sql"},
     check_specs=[

@@ -4,7 +4,7 @@ asset itself, the refresh sensor, or the runs that did the work)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS
+from iska_pipelines.defs.sms.partitions import region_day_key
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import billing, deliveries, intake
 from iska_pipelines.lib.health.checks import (
@@ -27,6 +28,8 @@ from iska_pipelines.lib.health.checks import (
 )
 from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import grid_age
+from iska_pipelines.lib.regions.config import Regions
+from iska_pipelines.lib.sms.outbox import EVERYONE
 
 SMS_DELIVERIES = "sms_deliveries"
 BILLING_OUTCOMES = "billing_outcomes"
@@ -41,10 +44,15 @@ class DayHealth:
     day: date
     figures: Mapping[str, Any]  # numbers (plotted), and file_intake's list of refused files
     verdicts: list[Verdict]
+    region_key: str | None = None  # with several regions, sms_deliveries' day and region key
+
+    @property
+    def partition(self) -> str:
+        return self.region_key or self.day.isoformat()
 
     def materialization(self) -> dg.AssetMaterialization:
         return dg.AssetMaterialization(
-            asset_key=self.asset, partition=self.day.isoformat(), metadata=dict(self.figures)
+            asset_key=self.asset, partition=self.partition, metadata=dict(self.figures)
         )
 
     def check_results(self) -> list[dg.AssetCheckResult]:
@@ -68,20 +76,39 @@ class DayHealth:
                 severity=SEVERITY[v.severity],
                 description=v.description,
                 metadata=v.metadata,
+                partition=self.region_key,  # one region's today; None: the newest materialization's
             )
             for v in self.verdicts
         ]
 
 
-def sms_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
-    figures = deliveries.day_figures(connection, day)
+def sms_health(
+    connection: sa.Connection,
+    day: date,
+    rules: HealthRules,
+    now: datetime,
+    regions: Regions | None = None,
+    code: str | None = None,
+) -> DayHealth:
+    """Day D's messages; with several `regions`, region `code`'s only, on its own clock."""
+    messages = people = EVERYONE
+    region_key = None
+    if regions is not None and regions.several:
+        region = regions.get(code)
+        messages, people = (
+            regions.in_region("region", region.code),
+            regions.in_region("s.region", region.code),
+        )
+        rules = replace(rules, timezone=region.timezone, sms_hour=region.sms_hour)
+        region_key = region_day_key(day, region.code, regions)
+    figures = deliveries.day_figures(connection, day, messages)
     if day >= local_day(now, rules.timezone):  # who is skipped is only meaningful for today on
         fresh_after = now - timedelta(hours=rules.forecast_max_age_hours)
-        figures.update(deliveries.skips_now(connection, day, fresh_after))
+        figures.update(deliveries.skips_now(connection, day, fresh_after, people))
     today = local_day(now, rules.timezone)
     sms_time = next_sms_time(now, rules) if day == today else at_hour(day, rules.sms_hour, rules.timezone)
     verdicts = [delivery_rate(figures, rules), grid_fresh(grid_age(connection), sms_time, rules)]
-    return DayHealth(SMS_DELIVERIES, day, figures, verdicts)
+    return DayHealth(SMS_DELIVERIES, day, figures, verdicts, region_key)
 
 
 def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
@@ -110,8 +137,19 @@ REPORTS: dict[str, Callable[[sa.Connection, date, HealthRules, datetime], DayHea
 }
 
 
-def day_health(engine: sa.Engine, asset: str, day: date, rules: HealthRules, now: datetime) -> DayHealth:
+def day_health(
+    engine: sa.Engine,
+    asset: str,
+    day: date,
+    rules: HealthRules,
+    now: datetime,
+    regions: Regions | None = None,
+    code: str | None = None,
+) -> DayHealth:
+    """`regions`, `code`: sms_deliveries of one region's day, when there are several."""
     with engine.connect() as connection:
+        if asset == SMS_DELIVERIES:
+            return sms_health(connection, day, rules, now, regions, code)
         return REPORTS[asset](connection, day, rules, now)
 
 
@@ -122,14 +160,17 @@ def report_day(
     day: date,
     timezone: str,
     now: datetime,
+    regions: Regions | None = None,
+    code: str | None = None,
 ) -> None:
-    """From a run that did the work: the day's figures as a materialization of `asset`. The
-    checks follow with the refresh sensor, which knows the thresholds.
+    """From a run that did the work: the day's figures as a materialization of `asset` (of
+    region `code`'s day for sms_deliveries with several regions). The checks follow with the
+    refresh sensor, which knows the thresholds.
 
     The work is done and committed when this runs, so a failure here is logged, never the
     run's failure: the refresh sensor reports the same day within minutes."""
     try:
-        health = day_health(engine, asset, day, HealthRules(timezone=timezone), now)
+        health = day_health(engine, asset, day, HealthRules(timezone=timezone), now, regions, code)
     except Exception as error:  # noqa: BLE001 - see above: reporting must not fail the work
         context.log.warning(
             f"could not count {asset} for {day} ({type(error).__name__}: {error}); "

@@ -13,9 +13,10 @@ import dagster as dg
 
 from iska_pipelines.defs.health.events import REPORTS, SMS_DELIVERIES, DayHealth, day_health
 from iska_pipelines.defs.health.resources import HealthChecks
-from iska_pipelines.defs.resources import IskaDatabase
+from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.days import local_day, recent_days
+from iska_pipelines.lib.regions.config import Regions
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS
 
 REFRESH_SECONDS = 120
@@ -40,7 +41,7 @@ def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayH
     ):
         return health
     found = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(health.asset), asset_partitions=[health.day.isoformat()]),
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(health.asset), asset_partitions=[health.partition]),
         limit=1,
     ).records
     if not found:
@@ -49,7 +50,7 @@ def _with_earlier_skips(instance: dg.DagsterInstance, health: DayHealth) -> DayH
     assert materialization is not None, "a materialization record holds one"
     earlier = materialization.metadata
     kept = {k: v.value for k, v in earlier.items() if k.startswith(SKIPS) and k not in health.figures}
-    return DayHealth(health.asset, health.day, {**health.figures, **kept}, health.verdicts)
+    return DayHealth(health.asset, health.day, {**health.figures, **kept}, health.verdicts, health.region_key)
 
 
 def _materialised_by_a_run(instance: dg.DagsterInstance, asset: str) -> int | None:
@@ -58,6 +59,14 @@ def _materialised_by_a_run(instance: dg.DagsterInstance, asset: str) -> int | No
     materialization only, so they are evaluated again after such a one."""
     found = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
     return found[0].storage_id if found and found[0].run_id else None
+
+
+def _places(asset: str, regions: Regions, timezone: str) -> list[tuple[str | None, str]]:
+    """Whose days an asset counts, with their time zone: each region's for sms_deliveries when
+    there are several (SPEC §15), else everyone's in ISKA_TIMEZONE."""
+    if asset == SMS_DELIVERIES and regions.several:
+        return [(region.code, region.timezone) for region in regions.all]
+    return [(None, timezone)]
 
 
 @dg.sensor(
@@ -76,27 +85,31 @@ def health_refresh(
     kept: dict[str, object] = {}
     materialised: list[dg.AssetMaterialization] = []
     checks: list[dg.AssetCheckEvaluation] = []
+    regions = SETTINGS.regions()
     for asset in REPORTS:
         reported = False
-        for day in recent_days(today, DAYS):
-            health = day_health(database.engine(), asset, day, rules, now)
-            key = f"{asset}/{day}"
-            kept[key] = _digest(health.figures)
-            if seen.get(key) != kept[key]:
-                materialised.append(_with_earlier_skips(context.instance, health).materialization())
-                reported = True
-            if day == today:
-                todays = health
+        todays: list[DayHealth] = []
+        for code, timezone in _places(asset, regions, rules.timezone):
+            local_today = local_day(now, timezone)
+            for day in recent_days(local_today, DAYS):
+                health = day_health(database.engine(), asset, day, rules, now, regions, code)
+                key = f"{asset}/{day}" + (f"/{code}" if code else "")
+                kept[key] = _digest(health.figures)
+                if seen.get(key) != kept[key]:
+                    materialised.append(_with_earlier_skips(context.instance, health).materialization())
+                    reported = True
+                if day == local_today:
+                    todays.append(health)
         by_run = _materialised_by_a_run(context.instance, asset)
         kept[f"{asset}/checked_after"] = by_run
-        verdicts = _digest([(v.name, v.passed, v.description) for v in todays.verdicts])
+        verdicts = _digest([(v.name, v.passed, v.description) for health in todays for v in health.verdicts])
         kept[f"{asset}/verdicts"] = verdicts
         if (
             reported
             or by_run != seen.get(f"{asset}/checked_after")
             or verdicts != seen.get(f"{asset}/verdicts")
         ):
-            checks.extend(todays.check_evaluations())
+            checks.extend(check for health in todays for check in health.check_evaluations())
     events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = [
         *materialised,
         *checks,

@@ -1,4 +1,5 @@
-"""`sms_job`: one run per local day. Expire stale reports, plan the outbox, send it, check it.
+"""`sms_job`: one run per local day (per day and region with several regions, SPEC §15).
+Expire stale reports, plan the outbox, send it, check it.
 
 The senders are dynamic outputs, one mapped `send_sms_batch` step per `ISKA_SMS_BATCH_SIZE`
 pending messages: the multiprocess executor runs them in parallel processes (the GIL caps one
@@ -11,6 +12,7 @@ of the day sends whatever is still pending, and `report_sms_day` sends the rest 
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -18,10 +20,14 @@ import dagster as dg
 from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
-from iska_pipelines.defs.sms.partitions import sms_days
+from iska_pipelines.defs.sms.partitions import day_and_region, region_day_key, sms_job_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.errors import ConfigurationError
+from iska_pipelines.lib.health.checks import send_window_fits
+from iska_pipelines.lib.regions.config import Region, Regions
+from iska_pipelines.lib.regions.gateways import gateways_for
+from iska_pipelines.lib.regions.window import send_window
 from iska_pipelines.lib.sms.claims import day_statuses, pending_count
 from iska_pipelines.lib.sms.delivery import EXPIRY_HOURS, expire_unreported
 from iska_pipelines.lib.sms.gateway import SmsAuthError
@@ -41,7 +47,27 @@ def expire_unreported_sms(context: dg.OpExecutionContext, database: IskaDatabase
     return dg.Output(expired, metadata={"expired": expired})
 
 
-def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> Sender:
+@dataclass(frozen=True)
+class RegionDay:
+    """The run's partition: a day of one region, with the deployment's regions around it."""
+
+    day: date
+    region: Region
+    regions: Regions
+
+    @property
+    def in_region(self) -> str:
+        """The SQL condition on `sms_messages.region` of this region's messages."""
+        return self.regions.in_region("region", self.region.code)
+
+
+def region_day(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, sms_gateway: SmsGateway) -> RegionDay:
+    regions = sms_outbox.regions(sms_gateway)
+    day, code = day_and_region(context.partition_key, regions)
+    return RegionDay(day, regions.get(code), regions)
+
+
+def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, where: RegionDay) -> Sender:
     """This step as a claim owner; catch-up runs stop at ISKA_SMS_LATEST_HOUR."""
     name = context.get_mapping_key() or context.op.name
     catch_up = context.run.tags.get(CATCH_UP_TAG) is not None
@@ -51,26 +77,63 @@ def sender(context: dg.OpExecutionContext, sms_outbox: SmsOutbox, day: date) -> 
         secret=sms_outbox.callback_secret,
         chunk=min(sms_outbox.batch_size, CLAIM_CHUNK),
         claim_seconds=sms_outbox.claim_seconds,
-        cutoff=sms_outbox.cutoff(day) if catch_up else None,
+        cutoff=sms_outbox.cutoff(where.day, where.region.timezone) if catch_up else None,
+        in_region=where.in_region,
     )
 
 
+def warn_if_late(context: dg.OpExecutionContext, where: RegionDay, pending: int, window_minutes: int) -> dict:
+    """The plan's finish time (messages / the region's total TPS), as the day's
+    `send_window_fits` check, before any message goes out."""
+    window = send_window(where.region, where.day, pending, window_minutes, utcnow())
+    verdict = send_window_fits(window)
+    if not verdict.passed:
+        context.log.warning(verdict.description)
+    # an op may log a check evaluation (Dagster stores and shows it), though log_event's
+    # annotation names only materializations, observations and expectations
+    context.log_event(
+        dg.AssetCheckEvaluation(  # type: ignore[arg-type]
+            asset_key=dg.AssetKey(SMS_DELIVERIES),
+            check_name=verdict.name,
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=verdict.description,
+            metadata=verdict.metadata,
+            partition=region_day_key(where.day, where.region.code, where.regions),
+        )
+    )
+    return {"send_seconds_planned": round(window.seconds, 1), "send_window_fits": int(window.fits)}
+
+
 @dg.op(out={"plan": dg.Out(), "senders": dg.DynamicOut()}, retry_policy=STEP_RETRY)
-def plan_sms(context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox):
-    """Write the day's outbox in one transaction, then start one sender per batch of pending rows."""
-    day = date.fromisoformat(context.partition_key)
+def plan_sms(
+    context: dg.OpExecutionContext, database: IskaDatabase, sms_outbox: SmsOutbox, sms_gateway: SmsGateway
+):
+    """Write the day's outbox in one transaction, say when it will finish, then start one sender
+    per batch of pending rows."""
+    where = region_day(context, sms_outbox, sms_gateway)
+    day = where.day
     try:
         catalog = sms_outbox.catalog()
     except ConfigurationError as error:  # a text too long for ISKA_MAX_SEGMENTS: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
     engine = database.engine()
     with engine.begin() as connection:
-        plan = plan_outbox(connection, day, catalog, sms_outbox.forecast_max_age_hours)
-    context.log.info(plan.summary())
+        plan = plan_outbox(
+            connection,
+            day,
+            catalog,
+            sms_outbox.forecast_max_age_hours,
+            region=where.region,
+            in_region=where.regions.in_region("s.region", where.region.code),
+        )
+    context.log.info(plan.summary() + (f" in region {where.region.code}" if where.regions.several else ""))
     with engine.connect() as connection:
-        pending = pending_count(connection, day)
+        pending = pending_count(connection, day, where.in_region)
     senders = math.ceil(pending / sms_outbox.batch_size)
-    yield dg.Output(plan, "plan", metadata={**plan_metrics(plan), "pending": pending, "batches": senders})
+    window = warn_if_late(context, where, pending, sms_outbox.send_window_minutes)
+    metadata = {**plan_metrics(plan), "pending": pending, "batches": senders, **window}
+    yield dg.Output(plan, "plan", metadata=metadata)
     for number in range(senders):
         yield dg.DynamicOutput(day, output_name="senders", mapping_key=f"batch_{number:05d}")
 
@@ -83,11 +146,13 @@ def send_sms_batch(
     sms_outbox: SmsOutbox,
     sms_gateway: SmsGateway,
 ) -> dg.Output[BatchSent]:
-    """Claim and send the day's pending messages over pooled connections until none is left."""
-    me = sender(context, sms_outbox, day)
+    """Claim and send the day's pending messages over pooled connections until none is left,
+    through the region's gateways."""
+    where = region_day(context, sms_outbox, sms_gateway)
+    me = sender(context, sms_outbox, where)
     engine = database.engine()
     try:
-        with sms_gateway.client(engine) as client:
+        with sms_gateway.client(engine, gateways_for(where.regions, where.region.code)) as client:
             sent = send_pending(engine, day, client, me)
     except SmsAuthError as error:  # the token is wrong for every message: retrying cannot help
         raise dg.Failure(str(error), allow_retries=False) from error
@@ -117,22 +182,25 @@ def report_sms_day(
     """Send what is still pending (a sender that died, a step never started), then the day's
     numbers in one place; fails while any message of the day is left pending."""
     day = plan.day
-    me = sender(context, sms_outbox, day)
+    where = region_day(context, sms_outbox, sms_gateway)
+    me = sender(context, sms_outbox, where)
     engine = database.engine()
     try:
-        with sms_gateway.client(engine) as client:
+        with sms_gateway.client(engine, gateways_for(where.regions, where.region.code)) as client:
             rest = finish_pending(engine, day, client, me)
     except SmsAuthError as error:
         raise dg.Failure(str(error), allow_retries=False) from error
     if rest.sent or rest.too_late:
         context.log.info(f"left pending by the senders: {rest.summary(me.owner)}")
     with engine.connect() as connection:
-        statuses = day_statuses(connection, day)
-        languages = day_languages(connection, day)
+        statuses = day_statuses(connection, day, where.in_region)
+        languages = day_languages(connection, day, where.in_region)
     batches = [*sent, rest] if rest.sent else list(sent)
     metrics = day_metrics(plan, batches, expired, statuses, languages)
     context.log.info(", ".join(f"{k}={v}" for k, v in metrics.items()))
-    report_day(context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow())
+    report_day(
+        context, engine, SMS_DELIVERIES, day, SETTINGS.timezone, utcnow(), where.regions, where.region.code
+    )
     if metrics["pending"]:
         raise dg.Failure(still_pending(plan, statuses), metadata=metrics)
     return dg.Output(metrics, metadata=metrics)
@@ -158,14 +226,23 @@ STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
 MAX_RUNTIME_SECONDS = 3600
 
 
-@dg.job(
-    partitions_def=sms_days,
-    config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
-    tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
-    description="Send the day's forecast SMS to every paid subscriber.",
-)
-def sms_job():
-    expired = expire_unreported_sms()
-    plan, senders = plan_sms()
-    sent = senders.map(send_sms_batch)
-    report_sms_day(plan, sent.collect(), expired)
+def build_sms_job(partitions_def: dg.PartitionsDefinition) -> dg.JobDefinition:
+    """The job over `partitions_def` (defs/sms/partitions.py: by day, or by day and region)."""
+
+    @dg.job(
+        name="sms_job",
+        partitions_def=partitions_def,
+        config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
+        tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
+        description="Send the day's forecast SMS to every paid subscriber.",
+    )
+    def sms_job():
+        expired = expire_unreported_sms()
+        plan, senders = plan_sms()
+        sent = senders.map(send_sms_batch)
+        report_sms_day(plan, sent.collect(), expired)
+
+    return sms_job
+
+
+sms_job = build_sms_job(sms_job_partitions)

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from iska_pipelines.defs.resources import SETTINGS, from_env
 from iska_pipelines.lib.http.limiter import DatabaseCaps
+from iska_pipelines.lib.regions.config import Gateway, Regions, load_regions, single_region
+from iska_pipelines.lib.regions.gateways import caps_of
 from iska_pipelines.lib.settings import DEFAULTS, Settings
 from iska_pipelines.lib.sms.claims import cutoff
 from iska_pipelines.lib.sms.gateway import SmsClient, split_urls
@@ -30,10 +32,18 @@ class SmsGateway(dg.ConfigurableResource):
     self_callback: bool = DEFAULTS.self_callback
     max_tps: float = DEFAULTS.sms_max_tps  # SMS_MAX_TPS, the cap of each URL; 0: no cap
 
-    def client(self, engine: sa.Engine | None = None) -> SmsClient:
-        """With `engine`, each URL's cap is shared through its database by every process."""
-        urls = split_urls(self.urls)
-        pacers = DatabaseCaps(engine, dict.fromkeys(urls, self.max_tps)) if engine is not None else None
+    def gateways(self) -> tuple[Gateway, ...]:
+        """SMS_URLS with SMS_MAX_TPS each: the gateways of a deployment with one region."""
+        return tuple(Gateway(url, self.max_tps) for url in split_urls(self.urls))
+
+    def client(
+        self, engine: sa.Engine | None = None, gateways: tuple[Gateway, ...] | None = None
+    ) -> SmsClient:
+        """`gateways`: a region's (lib/regions/gateways.py); None: SMS_URLS. With `engine`, each
+        URL's cap is shared through its database by every process."""
+        chosen = gateways or self.gateways()
+        urls = [g.url for g in chosen]
+        pacers = DatabaseCaps(engine, caps_of(chosen)) if engine is not None else None
         return SmsClient(
             urls,
             self.token,
@@ -49,7 +59,7 @@ class SmsGateway(dg.ConfigurableResource):
 
 class SmsOutbox(dg.ConfigurableResource):
     """What the day's messages say, how they are batched, and where reports come back. The
-    day's cutoff is in ISKA_TIMEZONE, the time zone of the SMS partitions."""
+    day's cutoff is in its region's time zone (ISKA_TIMEZONE when there is one region)."""
 
     template: str | None = DEFAULTS.sms_template  # ISKA_SMS_TEMPLATE: the default language's forecast
     templates_file: str | None = None  # ISKA_TEMPLATES_FILE; unset: the shipped templates
@@ -62,6 +72,8 @@ class SmsOutbox(dg.ConfigurableResource):
     callback_secret: str = DEFAULTS.callback_secret
     claim_seconds: float = 300.0  # a dead sender's messages are taken again after this
     latest_hour: int = DEFAULTS.sms_latest_hour  # 24 = the end of the day
+    regions_file: str | None = None  # ISKA_REGIONS_FILE; unset: one region (SPEC §15)
+    send_window_minutes: int = DEFAULTS.send_window_minutes
 
     def catalog(self) -> Catalog:
         """Every language's texts, checked against ISKA_MAX_SEGMENTS (ConfigurationError)."""
@@ -73,8 +85,17 @@ class SmsOutbox(dg.ConfigurableResource):
             sms_template=self.template,
         )
 
-    def cutoff(self, day: date) -> datetime:
-        return cutoff(day, self.latest_hour, SETTINGS.timezone)
+    def regions(self, gateway: SmsGateway | None = None) -> Regions:
+        """The regions file's regions, else one region of ISKA_TIMEZONE, ISKA_SMS_HOUR and the
+        gateway resource's SMS_URLS and SMS_MAX_TPS (none without `gateway`: days and zones only)."""
+        if self.regions_file:
+            return load_regions(Path(self.regions_file), sms_hour=SETTINGS.sms_hour)
+        urls, max_tps = (split_urls(gateway.urls), gateway.max_tps) if gateway else ([], 0.0)
+        return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, urls, max_tps)
+
+    def cutoff(self, day: date, timezone: str | None = None) -> datetime:
+        """When day D's messages stop going out: ISKA_SMS_LATEST_HOUR in the region's time zone."""
+        return cutoff(day, self.latest_hour, timezone or SETTINGS.timezone)
 
 
 def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -100,6 +121,8 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             public_url=settings.public_url,
             callback_secret=from_env(("ISKA_CALLBACK_SECRET",), settings.callback_secret),
             latest_hour=settings.sms_latest_hour,
+            regions_file=str(settings.regions_file) if settings.regions_file else None,
+            send_window_minutes=settings.send_window_minutes,
         ),
     }
 

@@ -51,6 +51,7 @@ def subscriptions(
                 ingest.max_future_minutes,
                 taken.taken_at,
                 ingest.languages,
+                ingest.regions,
             )
             enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
     with engine.begin() as connection:

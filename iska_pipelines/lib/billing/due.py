@@ -1,6 +1,7 @@
 """Who is due for a charge, and the charge that is asked for them.
 
-Due: active, `next_billing_date` on or before today in ISKA_TIMEZONE, and no declined attempt in
+Due: active, `next_billing_date` on or before today in the subscriber's region's time zone
+(ISKA_TIMEZONE when there is one region, SPEC §15), and no declined attempt in
 the last ISKA_BILLING_RETRY_MINUTES (a prepaid balance rarely recovers within the hour) in the
 current subscription period: a rejoin is due at once (SPEC §5), whatever the earlier period's
 declines. The period is told by `failed_billing_count` (a rejoin sets it to 0, a decline in the
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -58,12 +59,16 @@ def billing_day(now: datetime, timezone: str) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-DUE_SQL = (
-    sa.text("""
+@cache
+def due_sql(in_region: str = "1 = 1") -> sa.TextualSelect:
+    """The due subscriptions of one region (`in_region`, from Regions.in_region on `s.region`)."""
+    return (
+        sa.text(f"""
     SELECT s.id, s.msisdn, s.plan, s.sub_date, s.next_billing_date, s.failed_billing_count, s.joins
     FROM subscriptions s
     WHERE s.status = :active
       AND s.next_billing_date <= :today
+      AND {in_region}
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
           WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
@@ -71,19 +76,22 @@ DUE_SQL = (
       )
     ORDER BY s.id
 """)
-    .bindparams(
-        sa.bindparam("today", type_=sa.Date),
-        sa.bindparam("declined_since", type_=TIMESTAMP),
-        active=str(SubscriptionStatus.ACTIVE),
-        declined=str(ChargeOutcome.DECLINED),
+        .bindparams(
+            sa.bindparam("today", type_=sa.Date),
+            sa.bindparam("declined_since", type_=TIMESTAMP),
+            active=str(SubscriptionStatus.ACTIVE),
+            declined=str(ChargeOutcome.DECLINED),
+        )
+        .columns(sub_date=TIMESTAMP)
     )
-    .columns(sub_date=TIMESTAMP)
-)
 
 
-def select_due(connection: sa.Connection, today: date, now: datetime, retry_minutes: int) -> list[DueCharge]:
+def select_due(
+    connection: sa.Connection, today: date, now: datetime, retry_minutes: int, in_region: str = "1 = 1"
+) -> list[DueCharge]:
+    """Due on `today` (the region's local day) among the subscriptions `in_region` selects."""
     rows = connection.execute(
-        DUE_SQL, {"today": today, "declined_since": now - timedelta(minutes=retry_minutes)}
+        due_sql(in_region), {"today": today, "declined_since": now - timedelta(minutes=retry_minutes)}
     )
     return [
         DueCharge(

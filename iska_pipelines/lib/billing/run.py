@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -24,6 +24,7 @@ from iska_pipelines.lib.billing.gateway import BillingClient, ChargeResult
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.http.fanout import fan_out
+from iska_pipelines.lib.regions.config import Regions, single_region
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.vocabulary import ChargeOutcome
 
@@ -40,6 +41,11 @@ class BillingRules:
     retry_minutes: int = DEFAULTS.billing_retry_minutes
     timezone: str = DEFAULTS.timezone
     concurrency: int = DEFAULTS.http_concurrency
+    # each region is billed on its own local day (SPEC §15); None: one region in `timezone`
+    regions: Regions | None = None
+
+    def billed_regions(self) -> Regions:
+        return self.regions or single_region(self.timezone, 0, None, (), 0.0)
 
 
 @dataclass
@@ -104,23 +110,44 @@ def bill_due(
     run_id: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> BillingSummary:
+    """Charge every region's due subscriptions, each region on its own local day."""
     started = time.monotonic()
+    summary = BillingSummary()
+    regions = rules.billed_regions()
     with billing_lock(engine):
-        today = billing_day(now(), rules.timezone)
-        with engine.connect() as connection:
-            due = select_due(connection, today, now(), rules.retry_minutes)
-        summary = BillingSummary(due=len(due))
-        for batch in _answers(due, client, rules.concurrency, now):
-            with engine.begin() as connection:
-                summary.cancelled += record_answers(connection, batch, today, rules.max_tries, run_id)
-            for answered in batch:
-                summary.outcomes[answered.result.outcome] += 1
-                summary.not_sendable += not answered.result.sent
-                if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
-                    summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
+        for region in regions.all:
+            if summary.auth_error is not None:
+                break  # the token is wrong for every region too
+            today = billing_day(now(), region.timezone)
+            in_region = regions.in_region("s.region", region.code)
+            with engine.connect() as connection:
+                due = select_due(connection, today, now(), rules.retry_minutes, in_region)
+            summary.due += len(due)
+            _bill(engine, client, due, today, rules, run_id, now, summary)
     summary.not_sent = summary.due - summary.answered
     summary.duration_seconds = time.monotonic() - started
     return summary
+
+
+def _bill(
+    engine: sa.Engine,
+    client: BillingClient,
+    due: list[DueCharge],
+    today: date,
+    rules: BillingRules,
+    run_id: str | None,
+    now: Callable[[], datetime],
+    summary: BillingSummary,
+) -> None:
+    """Charge `due` (one region's, on its local `today`) and add the answers to `summary`."""
+    for batch in _answers(due, client, rules.concurrency, now):
+        with engine.begin() as connection:
+            summary.cancelled += record_answers(connection, batch, today, rules.max_tries, run_id)
+        for answered in batch:
+            summary.outcomes[answered.result.outcome] += 1
+            summary.not_sendable += not answered.result.sent
+            if answered.result.outcome is ChargeOutcome.AUTH_ERROR and summary.auth_error is None:
+                summary.auth_error = f"HTTP {answered.result.http_status}: {answered.result.excerpt}"
 
 
 def _answers(

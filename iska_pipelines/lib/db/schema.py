@@ -40,6 +40,8 @@ subscriptions = sa.Table(
     sa.Column("cancel_reason", sa.String(10)),
     # ISO 639 code (SPEC §14); empty: the region's default, then ISKA_DEFAULT_LANGUAGE
     sa.Column("language", sa.String(8)),
+    # the region code (SPEC §15); empty or no longer configured: the default region
+    sa.Column("region", sa.String(16)),
     sa.Column("lat", sa.Float, nullable=False),
     sa.Column("lon", sa.Float, nullable=False),
     sa.Column("lid", sa.BigInteger, index=True),
@@ -86,6 +88,8 @@ sms_messages = sa.Table(
     sa.Column("language", sa.String(8)),
     sa.Column("encoding", sa.String(4)),
     sa.Column("segments", sa.Integer),
+    # the region whose day this message belongs to (the sms_job partition's, SPEC §15)
+    sa.Column("region", sa.String(16)),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("gateway", sa.String(255)),

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from iska_pipelines.lib.health.days import at_hour, local_day
 from iska_pipelines.lib.health.grid import GridAge
+from iska_pipelines.lib.regions.window import SendWindow
 
 Figures = Mapping[str, int | float]  # a day's numbers, as lib/health counts them
 
@@ -40,6 +41,7 @@ DELIVERY_RATE = "delivery_rate_at_least_minimum"
 GRID_FRESH = "grid_fresh_at_sms_hour"
 NO_TRANSPORT_ERRORS = "no_billing_transport_errors"
 NO_REFUSED_FILES = "no_refused_files"
+SEND_WINDOW = "send_window_fits"
 
 
 def delivery_rate(figures: Figures, rules: HealthRules) -> Verdict:
@@ -135,3 +137,8 @@ def no_refused_files(figures: Figures) -> Verdict:
         words,
         {"files_refused": figures["files_refused"], "unknown_names": figures["unknown_names"]},
     )
+
+
+def send_window_fits(window: SendWindow) -> Verdict:
+    """WARN, before the first message goes out, when the day's plan cannot finish in time."""
+    return Verdict(SEND_WINDOW, window.fits, Severity.WARN, window.describe(), window.metadata())

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.sms.encoding import measure
-from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE
+from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE, EVERYONE
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 
 S = MessageStatus
@@ -27,13 +27,14 @@ def segments(text: str) -> int:
     return measure(text).segments
 
 
-def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
+def day_figures(connection: sa.Connection, day: date, in_region: str = EVERYONE) -> dict[str, int | float]:
     """Planned, sent and each outcome of day D's messages, the delivery rates and segments, and
-    the messages sent and their segments per language (`messages_<code>`, `segments_<code>`)."""
+    the messages sent and their segments per language (`messages_<code>`, `segments_<code>`);
+    `in_region`: one region's (Regions.in_region on `region`), else every region's."""
     by_text = connection.execute(
         sa.text(
             "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
-            "GROUP BY status, text, language, segments"
+            f"AND {in_region} GROUP BY status, text, language, segments"
         ).bindparams(sa.bindparam("day", day, type_=sa.Date))
     ).all()
     statuses: Counter[str] = Counter()
@@ -69,12 +70,15 @@ def day_figures(connection: sa.Connection, day: date) -> dict[str, int | float]:
     }
 
 
-def skips_now(connection: sa.Connection, day: date, fresh_after: datetime) -> dict[str, int]:
-    """Why each subscription gets no message on day D, judged now (`skipped_<reason>`)."""
+def skips_now(
+    connection: sa.Connection, day: date, fresh_after: datetime, in_region: str = EVERYONE
+) -> dict[str, int]:
+    """Why each subscription gets no message on day D, judged now (`skipped_<reason>`);
+    `in_region`: one region's subscriptions (Regions.in_region on `s.region`)."""
     counts: dict[str, int] = dict(
         connection.execute(
             sa.text(
-                f"SELECT reason, count(*) FROM ({CLASSIFIED}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
+                f"SELECT reason, count(*) FROM ({CLASSIFIED.format(in_region=in_region)}) c WHERE reason <> '{ELIGIBLE}' GROUP BY reason"
             ).bindparams(
                 sa.bindparam("day", day, type_=sa.Date),
                 sa.bindparam("fresh_after", fresh_after, type_=TIMESTAMP),

@@ -21,16 +21,42 @@ from iska_pipelines.lib.health.checks import (
 )
 from iska_pipelines.lib.health.days import local_day
 from iska_pipelines.lib.health.grid import grid_age
+from iska_pipelines.lib.regions.config import Regions
 
 
 def verdict_dict(verdict: Verdict) -> dict[str, Any]:
     return {**asdict(verdict), "severity": str(verdict.severity)}
 
 
-def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 10) -> dict[str, Any]:
+def region_rows(connection: sa.Connection, now: datetime, regions: Regions) -> list[dict[str, Any]]:
+    """Each region's SMS on its own local today (SPEC §15-16): planned, sent, delivered, failed."""
+    rows = []
+    for region in regions.all:
+        day = local_day(now, region.timezone)
+        sms = deliveries.day_figures(connection, day, regions.in_region("region", region.code))
+        failed = sms["failed"] + sms["undelivered"] + sms["rejected"] + sms["expired"]
+        rows.append(
+            {
+                "region": region.code,
+                "timezone": region.timezone,
+                "day": day.isoformat(),
+                "planned": sms["planned"],
+                "sent": sms["sent"],
+                "delivered": sms["delivered"],
+                "failed": failed,
+            }
+        )
+    return rows
+
+
+def snapshot(
+    engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 10, regions: Regions | None = None
+) -> dict[str, Any]:
+    """`regions`: with several, `regions` lists each one's SMS today (its own local day)."""
     today = local_day(now, rules.timezone)
     with engine.connect() as connection:
         sms = deliveries.day_figures(connection, today)
+        per_region = region_rows(connection, now, regions) if regions and regions.several else []
         still_due = billing.due_untried(connection, today, rules.timezone)
         charges = billing.day_figures(connection, today, rules.timezone, still_due)
         taken = intake.day_figures(connection, today, rules.timezone)
@@ -60,4 +86,5 @@ def snapshot(engine: sa.Engine, now: datetime, rules: HealthRules, files: int = 
             )
         ],
         "last_files": [line.as_dict() for line in last],
+        "regions": per_region,
     }

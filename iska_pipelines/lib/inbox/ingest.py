@@ -27,7 +27,8 @@ from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.inbox.files import FileRecord, file_outcome, first_taken_at, record_file
 from iska_pipelines.lib.inbox.folders import InboxFolders, parse_key, rejected_rows_path, sha256_of
 from iska_pipelines.lib.inbox.reading import ROW, FileRefused, ParsedFile
-from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
+from iska_pipelines.lib.regions.config import Regions
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULT_REGIONS, DEFAULTS
 from iska_pipelines.lib.vocabulary import FileKind, FileOutcome
 
 
@@ -39,6 +40,8 @@ class IngestRules:
     max_future_minutes: int = DEFAULTS.max_future_minutes
     # the codes the `language` column accepts (ISO 639-1 and the templates file's, SPEC §14)
     languages: frozenset[str] = DEFAULT_LANGUAGES
+    # the codes the `region` column accepts, and the prefixes that pick one (SPEC §15)
+    regions: Regions = DEFAULT_REGIONS
 
 
 @dataclass

@@ -27,6 +27,7 @@ MESSAGES = {
     Reason.FUTURE_TS: "must not be further ahead of now than ISKA_MAX_FUTURE_MINUTES",
     Reason.INVALID_PLAN: "must be 11 or daily, 21 or weekly",
     Reason.INVALID_LANGUAGE: "must be an ISO 639 code (en, fr, tw, ee, ha, dag, ...)",
+    Reason.INVALID_REGION: "must be a region code of ISKA_REGIONS_FILE (GH, NG, ...)",
 }
 
 

@@ -24,6 +24,7 @@ from iska_pipelines.lib.vocabulary import MessageStatus
 PENDING = f"'{MessageStatus.PENDING}'"
 CLAIMABLE = f"""send_date = :day AND status = {PENDING}
                 AND (claim_expires_at IS NULL OR claim_expires_at <= :now)"""
+EVERYONE = "1 = 1"  # `in_region` of a deployment with one region: Regions.in_region("region", ...)
 
 
 def _params(day: date, now: datetime) -> list[sa.BindParameter[Any]]:
@@ -37,6 +38,7 @@ def claim(
     limit: int,
     claim_seconds: float,
     now: datetime | None = None,
+    in_region: str = EVERYONE,
 ) -> list[sa.Row[Any]]:
     """Claim up to `limit` of day D's claimable pending messages for `owner`; returns their
     (msgid, msisdn, text). Call inside a transaction (engine.begin())."""
@@ -46,7 +48,7 @@ def claim(
         connection.execute(
             sa.text(f"""
         UPDATE sms_messages SET claimed_by = :owner, claim_expires_at = :expires
-        WHERE msgid IN (SELECT msgid FROM sms_messages WHERE {CLAIMABLE}
+        WHERE msgid IN (SELECT msgid FROM sms_messages WHERE {CLAIMABLE} AND {in_region}
                         ORDER BY msgid LIMIT :limit{lock})
         RETURNING msgid, msisdn, text
     """).bindparams(
@@ -76,60 +78,65 @@ def extend_claims(
     ).rowcount
 
 
-def skip_too_late(connection: sa.Connection, day: date, now: datetime | None = None) -> int:
+def skip_too_late(
+    connection: sa.Connection, day: date, now: datetime | None = None, in_region: str = EVERYONE
+) -> int:
     """Day D's claimable pending messages end `skipped_too_late` (they will never be sent)."""
     now = now or utcnow()
     return connection.execute(
         sa.text(f"""
         UPDATE sms_messages SET status = '{MessageStatus.SKIPPED_TOO_LATE}', claim_expires_at = NULL,
                updated_at = :now
-        WHERE {CLAIMABLE}
+        WHERE {CLAIMABLE} AND {in_region}
     """).bindparams(*_params(day, now))
     ).rowcount
 
 
-def day_statuses(connection: sa.Connection, day: date) -> dict[str, int]:
+def day_statuses(connection: sa.Connection, day: date, in_region: str = EVERYONE) -> dict[str, int]:
     """How many of day D's messages are in each status."""
     return {
         status: n
         for status, n in connection.execute(
             sa.text(
-                "SELECT status, count(*) FROM sms_messages WHERE send_date = :day GROUP BY status"
+                f"SELECT status, count(*) FROM sms_messages WHERE send_date = :day AND {in_region} "
+                "GROUP BY status"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         )
     }
 
 
-def next_claim_expiry(connection: sa.Connection, day: date) -> datetime | None:
+def next_claim_expiry(connection: sa.Connection, day: date, in_region: str = EVERYONE) -> datetime | None:
     """When the first live claim on day D's pending messages runs out (None: no live claim)."""
     return connection.execute(
         sa.text(f"""
         SELECT min(claim_expires_at) FROM sms_messages
-        WHERE send_date = :day AND status = {PENDING} AND claim_expires_at IS NOT NULL
+        WHERE send_date = :day AND status = {PENDING} AND claim_expires_at IS NOT NULL AND {in_region}
     """)
         .columns(sa.column("expiry", TIMESTAMP))
         .bindparams(sa.bindparam("day", day, type_=sa.Date))
     ).scalar()
 
 
-def pending_count(connection: sa.Connection, day: date) -> int:
+def pending_count(connection: sa.Connection, day: date, in_region: str = EVERYONE) -> int:
     return int(
         connection.execute(
             sa.text(
-                f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING}"
+                f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING} "
+                f"AND {in_region}"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         ).scalar_one()
     )
 
 
-def days_with_pending(connection: sa.Connection) -> dict[date, int]:
-    """Every day that still has pending messages, with how many."""
+def pending_by_region(connection: sa.Connection) -> dict[tuple[date, str | None], int]:
+    """Every (day, stored region) that still has pending messages, with how many."""
     return {
-        day: n
-        for day, n in connection.execute(
+        (day, region): n
+        for day, region, n in connection.execute(
             sa.text(
-                f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} GROUP BY send_date"
-            ).columns(sa.column("send_date", sa.Date), sa.column("n"))
+                f"SELECT send_date, region, count(*) FROM sms_messages WHERE status = {PENDING} "
+                "GROUP BY send_date, region"
+            ).columns(sa.column("send_date", sa.Date), sa.column("region"), sa.column("n"))
         )
     }
 

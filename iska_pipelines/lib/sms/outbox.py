@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from iska_pipelines.lib.db.bulk import create_staging, load_staging
 from iska_pipelines.lib.db.schema import FCAT, TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.regions.config import Region
 from iska_pipelines.lib.sms.encoding import Measure
 from iska_pipelines.lib.sms.templates import Catalog
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
@@ -37,8 +38,10 @@ STAGE_COLUMNS = {
     "segments": "INTEGER",
 }
 ELIGIBLE = "eligible"
+EVERYONE = "1 = 1"  # the region condition of a deployment with one region
 
-# one reason per subscription, the first that applies, in this order
+# one reason per subscription, the first that applies, in this order; {in_region} picks the
+# subscriptions of the region being planned (SPEC §15; everyone when there is one region)
 CLASSIFIED = f"""
     SELECT s.id, s.msisdn, s.lid, s.language, f.fcat24, f.fcat48,
            CASE WHEN m.msgid IS NOT NULL THEN '{SkipReason.ALREADY_SENT}'
@@ -51,6 +54,7 @@ CLASSIFIED = f"""
     FROM subscriptions s
     LEFT JOIN forecasts f ON f.gid = s.lid AND f.is_active
     LEFT JOIN sms_messages m ON m.subscription_id = s.id AND m.send_date = :day
+    WHERE {{in_region}}
 """
 
 
@@ -83,16 +87,20 @@ def plan_outbox(
     catalog: Catalog,
     forecast_max_age_hours: float,
     now: datetime | None = None,
+    region: Region | None = None,
+    in_region: str = EVERYONE,
 ) -> OutboxPlan:
-    """Write day D's outbox rows; call inside one transaction (engine.begin())."""
+    """Write day D's outbox rows of the subscriptions `in_region` selects (Regions.in_region on
+    `s.region`), with `region`'s default language and code; call inside one transaction."""
     now = now or utcnow()
+    classified = CLASSIFIED.format(in_region=in_region)
     fresh_after = now - timedelta(hours=forecast_max_age_hours)
     counts = Counter(
         {
             reason: n
             for reason, n in connection.execute(
                 _bind(
-                    sa.text(f"SELECT reason, count(*) FROM ({CLASSIFIED}) c GROUP BY reason"),
+                    sa.text(f"SELECT reason, count(*) FROM ({classified}) c GROUP BY reason"),
                     day,
                     fresh_after,
                 )
@@ -102,7 +110,7 @@ def plan_outbox(
     rows = connection.execute(
         _bind(
             sa.text(
-                f"SELECT id, msisdn, lid, language, fcat24, fcat48 FROM ({CLASSIFIED}) c "
+                f"SELECT id, msisdn, lid, language, fcat24, fcat48 FROM ({classified}) c "
                 f"WHERE reason = '{ELIGIBLE}'"
             ).columns(
                 sa.column("id"),
@@ -119,7 +127,7 @@ def plan_outbox(
     texts: dict[tuple[int, str | None], tuple[str, str, Measure]] = {}
     for row in rows:
         if (row.lid, row.language) not in texts:
-            language = catalog.language(row.language)  # the region's default joins here (§15)
+            language = catalog.language(row.language, region_default=region.language if region else None)
             text, size = catalog.outgoing(language.render_forecast(day, row.fcat24, row.fcat48))
             texts[row.lid, row.language] = (text, language.code, size)
     chosen = [texts[row.lid, row.language] for row in rows]
@@ -143,14 +151,16 @@ def plan_outbox(
             "segments": pl.Int64,
         },
     )
-    planned = _insert_outbox(connection, frame, day, now)
+    planned = _insert_outbox(connection, frame, day, now, region.code if region else None)
     skipped = {reason: counts.get(str(reason), 0) for reason in SkipReason}
     # a concurrent run of the same day planned the difference first
     skipped[SkipReason.ALREADY_SENT] += len(rows) - planned
     return OutboxPlan(day=day, eligible=len(rows), planned=planned, skipped=skipped)
 
 
-def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, now: datetime) -> int:
+def _insert_outbox(
+    connection: sa.Connection, frame: pl.DataFrame, day: date, now: datetime, region: str | None
+) -> int:
     if frame.height == 0:
         return 0
     create_staging(connection, STAGE, STAGE_COLUMNS)
@@ -158,11 +168,15 @@ def _insert_outbox(connection: sa.Connection, frame: pl.DataFrame, day: date, no
     result = connection.execute(
         sa.text(f"""
         INSERT INTO sms_messages (msgid, subscription_id, msisdn, send_date, text, language,
-                                  encoding, segments, status, attempts, created_at, updated_at)
+                                  encoding, segments, region, status, attempts, created_at, updated_at)
         SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, s.language, s.encoding,
-               s.segments, '{MessageStatus.PENDING}', 0, :now, :now
+               s.segments, :region, '{MessageStatus.PENDING}', 0, :now, :now
         FROM {STAGE} s WHERE true
         ON CONFLICT (subscription_id, send_date) DO NOTHING
-    """).bindparams(sa.bindparam("day", day, type_=sa.Date), sa.bindparam("now", now, type_=TIMESTAMP))
+    """).bindparams(
+            sa.bindparam("day", day, type_=sa.Date),
+            sa.bindparam("now", now, type_=TIMESTAMP),
+            sa.bindparam("region", region, type_=sa.String),
+        )
     )
     return result.rowcount

@@ -20,13 +20,15 @@ def plan_metrics(plan: OutboxPlan) -> dict[str, int]:
     }
 
 
-def day_languages(connection: sa.Connection, day: date) -> dict[str, tuple[int, int]]:
+def day_languages(
+    connection: sa.Connection, day: date, in_region: str = "1 = 1"
+) -> dict[str, tuple[int, int]]:
     """Day D's messages a gateway accepted, and their paid segments, per language (SPEC §14)."""
     rows = connection.execute(
-        sa.text("""
+        sa.text(f"""
         SELECT coalesce(language, 'unknown') AS language, count(*) AS messages,
                coalesce(sum(segments), 0) AS segments
-        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL
+        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL AND {in_region}
         GROUP BY coalesce(language, 'unknown') ORDER BY 1
     """).bindparams(sa.bindparam("day", day, type_=sa.Date))
     )

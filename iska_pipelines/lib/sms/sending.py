@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.sms.claims import (
+    EVERYONE,
     claim,
     extend_claims,
     next_claim_expiry,
@@ -42,6 +43,7 @@ class Sender:
     chunk: int = CLAIM_CHUNK
     claim_seconds: float = 300.0
     cutoff: datetime | None = None  # past it, claimable messages end skipped_too_late
+    in_region: str = EVERYONE  # the region whose day this is (Regions.in_region on `region`)
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,11 @@ def _claimed(engine: sa.Engine, day: date, sender: Sender, too_late: list[int]) 
     while True:
         with engine.begin() as connection:
             if sender.cutoff is not None and utcnow() >= sender.cutoff:
-                too_late.append(skip_too_late(connection, day))
+                too_late.append(skip_too_late(connection, day, in_region=sender.in_region))
                 return
-            rows = claim(connection, day, sender.owner, sender.chunk, sender.claim_seconds)
+            rows = claim(
+                connection, day, sender.owner, sender.chunk, sender.claim_seconds, in_region=sender.in_region
+            )
         if not rows:
             return
         for row in rows:
@@ -127,9 +131,9 @@ def finish_pending(
     parts = [send_pending(engine, day, client, sender)]
     while time.monotonic() < deadline:
         with engine.connect() as connection:
-            if not pending_count(connection, day):
+            if not pending_count(connection, day, sender.in_region):
                 break
-            expiry = as_utc(next_claim_expiry(connection, day))
+            expiry = as_utc(next_claim_expiry(connection, day, sender.in_region))
         wait = (expiry - utcnow()).total_seconds() if expiry else 0.0
         time.sleep(min(max(wait, 0.05), poll_seconds))
         parts.append(send_pending(engine, day, client, sender))

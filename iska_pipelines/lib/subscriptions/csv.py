@@ -26,7 +26,8 @@ from iska_pipelines.lib.inbox.reading import (
     require_columns,
     split_refused,
 )
-from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULTS
+from iska_pipelines.lib.regions.config import Regions
+from iska_pipelines.lib.settings import DEFAULT_LANGUAGES, DEFAULT_REGIONS, DEFAULTS
 from iska_pipelines.lib.vocabulary import PLAN_CODES, FileKind, Reason
 
 PLAN_COLUMNS = ("service_id", "original_sub_plan", "sub_plan", "plan")
@@ -45,18 +46,30 @@ def read_subscription_file(
     max_future_minutes: float = DEFAULTS.max_future_minutes,
     now: datetime | None = None,
     languages: frozenset[str] = DEFAULT_LANGUAGES,
+    regions: Regions = DEFAULT_REGIONS,
 ) -> ParsedFile:
-    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan and language for additions:
-    the optional `language` column, lower-cased, empty when not given; a code not in
-    `languages` is refused as `invalid_language`).
+    """Good rows: `_row`, msisdn, ts (UTC), and lat, lon (+ plan, language and region for
+    additions: the optional `language` column, lower-cased, empty when not given, a code not in
+    `languages` refused as `invalid_language`; the optional `region` column as configured, a
+    code of no region refused as `invalid_region`, and `region_guess`, the region of the
+    msisdn's longest prefix, else the default region).
 
-    A ts more than `max_future_minutes` ahead of `now` (default: the time of reading) is
-    refused as `future_ts`.
+    A ts without an offset is local time in the row's region (`timezone` when there is one
+    region). A ts more than `max_future_minutes` ahead of `now` (default: the time of reading)
+    is refused as `future_ts`.
     """
     frame, originals = read_text_table(path)
     require_columns(frame, required_columns(kind), path.name, str(kind))
     columns = ["msisdn", "ts"]
-    typed = frame.with_columns(msisdn=normalised_msisdn("msisdn"), ts=parse_timestamp("ts", timezone))
+    typed = frame.with_columns(msisdn=normalised_msisdn("msisdn"))
+    typed = typed.with_columns(
+        region=region_code(frame, "region", regions)
+        if kind is FileKind.ADDITIONS
+        else pl.lit(None, pl.String),
+        region_guess=region_of_msisdn(pl.col("msisdn"), regions),
+        _region_given=region_given(frame, "region"),  # the column as written, before `region`
+    )
+    typed = typed.with_columns(ts=local_timestamp("ts", timezone, regions))
     checks: list[tuple[pl.Expr, str]] = [
         (pl.col("msisdn").is_null(), Reason.INVALID_MSISDN),
         (pl.col("ts").is_null(), Reason.INVALID_TS),
@@ -90,7 +103,8 @@ def read_subscription_file(
                 Reason.INVALID_LANGUAGE,
             )
         )
-        columns += ["plan", "language"]
+        checks.append((pl.col("_region_given") & pl.col("region").is_null(), Reason.INVALID_REGION))
+        columns += ["plan", "language", "region", "region_guess"]
     checked = typed.with_columns(first_failure(checks).alias(REASON))
     # an exact repeat (same msisdn and ts) is refused; the first copy counts
     repeat = pl.col(ROW) != pl.col(ROW).min().over("msisdn", "ts")
@@ -112,6 +126,45 @@ def language_code(frame: pl.DataFrame, column: str) -> pl.Expr:
         return pl.lit(None, pl.String)
     code = pl.col(column).str.strip_chars().str.to_lowercase()  # as languages.normalise
     return pl.when(code.str.len_chars() > 0).then(code)
+
+
+def region_given(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The optional column holds something (blank or absent: not chosen)."""
+    if column not in frame.columns:
+        return pl.lit(False)
+    return pl.col(column).str.strip_chars().str.len_chars().fill_null(0) > 0
+
+
+def region_code(frame: pl.DataFrame, column: str, regions: Regions) -> pl.Expr:
+    """The optional column as a configured code (case ignored); null when blank, absent or
+    unknown (`region_given` tells the last apart)."""
+    if column not in frame.columns:
+        return pl.lit(None, pl.String)
+    wanted = pl.col(column).str.strip_chars().str.to_uppercase()
+    expr = pl.lit(None, pl.String)
+    for code in reversed(regions.codes):
+        expr = pl.when(wanted == code.upper()).then(pl.lit(code)).otherwise(expr)
+    return expr
+
+
+def region_of_msisdn(msisdn: pl.Expr, regions: Regions) -> pl.Expr:
+    """The region of the longest prefix the msisdn starts with, else the default region."""
+    expr = pl.lit(regions.default.code)
+    for prefix, code in reversed(regions.prefixes_longest_first()):
+        expr = pl.when(msisdn.str.starts_with(prefix)).then(pl.lit(code)).otherwise(expr)
+    return expr
+
+
+def local_timestamp(column: str, timezone: str, regions: Regions) -> pl.Expr:
+    """`ts` in UTC; without an offset, local time in the row's region (`region`, else
+    `region_guess`); with one region, in `timezone`."""
+    if not regions.several:
+        return parse_timestamp(column, timezone)
+    region = pl.coalesce(pl.col("region"), pl.col("region_guess"))
+    expr = parse_timestamp(column, regions.default.timezone)
+    for other in regions.all[1:]:
+        expr = pl.when(region == other.code).then(parse_timestamp(column, other.timezone)).otherwise(expr)
+    return expr
 
 
 def _recheck_duplicates(checked: pl.DataFrame) -> pl.DataFrame:

@@ -45,6 +45,7 @@ STATE_COLUMNS: dict[str, pl.DataType | DataTypeClass] = {
     "joins": pl.Int64,
     "last_event_at": pl.Datetime("us", "UTC"),
     "language": pl.String,
+    "region": pl.String,
 }
 
 
@@ -79,10 +80,13 @@ def apply_events(
     state: pl.DataFrame, events: pl.DataFrame, kind: FileKind, today: date, rerun: bool = False
 ) -> EventsApplied:
     """`events`: `_row`, msisdn, ts (+ lat, lon, lid, no_grid for additions and updates,
-    + plan and language for additions). Returns the new state and one outcome row per event."""
+    + plan, language, region and region_guess for additions). Returns the new state and one
+    outcome row per event."""
     state = state.with_columns(touched=pl.lit(False))
-    if kind is FileKind.ADDITIONS and "language" not in events.columns:
-        events = events.with_columns(language=pl.lit(None, pl.String))  # none chosen
+    if kind is FileKind.ADDITIONS:
+        for chosen in ("language", "region", "region_guess"):
+            if chosen not in events.columns:
+                events = events.with_columns(pl.lit(None, pl.String).alias(chosen))  # none chosen
     ordered = events.sort("msisdn", "ts", ROW).with_columns(
         _round=pl.col("ts").rank("ordinal").over("msisdn")
     )
@@ -91,7 +95,7 @@ def apply_events(
     for round_number in range(1, (rounds or 0) + 1):
         batch = ordered.filter(pl.col("_round") == round_number).drop("_round")
         batch = batch.rename(
-            {c: f"{c}_new" for c in ("lat", "lon", "lid", "plan", "language") if c in batch.columns}
+            {c: f"{c}_new" for c in ("lat", "lon", "lid", "plan", "language", "region") if c in batch.columns}
         )
         joined = batch.join(state, on="msisdn", how="left")
         decided = _settle_repeats(
@@ -177,6 +181,8 @@ def _next_state(kind: FileKind, today: date) -> list[pl.Expr]:
             "plan": pl.col("plan_new"),
             # a language given with the addition sets it; none keeps the one chosen before
             "language": pl.coalesce(pl.col("language_new"), pl.col("language")),
+            # the same for the region (SPEC §15); never chosen: the msisdn's prefix's region
+            "region": pl.coalesce(pl.col("region_new"), pl.col("region"), pl.col("region_guess")),
             "status": pl.lit(ACTIVE),
             "cancel_reason": pl.when(fresh).then(None).otherwise(pl.col("cancel_reason")),
             "unsub_date": pl.when(fresh).then(None).otherwise(pl.col("unsub_date")),

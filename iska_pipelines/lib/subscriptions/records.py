@@ -25,6 +25,8 @@ from iska_pipelines.lib.db.timestamps import as_utc, row_dict, utcnow
 from iska_pipelines.lib.errors import FieldError, InvalidRecord, RecordConflict, RecordNotFound
 from iska_pipelines.lib.forecasts.assignment import with_nearest_lids
 from iska_pipelines.lib.inbox.reading import REASON, ROW
+from iska_pipelines.lib.regions.config import Regions
+from iska_pipelines.lib.settings import DEFAULT_REGIONS
 from iska_pipelines.lib.subscriptions.events import OUTCOME, Outcome
 from iska_pipelines.lib.subscriptions.rules import SubscriptionValues
 from iska_pipelines.lib.subscriptions.storage import apply_file_events
@@ -47,6 +49,7 @@ REASON_MESSAGES = {
 class EventRules:
     timezone: str
     max_grid_distance_km: float
+    regions: Regions = DEFAULT_REGIONS  # the `region` field's codes and the prefixes (SPEC §15)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -124,6 +127,7 @@ def apply_event(
     lat: float | None = None,
     lon: float | None = None,
     language: str | None = None,
+    region: str | None = None,
 ) -> str:
     """Apply one event as a one-row file; returns its outcome or raises RecordConflict."""
     columns: dict[str, pl.Series] = {
@@ -136,6 +140,9 @@ def apply_event(
     if kind is FileKind.ADDITIONS:
         columns["plan"] = pl.Series("plan", [str(plan)], pl.String)
         columns["language"] = pl.Series("language", [language], pl.String)
+        columns["region"] = pl.Series("region", [region], pl.String)
+        guess = rules.regions.for_msisdn(msisdn).code
+        columns["region_guess"] = pl.Series("region_guess", [guess], pl.String)
     events = pl.DataFrame(list(columns.values()))
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
@@ -169,6 +176,7 @@ def add_subscription(
         lat=values.lat,
         lon=values.lon,
         language=values.language,
+        region=values.region,
     )
     _written_at(connection, values.msisdn, ts)
     added = _by_msisdn(connection, values.msisdn)
@@ -212,6 +220,7 @@ def change_subscription(
             lat=lat,
             lon=lon,
             language=values.language,
+            region=values.region,
         )
     elif replanned:
         raise InvalidRecord(
@@ -229,22 +238,22 @@ def change_subscription(
     if status == SubscriptionStatus.CANCELLED and active:
         _cancel(connection, current["msisdn"], ts, rules)
     if values.language is not None and values.language != current["language"]:
-        _relanguage(connection, current["msisdn"], values.language, ts)
+        _rewrite(connection, current["msisdn"], ts, language=values.language)
+    if values.region is not None and values.region != current["region"]:
+        _rewrite(connection, current["msisdn"], ts, region=values.region)
     _written_at(connection, current["msisdn"], ts)
     return get_subscription(connection, subscription_id)
 
 
-def _relanguage(connection: sa.Connection, msisdn: str, language: str, ts: datetime) -> None:
-    """A new language alone is no SPEC §5 event: it is written as given, unless a later event
-    already happened (then the write is as stale as any older event)."""
+def _rewrite(connection: sa.Connection, msisdn: str, ts: datetime, **values: str) -> None:
+    """A new language or region alone is no SPEC §5 event: it is written as given, unless a
+    later event already happened (then the write is as stale as any older event)."""
     lock_subscriptions(connection)
     stored = _by_msisdn(connection, msisdn)
     if stored is not None and stored["last_event_at"] > as_utc(ts):
         raise RecordConflict(FieldError("ts", str(Reason.STALE_EVENT), REASON_MESSAGES[Reason.STALE_EVENT]))
     connection.execute(
-        subscriptions.update()
-        .where(subscriptions.c.msisdn == msisdn)
-        .values(language=language, updated_at=utcnow())
+        subscriptions.update().where(subscriptions.c.msisdn == msisdn).values(**values, updated_at=utcnow())
     )
 
 

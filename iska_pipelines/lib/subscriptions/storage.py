@@ -39,6 +39,7 @@ STAGE_TYPES = {
     "joins": "INTEGER",
     "last_event_at": "TIMESTAMP WITH TIME ZONE",
     "language": "VARCHAR(8)",
+    "region": "VARCHAR(16)",
 }
 
 
