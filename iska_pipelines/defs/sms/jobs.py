@@ -2,15 +2,15 @@
 Expire stale reports, plan the outbox, send it, check it.
 
 The senders are dynamic outputs, one mapped `send_sms_batch` step per `ISKA_SMS_BATCH_SIZE`
-pending messages: the multiprocess executor runs them in parallel processes (the GIL caps one
-process near 1,200 requests/s), and another executor or run launcher spreads them over more
+pending messages, at most as many as the executor runs at once (parallelism.py): the
+multiprocess executor runs them in parallel processes (the GIL caps one process near 1,200
+requests/s), and another executor or run launcher spreads them over more
 workers without changing the job. A sender is not handed its messages: it claims the day's
 pending ones from the outbox until none is left, so a re-executed step, a retry run or a new run
 of the day sends whatever is still pending, and `report_sms_day` sends the rest before it counts
 — a day's run is green only when none of its messages is left pending.
 """
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +20,7 @@ import dagster as dg
 from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.defs.sms.parallelism import sender_count
 from iska_pipelines.defs.sms.partitions import day_and_region, region_day_key, sms_job_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.db.timestamps import utcnow
@@ -130,7 +131,7 @@ def plan_sms(
     context.log.info(plan.summary() + (f" in region {where.region.code}" if where.regions.several else ""))
     with engine.connect() as connection:
         pending = pending_count(connection, day, where.in_region)
-    senders = math.ceil(pending / sms_outbox.batch_size)
+    senders = sender_count(context, pending, sms_outbox.batch_size)
     window = warn_if_late(context, where, pending, sms_outbox.send_window_minutes)
     metadata = {**plan_metrics(plan), "pending": pending, "batches": senders, **window}
     yield dg.Output(plan, "plan", metadata=metadata)

@@ -1,0 +1,40 @@
+"""How many senders a day's run starts: one per batch of ISKA_SMS_BATCH_SIZE pending messages,
+but no more than the run's executor runs at once.
+
+Senders claim from the outbox until it is empty, so a sender beyond the executor's parallelism
+only starts (a process, its resources, its connections) to find nothing left: on a 100k day the
+multiprocess executor with 4 processes used to start 20 senders, 16 of them for nothing. An
+executor this cannot read (one that spreads steps over other workers) gets every batch.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+IN_PROCESS = "in_process"
+MULTIPROCESS = "multiprocess"
+# the default executor, and the multiprocess one, both read `max_concurrent` from the same place
+LOCAL_EXECUTORS = {"multi_or_in_process_executor", MULTIPROCESS}
+
+
+def steps_at_once(executor_name: str, run_config: Mapping[str, Any]) -> int | None:
+    """Steps the executor runs at the same time, or None when it is not a local executor."""
+    execution = (run_config.get("execution") or {}).get("config") or {}
+    if executor_name == IN_PROCESS or IN_PROCESS in execution:
+        return 1
+    if executor_name not in LOCAL_EXECUTORS:
+        return None
+    multiprocess = execution.get(MULTIPROCESS, execution) or {}
+    configured = multiprocess.get("max_concurrent") or os.getenv(
+        "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT"
+    )
+    return int(configured) if configured else multiprocessing.cpu_count()
+
+
+def sender_count(context: dg.OpExecutionContext, pending: int, batch_size: int) -> int:
+    batches = -(-pending // batch_size)
+    at_once = steps_at_once(context.job_def.executor_def.name, context.run_config)
+    return batches if at_once is None else min(batches, at_once)
