@@ -19,10 +19,12 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
-from iska_pipelines.lib.vocabulary import MessageStatus
+from iska_pipelines.lib.vocabulary import MessageKind, MessageStatus
 
 PENDING = f"'{MessageStatus.PENDING}'"
-CLAIMABLE = f"""send_date = :day AND status = {PENDING}
+# the daily job's messages only: replies (SPEC §13) are sent apart, by lib/consent/replies.py
+FORECAST = f"kind = '{MessageKind.FORECAST}'"
+CLAIMABLE = f"""send_date = :day AND status = {PENDING} AND {FORECAST}
                 AND (claim_expires_at IS NULL OR claim_expires_at <= :now)"""
 
 
@@ -94,7 +96,7 @@ def day_statuses(connection: sa.Connection, day: date) -> dict[str, int]:
         status: n
         for status, n in connection.execute(
             sa.text(
-                "SELECT status, count(*) FROM sms_messages WHERE send_date = :day GROUP BY status"
+                f"SELECT status, count(*) FROM sms_messages WHERE send_date = :day AND {FORECAST} GROUP BY status"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         )
     }
@@ -105,7 +107,7 @@ def next_claim_expiry(connection: sa.Connection, day: date) -> datetime | None:
     return connection.execute(
         sa.text(f"""
         SELECT min(claim_expires_at) FROM sms_messages
-        WHERE send_date = :day AND status = {PENDING} AND claim_expires_at IS NOT NULL
+        WHERE send_date = :day AND status = {PENDING} AND {FORECAST} AND claim_expires_at IS NOT NULL
     """)
         .columns(sa.column("expiry", TIMESTAMP))
         .bindparams(sa.bindparam("day", day, type_=sa.Date))
@@ -116,7 +118,7 @@ def pending_count(connection: sa.Connection, day: date) -> int:
     return int(
         connection.execute(
             sa.text(
-                f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING}"
+                f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING} AND {FORECAST}"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         ).scalar_one()
     )
@@ -128,7 +130,8 @@ def days_with_pending(connection: sa.Connection) -> dict[date, int]:
         day: n
         for day, n in connection.execute(
             sa.text(
-                f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} GROUP BY send_date"
+                f"SELECT send_date, count(*) FROM sms_messages WHERE status = {PENDING} AND {FORECAST} "
+                "GROUP BY send_date"
             ).columns(sa.column("send_date", sa.Date), sa.column("n"))
         )
     }

@@ -26,7 +26,7 @@ def day_languages(connection: sa.Connection, day: date) -> dict[str, tuple[int, 
         sa.text("""
         SELECT coalesce(language, 'unknown') AS language, count(*) AS messages,
                coalesce(sum(segments), 0) AS segments
-        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL
+        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL AND kind = 'forecast'
         GROUP BY coalesce(language, 'unknown') ORDER BY 1
     """).bindparams(sa.bindparam("day", day, type_=sa.Date))
     )
