@@ -9,7 +9,7 @@ together or not at all. A repeat of a gateway id finds the stored message and ch
   opt_out), the day's forecasts not yet sent end `skipped_opted_out`; reply `opt_out`.
 - START from a cancelled subscriber: reply `rejoin_ask` with the plan's price.
 - YES from a cancelled subscriber within REJOIN_HOURS of a START received since the
-  cancellation: reactivated as a new subscription period (sub_date = the message's time,
+  cancellation and since their last STOP: reactivated as a new subscription period (sub_date = the message's time,
   joins + 1, due today, failed_billing_count 0); reply `rejoin_done`.
 - HELP: reply `help` with the price, even to an msisdn ISKA does not know.
 - Anything else, or a keyword that does not apply, is stored for the operator without a reply.
@@ -170,17 +170,25 @@ def _decide(
 
 
 def _asked_since(connection: sa.Connection, subscription: dict[str, Any], at: datetime, hours: float) -> bool:
-    """A START answered with a rejoin question within `hours` before `at`, after the cancellation."""
+    """A START answered with a rejoin question within `hours` before `at`, after the
+    cancellation and after the subscriber's last STOP (a later STOP withdraws the question)."""
     since = at - timedelta(hours=hours)
     unsub = as_utc(subscription["unsub_date"])
     if unsub is not None and unsub > since:
         since = unsub
+    msisdn = inbound_messages.c.msisdn == subscription["msisdn"]
+    last_stop = (
+        sa.select(sa.func.coalesce(sa.func.max(inbound_messages.c.id), 0))
+        .where(msisdn, inbound_messages.c.outcome == str(InboundOutcome.OPTED_OUT))
+        .scalar_subquery()
+    )
     found = connection.execute(
         sa.select(sa.func.count())
         .select_from(inbound_messages)
         .where(
-            inbound_messages.c.msisdn == subscription["msisdn"],
+            msisdn,
             inbound_messages.c.outcome == str(InboundOutcome.REJOIN_ASKED),
+            inbound_messages.c.id > last_stop,
             inbound_messages.c.received_at >= sa.bindparam("since", since, type_=TIMESTAMP),
             inbound_messages.c.received_at <= sa.bindparam("at", at, type_=TIMESTAMP),
         )

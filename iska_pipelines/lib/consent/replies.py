@@ -123,12 +123,19 @@ def send_replies(
             sent += len(batch)
 
 
-def pending_replies(connection: sa.Connection, now: datetime | None = None) -> int:
-    """Replies a sender could take now (pending, not held by a live claim)."""
+def pending_replies(
+    connection: sa.Connection, now: datetime | None = None, created_before: datetime | None = None
+) -> int:
+    """Replies a sender could take now (pending, not held by a live claim), only those
+    written before `created_before` when given."""
+    now = now or utcnow()
     return int(
         connection.execute(
-            sa.text(f"SELECT count(*) FROM sms_messages WHERE {CLAIMABLE}").bindparams(
-                sa.bindparam("now", now or utcnow(), type_=TIMESTAMP)
+            sa.text(
+                f"SELECT count(*) FROM sms_messages WHERE {CLAIMABLE} AND created_at <= :before"
+            ).bindparams(
+                sa.bindparam("now", now, type_=TIMESTAMP),
+                sa.bindparam("before", created_before or now, type_=TIMESTAMP),
             )
         ).scalar_one()
     )
