@@ -22,12 +22,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from iska_pipelines.lib.db.locks import lock_consent
 from iska_pipelines.lib.db.schema import consent_events
 from iska_pipelines.lib.db.timestamps import as_utc, row_dict
 from iska_pipelines.lib.vocabulary import ConsentEvent, ConsentSource
 
 GENESIS = "0" * 64
-CONSENT_LOCK_ID = 0x15CA_0003
 DETAIL_CHARS = 500
 VERIFY_CHUNK = 5000
 
@@ -56,12 +56,6 @@ def canonical(msisdn: str, event: str, source: str, detail: str, at: datetime) -
 
 def chained_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
-
-
-def lock_consent(connection: sa.Connection) -> None:
-    """Held to the end of the transaction; SQLite's IMMEDIATE transactions hold it already."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": CONSENT_LOCK_ID})
 
 
 def last_hash(connection: sa.Connection) -> str:
