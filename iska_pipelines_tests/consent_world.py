@@ -53,7 +53,9 @@ class Phone:
             return connection.execute(sa.select(subscriptions).where(subscriptions.c.msisdn == msisdn)).one()
 
     def replies(self, msisdn: str | None = None) -> list[sa.Row]:
-        query = sa.select(sms_messages).where(sms_messages.c.kind == "reply").order_by(sms_messages.c.created_at)
+        query = (
+            sa.select(sms_messages).where(sms_messages.c.kind == "reply").order_by(sms_messages.c.created_at)
+        )
         if msisdn is not None:
             query = query.where(sms_messages.c.msisdn == msisdn)
         with self.engine.connect() as connection:
@@ -75,7 +77,9 @@ class Phone:
     def age_inbound(self, hours: float) -> None:
         """Every stored inbound message moved `hours` into the past, as if that time had gone by."""
         with self.engine.begin() as connection:
-            for row in connection.execute(sa.select(inbound_messages.c.id, inbound_messages.c.received_at)).all():
+            for row in connection.execute(
+                sa.select(inbound_messages.c.id, inbound_messages.c.received_at)
+            ).all():
                 connection.execute(
                     inbound_messages.update()
                     .where(inbound_messages.c.id == row.id)
@@ -83,7 +87,9 @@ class Phone:
                 )
 
 
-def subscribe(engine: sa.Engine, msisdn: str, *, day: date, paid: bool = True, language: str | None = None) -> int:
+def subscribe(
+    engine: sa.Engine, msisdn: str, *, day: date, paid: bool = True, language: str | None = None
+) -> int:
     """An active subscriber as an applied additions file and a charge leave them."""
     now = utcnow()
     with engine.begin() as connection:

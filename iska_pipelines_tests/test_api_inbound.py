@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.lib.db.schema import billing_attempts
 from iska_pipelines_tests.api_server import api_on_loopback, api_settings
-from iska_pipelines_tests.consent_world import INBOUND_TOKEN, subscribe
+from iska_pipelines_tests.consent_world import subscribe
 from iska_pipelines_tests.sms_world import today
 
 MSISDN = "233201234567"
@@ -32,7 +32,12 @@ def wait_for(condition, seconds: float = 15.0):
 
 def delivered_replies(phone, msisdn: str, count: int = 1):
     return wait_for(
-        lambda: (rows := phone.replies(msisdn)) and len(rows) == count and all(r.status == "delivered" for r in rows) and rows
+        lambda: (
+            (rows := phone.replies(msisdn))
+            and len(rows) == count
+            and all(r.status == "delivered" for r in rows)
+            and rows
+        )
     )
 
 
@@ -70,8 +75,12 @@ def test_a_form_with_the_gateway_field_names_is_read_like_json(phone, engine):
 
 def test_a_repeat_of_the_gateway_id_changes_nothing_and_gets_no_second_reply(phone, engine):
     subscribe(engine, MSISDN, day=today())
-    first = phone.post({"msisdn": MSISDN, "text": "STOP", "id": "same", "received_at": "2026-01-01T10:00:00Z"})
-    again = phone.post({"msisdn": MSISDN, "text": "STOP", "id": "same", "received_at": "2026-01-01T10:00:00Z"})
+    first = phone.post(
+        {"msisdn": MSISDN, "text": "STOP", "id": "same", "received_at": "2026-01-01T10:00:00Z"}
+    )
+    again = phone.post(
+        {"msisdn": MSISDN, "text": "STOP", "id": "same", "received_at": "2026-01-01T10:00:00Z"}
+    )
     assert first.status_code == again.status_code == 200
     assert (first.json()["repeat"], again.json()["repeat"]) == (False, True)
     assert again.json()["reply_msgid"] == first.json()["reply_msgid"]
@@ -91,7 +100,10 @@ def test_a_wrong_or_missing_token_is_403_and_nothing_is_stored(phone, engine, to
 def test_without_an_inbound_token_configured_every_message_is_refused_saying_why(database_url, data_dir):
     with api_on_loopback(api_settings(database_url, str(data_dir))) as api:
         response = requests.post(
-            f"{api.base_url}{INBOUND_PATH}", params={"token": ""}, json={"msisdn": MSISDN, "text": "STOP"}, timeout=10
+            f"{api.base_url}{INBOUND_PATH}",
+            params={"token": ""},
+            json={"msisdn": MSISDN, "text": "STOP"},
+            timeout=10,
         )
     assert response.status_code == 403 and "ISKA_INBOUND_TOKEN" in response.json()["detail"]
 
@@ -129,8 +141,15 @@ def test_start_then_yes_within_24_hours_rejoins_as_a_new_period_due_now(phone, e
 
     assert joined["outcome"] == "rejoined"
     row = phone.subscription(MSISDN)
-    assert (row.status, row.cancel_reason, row.unsub_date, row.failed_billing_count) == ("active", None, None, 0)
-    assert row.next_billing_date == today() and row.joins == before.joins + 1 and row.sub_date > before.sub_date
+    assert (row.status, row.cancel_reason, row.unsub_date, row.failed_billing_count) == (
+        "active",
+        None,
+        None,
+        0,
+    )
+    assert (
+        row.next_billing_date == today() and row.joins == before.joins + 1 and row.sub_date > before.sub_date
+    )
     replies = delivered_replies(phone, MSISDN, 3)
     assert "reply YES" in replies[1].text and "GHS 0.20 a day" in replies[1].text
     assert replies[2].text.startswith("Iska: welcome back")
@@ -177,3 +196,23 @@ def test_the_consent_route_returns_one_subscribers_history(phone, engine):
     assert [(r["event"], r["source"]) for r in history] == [("opted_out", "sms"), ("rejoined", "sms")]
     assert history[1]["prev_hash"] == history[0]["hash"]
     assert "inbound message" in history[0]["detail"]
+
+
+def test_the_simulator_posts_a_form_with_the_gateway_names_when_asked(phone, engine):
+    subscribe(engine, MSISDN, day=today())
+    said = requests.post(
+        f"{phone.simulator.base_url}/simulator/inbound",
+        json={"msisdn": MSISDN, "text": "STOP", "id": "sim-form-1", "form": True},
+        timeout=15,
+    ).json()
+    assert said["iska_status"] == 200 and said["iska_answer"]["outcome"] == "opted_out"
+    (stored,) = phone.inbound()
+    assert (stored.gateway_id, stored.msisdn) == ("sim-form-1", MSISDN)
+
+
+def test_the_simulator_without_an_inbound_url_says_what_to_set(simulator):
+    simulator.configure(inbound_url="")
+    answer = requests.post(
+        f"{simulator.base_url}/simulator/inbound", json={"msisdn": MSISDN, "text": "STOP"}, timeout=15
+    )
+    assert answer.status_code == 409 and "ISKA_SIM_INBOUND_URL" in answer.json()["detail"]

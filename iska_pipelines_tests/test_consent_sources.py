@@ -24,7 +24,10 @@ def log(engine: sa.Engine) -> list[tuple[str, str, str, str]]:
             tuple(row)
             for row in connection.execute(
                 sa.select(
-                    consent_events.c.msisdn, consent_events.c.event, consent_events.c.source, consent_events.c.detail
+                    consent_events.c.msisdn,
+                    consent_events.c.event,
+                    consent_events.c.source,
+                    consent_events.c.detail,
                 ).order_by(consent_events.c.id)
             )
         ]
@@ -69,10 +72,19 @@ def test_api_creation_and_deletion_are_logged_as_the_api(api, engine):
         timeout=30,
     )
     assert created.status_code == 201
-    assert requests.delete(f"{api.base_url}{SUBSCRIPTIONS}{created.json()['id']}/", timeout=30).status_code == 204
-    assert requests.delete(f"{api.base_url}{SUBSCRIPTIONS}{created.json()['id']}/", timeout=30).status_code == 204
+    assert (
+        requests.delete(f"{api.base_url}{SUBSCRIPTIONS}{created.json()['id']}/", timeout=30).status_code
+        == 204
+    )
+    assert (
+        requests.delete(f"{api.base_url}{SUBSCRIPTIONS}{created.json()['id']}/", timeout=30).status_code
+        == 204
+    )
 
-    assert [(event, source) for _, event, source, _ in log(engine)] == [("added", "api"), ("cancelled", "api")]
+    assert [(event, source) for _, event, source, _ in log(engine)] == [
+        ("added", "api"),
+        ("cancelled", "api"),
+    ]
     assert chain_holds(engine)
 
 

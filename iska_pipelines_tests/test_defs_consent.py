@@ -88,7 +88,9 @@ def test_a_forecast_planned_before_the_stop_is_skipped_and_the_daily_job_sends_n
     assert simulator.stats()["sms"]["counts"].get("accepted", 0) == 1
 
 
-def test_a_stopped_subscriber_gets_no_forecast_on_the_following_days(database_url, engine, instance, simulator):
+def test_a_stopped_subscriber_gets_no_forecast_on_the_following_days(
+    database_url, engine, instance, simulator
+):
     day = today()
     add_forecast(engine, 1, "1.5", "2.5")
     add_subscriber(engine, "233200000001", 1, day=day)
@@ -99,7 +101,9 @@ def test_a_stopped_subscriber_gets_no_forecast_on_the_following_days(database_ur
     assert [m.kind for m in messages(engine)] == ["reply"]
 
 
-def test_the_replies_job_sends_pending_replies_once_and_they_are_never_billed(database_url, engine, simulator):
+def test_the_replies_job_sends_pending_replies_once_and_they_are_never_billed(
+    database_url, engine, simulator
+):
     add_subscriber(engine, "233200000001", 1, day=today())
     stop = text(engine, "233200000001", "STOP")
     helped = text(engine, "233209999999", "help")  # not a subscriber: HELP still answers

@@ -3,6 +3,7 @@ the first row that was edited or follows a deleted one. On SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -32,7 +33,9 @@ def some_changes(count: int) -> list[Consent]:
 
 def ids(engine) -> list[int]:
     with engine.connect() as connection:
-        return list(connection.execute(sa.select(consent_events.c.id).order_by(consent_events.c.id)).scalars())
+        return list(
+            connection.execute(sa.select(consent_events.c.id).order_by(consent_events.c.id)).scalars()
+        )
 
 
 def test_appended_rows_chain_to_each_other_and_the_whole_log_verifies(engine):
@@ -45,8 +48,7 @@ def test_appended_rows_chain_to_each_other_and_the_whole_log_verifies(engine):
         found = verify(connection)
     assert found.ok and found.rows == 5
     assert rows[0].prev_hash == GENESIS
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(rows, rows[1:], strict=False))
-
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(rows))
 
 
 def test_editing_one_row_by_hand_makes_verify_name_that_row(engine):
@@ -79,7 +81,7 @@ def test_moving_a_rows_time_by_one_microsecond_is_found(engine):
 def test_deleting_a_row_makes_verify_name_the_row_after_it(engine):
     with engine.begin() as connection:
         append(connection, some_changes(4))
-    first, second, third, _ = ids(engine)
+    _, second, third, _ = ids(engine)
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM consent_events WHERE id = :id"), {"id": second})
     with engine.connect() as connection:
@@ -103,7 +105,9 @@ def test_iska_consent_verify_passes_then_fails_naming_the_edited_row(engine, dat
 
 def test_one_subscribers_history_is_their_rows_oldest_first(engine):
     changes = some_changes(3)
-    again = Consent(changes[0].msisdn, ConsentEvent.OPTED_OUT, ConsentSource.SMS, "inbound 9", T0 + timedelta(hours=1))
+    again = Consent(
+        changes[0].msisdn, ConsentEvent.OPTED_OUT, ConsentSource.SMS, "inbound 9", T0 + timedelta(hours=1)
+    )
     with engine.begin() as connection:
         append(connection, [*changes, again])
         found = history(connection, changes[0].msisdn)

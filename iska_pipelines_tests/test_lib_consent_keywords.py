@@ -14,7 +14,8 @@ KEYWORDS = keywords_of(DEFAULTS.catalog())
 
 
 @pytest.mark.parametrize(
-    "text", ["STOP", "stop", "  Stop please", "Stop.", "STOP!!", "arrêt", "ARRET", "Arrêt merci", "unsubscribe"]
+    "text",
+    ["STOP", "stop", "  Stop please", "Stop.", "STOP!!", "arrêt", "ARRET", "Arrêt merci", "unsubscribe"],
 )
 def test_a_stop_word_is_found_as_the_first_word_whatever_its_case_accents_or_punctuation(text):
     assert KEYWORDS.match(text) is Keyword.STOP

@@ -45,6 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptions
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
@@ -56,7 +57,6 @@ from iska_pipelines.defs.sms.jobs import (
     sms_job,
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
-from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.lib.consent.chain import verify
 from iska_pipelines.lib.db.engine import engine_for
 from iska_pipelines.lib.db.schema import (
@@ -94,7 +94,15 @@ TRIES = 2  # transport tries per charge within a run
 CLAIM_LIFETIME = timedelta(seconds=SmsOutbox.model_fields["claim_seconds"].default)  # a dead sender's hold
 HANG_SECONDS = 0.6  # how long the simulator leaves a timed-out request hanging
 CLIENT_TIMEOUT = 0.3
-TABLES = (billing_attempts, sms_messages, ingested_files, subscriptions, forecasts, consent_events, inbound_messages)
+TABLES = (
+    billing_attempts,
+    sms_messages,
+    ingested_files,
+    subscriptions,
+    forecasts,
+    consent_events,
+    inbound_messages,
+)
 INBOUND_TOKEN = "lifecycle-inbound-token"
 # what a subscriber texts, and the keyword the model reads in it (SPEC §13)
 TEXTS = {
@@ -978,12 +986,16 @@ class Lifecycle(RuleBasedStateMachine):
             if sub["cancel_reason"] != "opt_out":
                 continue
             stopped = _utc(sub["unsub_date"])
-            late = [a for a in attempts if a["subscription_id"] == sub["id"] and _utc(a["attempted_at"]) > stopped]
+            late = [
+                a for a in attempts if a["subscription_id"] == sub["id"] and _utc(a["attempted_at"]) > stopped
+            ]
             assert not late, f"{sub['msisdn']} charged after opting out: {late}"
             sent = [
                 m
                 for m in forecasts_
-                if m["subscription_id"] == sub["id"] and m["accepted_at"] is not None and _utc(m["accepted_at"]) > stopped
+                if m["subscription_id"] == sub["id"]
+                and m["accepted_at"] is not None
+                and _utc(m["accepted_at"]) > stopped
             ]
             assert not sent, f"{sub['msisdn']} sent a forecast after opting out: {sent}"
 

@@ -44,7 +44,12 @@ async def inbound(request: Request) -> JSONResponse:
             fields = {"from": body["msisdn"], "text": body["text"], "id": message_id, "date": sent_at}
             answer = requests.post(url, data=fields, timeout=TIMEOUT_SECONDS)
         else:
-            fields = {"msisdn": body["msisdn"], "text": body["text"], "id": message_id, "received_at": sent_at}
+            fields = {
+                "msisdn": body["msisdn"],
+                "text": body["text"],
+                "id": message_id,
+                "received_at": sent_at,
+            }
             answer = requests.post(url, json=fields, timeout=TIMEOUT_SECONDS)
     except requests.RequestException as error:
         sim.ledger.count(SCOPE, "unreachable")

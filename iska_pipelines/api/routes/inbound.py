@@ -90,7 +90,14 @@ async def inbound(
     if handled.reply_msgid and not handled.repeat:
         background.add_task(send_reply_now, engine, config, handled.reply_msgid, message.msisdn)
     repeat = " (repeat)" if handled.repeat else ""
-    log.info("inbound %s from %s: %s -> %s%s", message.gateway_id, message.msisdn, handled.keyword, handled.outcome, repeat)
+    log.info(
+        "inbound %s from %s: %s -> %s%s",
+        message.gateway_id,
+        message.msisdn,
+        handled.keyword,
+        handled.outcome,
+        repeat,
+    )
     return JSONResponse(
         {
             "id": handled.inbound_id,

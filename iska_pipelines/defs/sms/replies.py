@@ -5,7 +5,6 @@ for the next day's run. The job claims each reply before sending it, as the dail
 reply the API is sending at the same moment is not sent twice. Replies are never billed.
 """
 
-
 from datetime import timedelta
 
 import dagster as dg

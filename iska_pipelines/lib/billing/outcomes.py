@@ -144,7 +144,9 @@ def record_answers(
         append(
             connection,
             [
-                Consent(msisdn, ConsentEvent.CANCELLED, ConsentSource.BILLING, f"{declines} declined charges", now)
+                Consent(
+                    msisdn, ConsentEvent.CANCELLED, ConsentSource.BILLING, f"{declines} declined charges", now
+                )
                 for msisdn, declines in sorted(cancelled)
             ],
         )

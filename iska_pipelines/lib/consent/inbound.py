@@ -197,7 +197,12 @@ def _asked_since(connection: sa.Connection, subscription: dict[str, Any], at: da
 
 
 def _opt_out(
-    connection: sa.Connection, subscription: dict[str, Any], at: datetime, today: date, detail: str, now: datetime
+    connection: sa.Connection,
+    subscription: dict[str, Any],
+    at: datetime,
+    today: date,
+    detail: str,
+    now: datetime,
 ) -> None:
     active = subscription["status"] == SubscriptionStatus.ACTIVE
     values: dict[str, Any] = {
@@ -208,7 +213,9 @@ def _opt_out(
     }
     if active:
         values["unsub_date"] = at
-    connection.execute(subscriptions.update().where(subscriptions.c.id == subscription["id"]).values(**values))
+    connection.execute(
+        subscriptions.update().where(subscriptions.c.id == subscription["id"]).values(**values)
+    )
     connection.execute(
         sms_messages.update()
         .where(
@@ -219,11 +226,19 @@ def _opt_out(
         .values(status=str(MessageStatus.SKIPPED_OPTED_OUT), claim_expires_at=None, updated_at=now)
     )
     if subscription["cancel_reason"] != CancelReason.OPT_OUT or active:
-        append(connection, [Consent(subscription["msisdn"], ConsentEvent.OPTED_OUT, ConsentSource.SMS, detail, at)])
+        append(
+            connection,
+            [Consent(subscription["msisdn"], ConsentEvent.OPTED_OUT, ConsentSource.SMS, detail, at)],
+        )
 
 
 def _rejoin(
-    connection: sa.Connection, subscription: dict[str, Any], at: datetime, today: date, detail: str, now: datetime
+    connection: sa.Connection,
+    subscription: dict[str, Any],
+    at: datetime,
+    today: date,
+    detail: str,
+    now: datetime,
 ) -> None:
     connection.execute(
         subscriptions.update()
@@ -240,4 +255,6 @@ def _rejoin(
             updated_at=now,
         )
     )
-    append(connection, [Consent(subscription["msisdn"], ConsentEvent.REJOINED, ConsentSource.SMS, detail, at)])
+    append(
+        connection, [Consent(subscription["msisdn"], ConsentEvent.REJOINED, ConsentSource.SMS, detail, at)]
+    )

@@ -70,5 +70,7 @@ def parse_inbound(body: Mapping[str, Any], timezone: str, now: datetime | None =
     received_at = received_at_of(received_text, timezone, now)
     gateway_id = _first(body, "id")
     if gateway_id is None:
-        gateway_id = "sha256:" + hashlib.sha256(f"{msisdn}\n{text}\n{received_text}".encode()).hexdigest()[:64]
+        gateway_id = (
+            "sha256:" + hashlib.sha256(f"{msisdn}\n{text}\n{received_text}".encode()).hexdigest()[:64]
+        )
     return Inbound(gateway_id[:ID_CHARS], msisdn, text, received_at)

@@ -114,7 +114,9 @@ def send_replies(
         if not rows:
             return sent
         messages = [
-            OutgoingSms(row.msgid, row.msisdn, row.text, callback_url(sender.public_url, row.msgid, sender.secret))
+            OutgoingSms(
+                row.msgid, row.msisdn, row.text, callback_url(sender.public_url, row.msgid, sender.secret)
+            )
             for row in rows
         ]
         for batch in client.send_batches(messages):

@@ -19,7 +19,13 @@ from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
 from iska_pipelines.lib.inbox.reading import ROW
-from iska_pipelines.lib.subscriptions.events import OUTCOME, STATE_COLUMNS, EventsApplied, Outcome, apply_events
+from iska_pipelines.lib.subscriptions.events import (
+    OUTCOME,
+    STATE_COLUMNS,
+    EventsApplied,
+    Outcome,
+    apply_events,
+)
 from iska_pipelines.lib.vocabulary import ConsentEvent, ConsentSource, FileKind
 
 STAGE_MSISDNS = "stage_msisdns"
