@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.lib.db.schema import billing_attempts
 from iska_pipelines_tests.api_server import api_on_loopback, api_settings
-from iska_pipelines_tests.consent_world import subscribe
+from iska_pipelines_tests.consent_world import INBOUND_TOKEN, subscribe
 from iska_pipelines_tests.sms_world import today
 
 MSISDN = "233201234567"
@@ -216,3 +216,22 @@ def test_the_simulator_without_an_inbound_url_says_what_to_set(simulator):
         f"{simulator.base_url}/simulator/inbound", json={"msisdn": MSISDN, "text": "STOP"}, timeout=15
     )
     assert answer.status_code == 409 and "ISKA_SIM_INBOUND_URL" in answer.json()["detail"]
+
+
+def test_json_sent_with_a_form_content_type_is_still_read_as_json(phone, engine):
+    subscribe(engine, MSISDN, day=today())
+    response = requests.post(
+        phone.inbound_url,
+        params={"token": INBOUND_TOKEN},
+        data=f'{{"msisdn": "{MSISDN}", "text": "STOP", "id": "curl-1"}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["outcome"] == "opted_out"
+
+
+def test_a_reply_delivered_does_not_count_as_the_last_good_forecast(phone, engine):
+    subscribe(engine, MSISDN, day=today())
+    phone.text(MSISDN, "HELP")
+    delivered_replies(phone, MSISDN)
+    assert phone.subscription(MSISDN).last_successful_sms_date is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from iska_pipelines.lib.consent.keywords import first_word, keywords_of
-from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.settings import DEFAULTS, ConfigurationError, Settings
 from iska_pipelines.lib.sms.templates import load_catalog
 from iska_pipelines.lib.vocabulary import Keyword
 
@@ -83,3 +83,12 @@ date_format = "{day}"
 def test_the_first_word_is_folded_without_accents():
     assert first_word("  Arrêt, merci") == "ARRET"
     assert first_word("...") == ""
+
+
+def test_iska_stop_words_is_a_comma_separated_list():
+    assert Settings.from_env({"ISKA_STOP_WORDS": " Basta, Fini ,"}).stop_words == ("Basta", "Fini")
+
+
+def test_a_price_longer_than_the_templates_were_checked_with_is_refused():
+    with pytest.raises(ConfigurationError, match="ISKA_PRICE_DAILY"):
+        Settings.from_env({"ISKA_PRICE_DAILY": "GHS 0.20 every single day"})

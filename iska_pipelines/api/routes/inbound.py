@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
@@ -49,17 +50,22 @@ def send_reply_now(engine: sa.Engine, config: Settings, msgid: str, msisdn: str)
 
 
 async def _body(request: Request) -> dict:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    """JSON (whatever the content type says: a body that starts with `{`), else a form."""
     raw = await request.body()
+    if raw.lstrip().startswith(b"{"):
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise BadInbound("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadInbound("the body must be a JSON object")
+        return body
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
         raise BadInbound("the body is neither JSON nor a form") from None
-    if not isinstance(body, dict):
-        raise BadInbound("the body must be a JSON object")
-    return body
 
 
 @router.post(INBOUND_PATH)

@@ -2,8 +2,9 @@
 
 `msisdn` or `from`, `text`, `id`, `received_at` or `date`. The msisdn is kept as the files keep
 it (digits, without a leading + or 00). Without an `id` the message is named by a hash of what
-it says (msisdn, text, time), so a gateway repeating it is still recognised. A time that cannot
-be read, or none, is the moment it arrived.
+it says (msisdn, text, and its time, else the minute it arrived), so a gateway repeating it is
+still recognised and the same word sent again another day is not taken for a repeat. A time
+that cannot be read, or none, is the moment it arrived.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def received_at_of(value: str | None, timezone: str, now: datetime) -> datetime:
 
 def parse_inbound(body: Mapping[str, Any], timezone: str, now: datetime | None = None) -> Inbound:
     now = now or utcnow()
-    raw_msisdn, text = _first(body, "msisdn"), body.get("text", body.get("message", body.get("body")))
+    raw_msisdn = _first(body, "msisdn")
+    text = next((body[key] for key in FIELDS["text"] if body.get(key) is not None), None)
     if raw_msisdn is None:
         raise BadInbound("no msisdn (or from) in the message")
     msisdn = msisdn_of(raw_msisdn)
