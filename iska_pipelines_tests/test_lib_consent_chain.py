@@ -4,15 +4,15 @@ the first row that was edited or follows a deleted one. On SQLite and PostgreSQL
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from iska_pipelines.cli import main
 from iska_pipelines.lib.consent.chain import GENESIS, Consent, append, history, verify
 from iska_pipelines.lib.db.schema import consent_events
-from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.vocabulary import ConsentEvent, ConsentSource
-from iska_pipelines.operator_cli import consent_verify
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 
@@ -88,18 +88,22 @@ def test_deleting_a_row_makes_verify_name_the_row_after_it(engine):
         assert verify(connection).broken_id == third
 
 
-def test_iska_consent_verify_passes_then_fails_naming_the_edited_row(engine, database_url, data_dir, capsys):
-    settings = Settings.from_env({"ISKA_DATABASE_URL": database_url, "ISKA_DATA_DIR": str(data_dir)})
+def test_iska_consent_verify_passes_then_fails_naming_the_edited_row(
+    engine, database_url, data_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("ISKA_DATABASE_URL", database_url)
+    monkeypatch.setenv("ISKA_DATA_DIR", str(data_dir))
     with engine.begin() as connection:
         append(connection, some_changes(3))
-    assert consent_verify(settings) == 0
+    assert main(["consent", "verify"]) == 0
     assert "3 rows" in capsys.readouterr().out
     edited = ids(engine)[1]
     with engine.begin() as connection:
         connection.execute(
             sa.text("UPDATE consent_events SET detail = 'nothing happened' WHERE id = :id"), {"id": edited}
         )
-    assert consent_verify(settings) == 1
+    assert main(["consent", "verify"]) == 1
     assert f"row id {edited}" in capsys.readouterr().out
 
 
@@ -118,3 +122,21 @@ def test_one_subscribers_history_is_their_rows_oldest_first(engine):
 def test_an_empty_log_verifies(engine):
     with engine.connect() as connection:
         assert verify(connection).ok
+
+
+def test_writers_appending_at_once_never_chain_on_the_same_row(engine):
+    def write(batch: int) -> None:
+        for _ in range(5):
+            with engine.begin() as connection:
+                append(connection, some_changes(3))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as connection:
+        found = verify(connection)
+        prev_hashes = connection.execute(sa.select(consent_events.c.prev_hash)).scalars().all()
+    assert found.ok and found.rows == 4 * 5 * 3
+    assert len(set(prev_hashes)) == len(prev_hashes)  # no two rows follow the same row
