@@ -5,6 +5,7 @@ an opted-out subscriber, sms_job sends them nothing (a forecast planned before t
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import dagster as dg
@@ -158,3 +159,50 @@ def test_a_rejoin_by_sms_is_charged_again_with_a_new_idempotency_key(database_ur
     assert first != second
     with engine.connect() as connection:
         assert verify(connection).ok
+
+
+def test_a_farmer_who_texts_stop_through_the_simulator_gets_only_the_confirmation_until_rejoining(
+    phone, database_url, engine, instance, simulator
+):
+    """The issue's whole story over loopback: charged and sent the forecast; STOP through the
+    simulator; then neither charged nor sent anything but the confirmation, even on the next
+    runs; START and YES bring them back due now, charged under a new Idempotency-Key."""
+    msisdn, day = "233200000001", today()
+    add_forecast(engine, 1, "1.5", "2.5")
+    add_subscriber(engine, msisdn, 1, day=day, paid=False)
+    billing = Billing(database_url, simulator)
+    assert billing.run().success
+    assert run_sms_day(database_url, instance, day, [simulator.sms_url("a")]).success
+    sent = lambda: simulator.stats()["sms"]["messages"].get(msisdn, 0)  # noqa: E731
+    assert (simulator.charges(), sent()) == ({msisdn: 1}, 1)
+
+    assert phone.text(msisdn, "STOP")["outcome"] == "opted_out"
+    wait_until(lambda: sent() == 2)  # the confirmation
+    with engine.begin() as connection:  # as if the paid day were over
+        connection.execute(
+            sa.text("UPDATE subscriptions SET next_billing_date = :day WHERE msisdn = :msisdn"),
+            {"day": day, "msisdn": msisdn},
+        )
+    assert metadata(billing.run())["due"] == 0
+    assert run_sms_day(database_url, instance, day, [simulator.sms_url("a")]).success  # the day again
+    assert (simulator.charges(), sent()) == ({msisdn: 1}, 2)
+
+    assert phone.text(msisdn, "START")["outcome"] == "rejoin_asked"
+    assert phone.text(msisdn, "YES")["outcome"] == "rejoined"
+    wait_until(lambda: sent() == 4)
+    assert phone.subscription(msisdn).next_billing_date == day  # due now
+    assert billing.run().success
+    assert simulator.charges() == {msisdn: 2} and simulator.billing_counts().get("replays", 0) == 0
+    first, second = keys(engine, msisdn)
+    assert first != second
+    with engine.connect() as connection:
+        assert verify(connection).ok
+
+
+def wait_until(condition, polls: int = 300) -> None:
+    """Poll until the condition holds (replies are sent after the API has answered)."""
+    for _ in range(polls):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
