@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         "rerun", help="run a partition again through Dagster: a day (sms_job) or a file's key"
     )
     rerun.add_argument("partition_key")
+    consent = commands.add_parser("consent", help="the consent log (SPEC §13)")
+    consent_commands = consent.add_subparsers(dest="consent_command", required=True)
+    consent_commands.add_parser(
+        "verify", help="check the whole hash chain; names the first broken row (exit 1)"
+    )
     return parser
 
 
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(host=args.host, port=args.port) or 0
 
 
-OPERATOR_COMMANDS = ("status", "files", "rerun")
+OPERATOR_COMMANDS = ("status", "files", "rerun", "consent")
 
 
 def operator_command(args: argparse.Namespace) -> int:
@@ -64,6 +69,8 @@ def operator_command(args: argparse.Namespace) -> int:
         return operator_cli.status(settings, args.json)
     if args.command == "files":
         return operator_cli.files(settings, args.refused, args.limit)
+    if args.command == "consent":
+        return operator_cli.consent_verify(settings)
     return operator_cli.rerun(settings, args.partition_key)
 
 

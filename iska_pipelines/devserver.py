@@ -16,6 +16,23 @@ from dotenv import load_dotenv
 # Dagster's own instance (runs, events, schedules) under make run; Makefile copies the root
 # dagster.yaml here.
 DAGSTER_HOME = ".dagster"
+# development only, like the default callback secret: `make run` lets the simulator play a
+# subscriber (POST /simulator/inbound) without any setup
+DEV_INBOUND_TOKEN = "iska-dev-inbound-token"
+INBOUND_PATH = "/subscriptions/api/v1/subscriptions/inbound/"
+
+
+def with_inbound(env: dict[str, str]) -> dict[str, str]:
+    """An inbound token for the API when none is set, and the simulator pointed at the API."""
+    fixed = dict(env)
+    if not fixed.get("ISKA_INBOUND_TOKEN", "").strip():
+        fixed["ISKA_INBOUND_TOKEN"] = DEV_INBOUND_TOKEN
+    if not fixed.get("ISKA_SIM_INBOUND_URL", "").strip():
+        port = fixed.get("ISKA_API_PORT", "8000")
+        fixed["ISKA_SIM_INBOUND_URL"] = (
+            f"http://127.0.0.1:{port}{INBOUND_PATH}?token={fixed['ISKA_INBOUND_TOKEN']}"
+        )
+    return fixed
 
 
 def commands(bin_dir: Path, root: Path) -> dict[str, list[str]]:
@@ -124,7 +141,7 @@ def main() -> int:
     load_dotenv(".env", override=False)
     root = Path.cwd().resolve()
     bin_dir = Path(sys.executable).parent
-    env = absolute_paths(with_demo_regions(dict(os.environ), root), root)
+    env = with_inbound(absolute_paths(with_demo_regions(dict(os.environ), root), root))
     dagster_home = Path(env.get("DAGSTER_HOME") or root / DAGSTER_HOME).resolve()
     env["DAGSTER_HOME"] = str(dagster_home)
     # `dagster dev` is the documented way to run a project locally; its notice that a newer

@@ -1,4 +1,5 @@
-"""`iska status`, `iska files` and `iska rerun`: the operator's view from a terminal (SPEC §16).
+"""`iska status`, `iska files`, `iska rerun` and `iska consent verify`: the operator's view from
+a terminal (SPEC §13, §16).
 
 `status` and `files` read ISKA's database directly (they work while the API is down); `rerun`
 goes through the Dagster webserver (ISKA_DAGSTER_URL), never around it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
+from iska_pipelines.lib.consent.chain import verify
 from iska_pipelines.lib.db.engine import engine_for
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health.checks import HealthRules
@@ -18,7 +20,7 @@ from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.tasks.graphql import DagsterGraphQL, DagsterUnavailable
 from iska_pipelines.lib.tasks.reruns import job_for_partition
 
-FAILED_ERROR = 1  # `iska status` exit code when an ERROR check fails, for monitoring scripts
+FAILED_ERROR = 1  # `iska status` exit code when an ERROR check fails (`consent verify`: broken)
 REFUSED = 2
 
 
@@ -89,3 +91,17 @@ def rerun(settings: Settings, key: str) -> int:
     verb = "launched" if launched else "already in progress:"
     print(f"{verb} {job} run {run.run_id} for {key}: {settings.dagster_url}/runs/{run.run_id}")
     return 0
+
+
+def consent_verify(settings: Settings) -> int:
+    """Walk the consent log's hash chain; exit 1 naming the first broken row."""
+    with engine_for(settings.database_url).connect() as connection:
+        found = verify(connection)
+    if found.ok:
+        print(f"consent log verified: {found.rows} rows, chain intact")
+        return 0
+    print(
+        f"consent log BROKEN at consent_events row id {found.broken_id}: {found.problem} "
+        f"({found.rows} rows before it verified)"
+    )
+    return FAILED_ERROR

@@ -13,7 +13,11 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.engine import dispose_engine, engine_for, normalise_url
 
-pytest_plugins = ["iska_pipelines_tests.simulator_server", "iska_pipelines_tests.api_server"]
+pytest_plugins = [
+    "iska_pipelines_tests.simulator_server",
+    "iska_pipelines_tests.api_server",
+    "iska_pipelines_tests.consent_world",
+]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 POSTGRES_URL = os.environ.get("ISKA_TEST_DATABASE_URL", "").strip()

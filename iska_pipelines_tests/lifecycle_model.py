@@ -1,10 +1,11 @@
-"""A reference model of the subscriber lifecycle (SPEC §3, §5–7), written for the state-machine
+"""A reference model of the subscriber lifecycle (SPEC §3, §5–7, §13), written for the state-machine
 test as a second, independent implementation of the rules: plain Python, one subscriber at a
 time, nothing imported from `iska_pipelines.lib`.
 
 It knows subscriptions and their subscription periods, the billing gateway's memory of each
 charge intent (what a gateway that honours Idempotency-Key answers a repeat with), the charges
-and declines it counted, and the day's messages. The test drives the real system and this model
+and declines it counted, the day's messages, the subscribers' texts (STOP, START, YES, HELP),
+the replies they got and the consent log's events. The test drives the real system and this model
 with the same steps and compares them after every step.
 """
 
@@ -24,6 +25,7 @@ MAX_REJECT_FRACTION = 0.2
 MAX_GRID_DISTANCE_KM = 50.0
 MAX_RETRY_AFTER_SECONDS = 300
 EXPIRY_HOURS = 72
+REJOIN_HOURS = 24  # a YES rejoins within this many hours of the START it answers (SPEC §13)
 PLAN_DAYS = {"daily": 1, "weekly": 7}
 PLAN_WORDS = {"11": "daily", "21": "weekly", "daily": "daily", "weekly": "weekly"}
 EARTH_RADIUS_KM = 6371.0088
@@ -32,7 +34,8 @@ EARTH_RADIUS_KM = 6371.0088
 GRID = {1: (5.60, -0.20), 2: (6.69, -1.62)}
 
 TRANSIENT_FAULTS = ("5xx", "429", "timeout", "malformed")
-FINAL_MESSAGE = {"delivered", "failed", "undelivered", "expired", "rejected"}
+SOURCES = {"user": "file", "api": "api"}  # a cancellation's reason -> the consent log's source
+FINAL_MESSAGE = {"delivered", "failed", "undelivered", "expired", "rejected", "skipped_opted_out"}
 
 
 def nearest_gid(lat: float, lon: float) -> int | None:
@@ -182,6 +185,9 @@ class Model:
     messages: list[Message] = field(default_factory=list)
     applied_contents: set[tuple[str, str]] = field(default_factory=set)  # (kind, text) applied
     created: int = 0
+    consent: list[tuple[str, str, str]] = field(default_factory=list)  # (msisdn, event, source)
+    replies: list[Message] = field(default_factory=list)  # every reply sent (kind `reply`)
+    asked: dict[str, datetime] = field(default_factory=dict)  # msisdn -> their START's time
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -257,6 +263,7 @@ class Model:
                     created_seq=self.created,
                     period_began_at=now,
                 )
+                self.consent.append((msisdn, "added", SOURCES[cancel_reason]))
                 return None
             sub.plan, sub.lat, sub.lon, sub.lid = plan, row.lat, row.lon, lid
             if sub.status == "cancelled":  # a new subscription period, due now
@@ -265,9 +272,11 @@ class Model:
                 sub.period += 1
                 sub.period_began_at = now
                 sub.last_declined_at = None  # the earlier period's declines impose no rest (SPEC §5)
+                self.consent.append((msisdn, "added", SOURCES[cancel_reason]))
         elif kind == "cancellations":
             if sub.status == "active":
                 sub.status, sub.cancel_reason, sub.unsub_date = "cancelled", cancel_reason, ts
+                self.consent.append((msisdn, "cancelled", SOURCES[cancel_reason]))
         else:
             sub.lat, sub.lon, sub.lid = row.lat, row.lon, lid
         sub.last_event_at = max(sub.last_event_at, ts)
@@ -372,6 +381,7 @@ class Model:
         if sub.failed_billing_count >= MAX_BILLING_TRY_LIMIT:
             sub.status, sub.cancel_reason, sub.unsub_date = "cancelled", "billing", now
             sub.last_event_at = max(sub.last_event_at, now)  # SPEC §5: its own time
+            self.consent.append((sub.msisdn, "cancelled", "billing"))
 
     def bill_unauthorised(self, now: datetime) -> None:
         """401: the first charge is refused and the run stops; nothing else changes."""
@@ -387,7 +397,7 @@ class Model:
     # -- SMS -----------------------------------------------------------------------------------
 
     def sms_day(self, day: date, now: datetime) -> None:
-        for message in self.messages:
+        for message in [*self.messages, *self.replies]:  # replies expire like any message
             if message.status == "accepted" and message.accepted_at < now - timedelta(hours=EXPIRY_HOURS):
                 message.status = "expired"
         planned = {(m.msisdn, m.day) for m in self.messages}
@@ -416,11 +426,68 @@ class Model:
                 sub.last_successful_sms_date = message.day
 
     def sms_sent(self) -> dict[str, int]:
+        """Every SMS the gateway took, per msisdn: the day's forecasts and the replies."""
         counts: dict[str, int] = {}
         for message in self.messages:
             if message.accepted_at is not None:
                 counts[message.msisdn] = counts.get(message.msisdn, 0) + 1
+        for reply in self.replies:
+            counts[reply.msisdn] = counts.get(reply.msisdn, 0) + 1
         return counts
+
+    # -- inbound SMS (SPEC §13) ----------------------------------------------------------------
+
+    def _reply(self, msisdn: str, now: datetime) -> None:
+        """Sent at once and accepted (the test's gateway takes every reply)."""
+        self.replies.append(Message(msisdn, now.date(), "accepted", accepted_at=now))
+
+    def sms_text(self, msisdn: str, keyword: str, now: datetime) -> str:
+        """A subscriber's SMS (`keyword`: stop, start, yes, help or other) at `now`; returns
+        what it did. Replies are free: they never touch billing."""
+        sub = self.subscriptions.get(msisdn)
+        if keyword == "help":
+            self._reply(msisdn, now)
+            return "helped"
+        if keyword == "other":
+            return "for_operator"
+        if sub is None:
+            return "unknown_msisdn"
+        if keyword == "stop":
+            self.asked.pop(msisdn, None)  # a later STOP withdraws a rejoin question
+            if sub.status == "active" or sub.cancel_reason != "opt_out":
+                self.consent.append((msisdn, "opted_out", "sms"))
+            if sub.status == "active":
+                sub.unsub_date = now
+            sub.status, sub.cancel_reason = "cancelled", "opt_out"
+            sub.last_event_at = max(sub.last_event_at, now)
+            for message in self.messages:
+                if message.msisdn == msisdn and message.status == "pending":
+                    message.status = "skipped_opted_out"
+            self._reply(msisdn, now)
+            return "opted_out"
+        if sub.status == "active":
+            return "already_active"
+        if keyword == "start":
+            self.asked[msisdn] = now
+            self._reply(msisdn, now)
+            return "rejoin_asked"
+        asked = self.asked.get(msisdn)
+        if (
+            asked is None
+            or asked < now - timedelta(hours=REJOIN_HOURS)
+            or asked > now
+            or (sub.unsub_date is not None and asked < sub.unsub_date)
+        ):
+            return "no_pending_ask"
+        sub.status, sub.cancel_reason, sub.unsub_date = "active", None, None
+        sub.sub_date, sub.next_billing_date, sub.failed_billing_count = now, now.date(), 0
+        sub.period += 1
+        sub.period_began_at = now
+        sub.last_declined_at = None
+        sub.last_event_at = max(sub.last_event_at, now)
+        self.consent.append((msisdn, "rejoined", "sms"))
+        self._reply(msisdn, now)
+        return "rejoined"
 
     def snapshot(self) -> Model:
         """A copy to compare against after a step that must change nothing."""
@@ -433,4 +500,7 @@ class Model:
             declined=dict(self.declined),
             messages=[replace(m) for m in self.messages],
             applied_contents=set(self.applied_contents),
+            consent=list(self.consent),
+            replies=[replace(r) for r in self.replies],
+            asked=dict(self.asked),
         )

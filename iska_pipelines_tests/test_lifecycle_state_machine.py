@@ -1,10 +1,11 @@
-"""The subscriber lifecycle as a model-based test (SPEC §2, §3, §5, §6, §7).
+"""The subscriber lifecycle as a model-based test (SPEC §2, §3, §5, §6, §7, §13).
 
 A hypothesis `RuleBasedStateMachine` drives the real system in process: subscription files go
 through the inbox sensor and the `subscriptions` asset, the API writes through the real FastAPI
 app on 127.0.0.1, `billing_job` charges the gateway simulator (behind a small front that adds
 HTTP 402 declines), `sms_job` sends each day's messages, delivery reports come back through the
-API callback, and the clock moves across days and weeks. `lifecycle_model.py` is an independent
+API callback, subscribers text STOP, START, YES or HELP to the API's inbound route (whose replies
+go out through the simulator), and the clock moves across days and weeks. `lifecycle_model.py` is an independent
 second implementation of the rules; after every step the database, the simulator's ledger and
 the model must agree, and the invariants below must hold.
 
@@ -44,6 +45,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptions
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
@@ -55,10 +57,13 @@ from iska_pipelines.defs.sms.jobs import (
     sms_job,
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.lib.consent.chain import verify
 from iska_pipelines.lib.db.engine import engine_for
 from iska_pipelines.lib.db.schema import (
     billing_attempts,
+    consent_events,
     forecasts,
+    inbound_messages,
     ingested_files,
     sms_messages,
     subscriptions,
@@ -89,7 +94,27 @@ TRIES = 2  # transport tries per charge within a run
 CLAIM_LIFETIME = timedelta(seconds=SmsOutbox.model_fields["claim_seconds"].default)  # a dead sender's hold
 HANG_SECONDS = 0.6  # how long the simulator leaves a timed-out request hanging
 CLIENT_TIMEOUT = 0.3
-TABLES = (billing_attempts, sms_messages, ingested_files, subscriptions, forecasts)
+TABLES = (
+    billing_attempts,
+    sms_messages,
+    ingested_files,
+    subscriptions,
+    forecasts,
+    consent_events,
+    inbound_messages,
+)
+INBOUND_TOKEN = "lifecycle-inbound-token"
+# what a subscriber texts, and the keyword the model reads in it (SPEC §13)
+TEXTS = {
+    "STOP": "stop",
+    "stop please": "stop",
+    "Arrêt": "stop",
+    "START": "start",
+    "YES": "yes",
+    "oui": "yes",
+    "HELP": "help",
+    "hello": "other",
+}
 LOCATIONS = [(5.6, -0.2), (5.65, -0.25), (6.7, -1.6), (10.5, 2.5)]  # the last is near no grid point
 FAULTS = ["", "5xx", "429", "timeout", "malformed", "charge_then_timeout"]
 REPORTS = ["delivered", "failed", "undelivered", "expired", "rejected"]
@@ -330,6 +355,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.first_taken: dict[str, datetime] = {}  # partition key -> the clock when first taken
         self.msgids: dict[tuple[str, date], str] = {}
         self.ids: dict[str, int] = {}
+        self.texts = 0
         world.front.decline, world.front.answered = set(), {}
         world.forget_gateway_history()
         world.simulator.configure(
@@ -801,7 +827,8 @@ class Lifecycle(RuleBasedStateMachine):
         assert result.success
         self.model.sms_day(day, self.now)
         for row in self.table(sms_messages, sms_messages.c.msgid):
-            self.msgids[(row["msisdn"], _date(row["send_date"]))] = row["msgid"]
+            if row["kind"] == "forecast":
+                self.msgids[(row["msisdn"], _date(row["send_date"]))] = row["msgid"]
         return result
 
     @rule(pick=st.integers(0, 100), status=st.sampled_from(REPORTS), unknown=st.booleans())
@@ -822,6 +849,51 @@ class Lifecycle(RuleBasedStateMachine):
         """What the schedules do every morning: bill whoever is due, then send the day's SMS."""
         self.billing_run(drawn, default)
         self.sms_day()
+
+    # -- inbound SMS ---------------------------------------------------------------------------
+
+    def text(self, msisdn: str, words: str) -> None:
+        """The subscriber texts ISKA: the gateway posts it to the inbound route; the API sends the
+        reply through the simulator right after answering, and this waits until it has."""
+        self.world.simulator.configure(faults=[], script={})
+        self.texts += 1
+        response = requests.post(
+            f"{self.world.api.base_url}{INBOUND_PATH}",
+            params={"token": INBOUND_TOKEN},
+            json={"msisdn": msisdn, "text": words, "id": f"lifecycle-{self.texts}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        expected = self.model.sms_text(msisdn, TEXTS[words], self.now)
+        assert response.json()["outcome"] == expected, f"{msisdn} texted {words!r}: {response.json()}"
+        for _ in range(400):  # the clock is frozen: count polls instead of reading it
+            if all(r["status"] != "pending" for r in self.replies()):
+                break
+            threading.Event().wait(0.025)  # the reply is sent by the API's background task
+        if expected == "opted_out":
+            event("a subscriber opted out by SMS")
+        if expected == "rejoined":
+            event("a subscriber rejoined by SMS")
+
+    def replies(self) -> list[dict]:
+        return [r for r in self.table(sms_messages, sms_messages.c.msgid) if r["kind"] == "reply"]
+
+    @rule(who=st.integers(0, POPULATION - 1), words=st.sampled_from(sorted(TEXTS)))
+    def a_subscriber_texts(self, who, words):
+        self.text(self.msisdn(who), words)
+
+    @precondition(lambda self: any(s.status == "cancelled" for s in self.model.subscriptions.values()))
+    @rule(pick=st.integers(0, 100), wait=st.sampled_from(["no time", "an hour", "two days"]))
+    def a_cancelled_subscriber_asks_to_rejoin_then_says_yes(self, pick, wait):
+        cancelled = sorted(m for m, s in self.model.subscriptions.items() if s.status == "cancelled")
+        msisdn = cancelled[pick % len(cancelled)]
+        self.text(msisdn, "START")
+        if wait == "an hour" and (self.now + timedelta(hours=1)).time() < EVENING:
+            self.now += timedelta(hours=1)
+        elif wait == "two days":  # more than 24 h: the question has lapsed
+            self.now = datetime.combine(self.now.date() + timedelta(days=2), MORNING, tzinfo=UTC)
+        self.clock.move_to(self.now)
+        self.text(msisdn, "YES")
 
     # -- the clock -----------------------------------------------------------------------------
 
@@ -889,6 +961,45 @@ class Lifecycle(RuleBasedStateMachine):
             )
 
     @invariant()
+    def replies_are_sent_once_each_and_never_billed(self):
+        actual = sorted((r["msisdn"], r["status"]) for r in self.replies())
+        expected = sorted((r.msisdn, r.status) for r in self.model.replies)
+        assert actual == expected, f"replies (database) {actual}\n  model {expected}"
+        # never billed: billing_attempts match the model's charges exactly, and it bills no reply
+
+    @invariant()
+    def the_consent_log_holds_every_change_and_its_chain_verifies(self):
+        rows = self.table(consent_events, consent_events.c.id)
+        actual = Counter((r["msisdn"], r["event"], r["source"]) for r in rows)
+        assert actual == Counter(self.model.consent), (
+            f"consent log (database) {sorted(actual.elements())}\n  model {sorted(self.model.consent)}"
+        )
+        with self.engine.connect() as connection:
+            found = verify(connection)
+        assert found.ok, f"the consent chain breaks at row {found.broken_id}: {found.problem}"
+
+    @invariant()
+    def an_opted_out_subscriber_is_never_charged_or_sent_a_forecast_after_the_stop(self):
+        attempts = self.table(billing_attempts, billing_attempts.c.id)
+        forecasts_ = [r for r in self.table(sms_messages, sms_messages.c.msgid) if r["kind"] == "forecast"]
+        for sub in self.table(subscriptions, subscriptions.c.id):
+            if sub["cancel_reason"] != "opt_out":
+                continue
+            stopped = _utc(sub["unsub_date"])
+            late = [
+                a for a in attempts if a["subscription_id"] == sub["id"] and _utc(a["attempted_at"]) > stopped
+            ]
+            assert not late, f"{sub['msisdn']} charged after opting out: {late}"
+            sent = [
+                m
+                for m in forecasts_
+                if m["subscription_id"] == sub["id"]
+                and m["accepted_at"] is not None
+                and _utc(m["accepted_at"]) > stopped
+            ]
+            assert not sent, f"{sub['msisdn']} sent a forecast after opting out: {sent}"
+
+    @invariant()
     def the_gateway_ledger_shows_one_charge_per_subscription_period(self):
         ledger = self.ledger()
         assert ledger["charged"] == self.model.charged, (
@@ -917,7 +1028,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def at_most_one_forecast_sms_per_subscriber_per_day(self):
-        rows = self.table(sms_messages, sms_messages.c.msgid)
+        rows = [r for r in self.table(sms_messages, sms_messages.c.msgid) if r["kind"] == "forecast"]
         per_day = Counter((r["msisdn"], _date(r["send_date"])) for r in rows)
         assert max(per_day.values(), default=0) <= 1, per_day
         actual = sorted(
@@ -935,7 +1046,15 @@ def lifecycle_world(database_url, tmp_path):
     simulator_app = create_app(Knobs(tokens=[SIMULATOR_TOKEN]))
     with (
         serve_on_loopback(lambda _url: simulator_app, "simulator") as simulator_url,
-        api_on_loopback(api_settings(database_url, tmp_path / "api-data")) as api,
+        api_on_loopback(
+            api_settings(
+                database_url,
+                tmp_path / "api-data",
+                ISKA_INBOUND_TOKEN=INBOUND_TOKEN,
+                SMS_URLS=f"{simulator_url}/sms/replies",
+                SMS_TOKEN=SIMULATOR_TOKEN,
+            )
+        ) as api,
     ):
         simulator = RunningSimulator(simulator_url)
         world.simulator_app = simulator_app

@@ -99,3 +99,26 @@ def test_a_signal_to_make_runs_own_pid_stops_dagster_the_api_and_the_simulator(t
     assert "is superseded" not in output
     # no Python warning (BetaWarning, DeprecationWarning, ...) that a user cannot act on
     assert "Warning: " not in output, [line for line in output.splitlines() if "Warning: " in line][:3]
+
+
+
+def test_under_make_run_the_simulator_plays_a_subscriber_texting_the_api(tmp_path):
+    """`make run` needs no setup for the consent demo: the API gets a development inbound token
+    and the simulator posts `POST /simulator/inbound` to it (README)."""
+    process, ports = _make_run_in(tmp_path)
+    log = tmp_path / "make-run.log"
+    try:
+        _wait_until_serving(process, ports, log)
+        answer = requests.post(
+            f"http://127.0.0.1:{ports['simulator']}/simulator/inbound",
+            data='{"msisdn": "233209999999", "text": "HELP"}',
+            timeout=30,
+        ).json()
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert answer["iska_status"] == 200, answer
+    assert (answer["iska_answer"]["keyword"], answer["iska_answer"]["outcome"]) == ("help", "helped")

@@ -15,6 +15,7 @@ from iska_pipelines.api.routes import (
     callback,
     forecasts,
     health,
+    inbound,
     sms_trigger,
     status,
     subscriptions,
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(callback.router)
+    app.include_router(inbound.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_request: Request, error: RequestValidationError) -> JSONResponse:

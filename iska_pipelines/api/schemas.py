@@ -126,6 +126,19 @@ class BillingAttempt(BaseModel):
     run_id: str | None
 
 
+class ConsentRecord(BaseModel):
+    """One row of the consent log (SPEC §13)."""
+
+    id: int
+    msisdn: str
+    event: str = Field(description="added, cancelled, opted_out or rejoined")
+    source: str = Field(description="file, api, billing or sms")
+    detail: str = Field(description="the file's name and hash, or the inbound message")
+    at: datetime
+    prev_hash: str = Field(description="the hash of the row before it in the whole log")
+    hash: str = Field(description="SHA-256 of prev_hash and this row's content")
+
+
 class SmsMessage(BaseModel):
     msgid: str
     subscription_id: int
@@ -135,6 +148,7 @@ class SmsMessage(BaseModel):
     language: str | None = Field(description="the language whose template was used")
     encoding: str | None = Field(description="gsm7 or ucs2")
     segments: int | None = Field(description="paid segments of the text")
+    kind: str = Field("forecast", description="forecast (the daily SMS) or reply (to an inbound SMS)")
     status: str
     attempts: int
     gateway: str | None

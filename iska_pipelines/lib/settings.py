@@ -64,6 +64,13 @@ def _url_list(value: Any) -> Any:
     return value
 
 
+def _word_list(value: Any) -> Any:
+    """Comma-separated words."""
+    if isinstance(value, str):
+        return tuple(word.strip() for word in value.split(",") if word.strip())
+    return value
+
+
 def _sms_template(value: str | None) -> str | None:
     """Its fields here; its length with the templates, in `Settings._texts_fit`."""
     if value is not None:
@@ -150,6 +157,14 @@ class Settings(BaseSettings):
     callback_secret: str = Field(DEV_CALLBACK_SECRET, alias="ISKA_CALLBACK_SECRET")
     self_callback: bool = Field(False, alias="SELF_CALLBACK")
     api_token: str | None = Field(None, alias="ISKA_API_TOKEN")
+    # consent and inbound SMS (SPEC §13): unset token = the inbound route refuses every message
+    inbound_token: str | None = Field(None, alias="ISKA_INBOUND_TOKEN")
+    stop_words: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_word_list)] = Field(
+        (), alias="ISKA_STOP_WORDS"
+    )
+    # the {price} of the HELP and rejoin replies, as the subscriber should read it
+    price_daily: str = Field("GHS 0.20 a day", min_length=1, max_length=16, alias="ISKA_PRICE_DAILY")
+    price_weekly: str = Field("GHS 1 a week", min_length=1, max_length=16, alias="ISKA_PRICE_WEEKLY")
     # the API's uploads and task status (SPEC §8)
     max_upload_mb: int = Field(512, ge=1, alias="ISKA_MAX_UPLOAD_MB")
     task_timeout_seconds: int = Field(3600, ge=1, alias="TASK_TIMEOUT")

@@ -70,6 +70,7 @@ class CancelReason(StrEnum):
     USER = "user"
     BILLING = "billing"
     API = "api"
+    OPT_OUT = "opt_out"  # a STOP word by SMS (SPEC §13)
 
 
 class ChargeOutcome(StrEnum):
@@ -92,6 +93,7 @@ class MessageStatus(StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     SKIPPED_TOO_LATE = "skipped_too_late"  # still pending at ISKA_SMS_LATEST_HOUR: never sent
+    SKIPPED_OPTED_OUT = "skipped_opted_out"  # its subscriber texted STOP before it went out
 
     @property
     def is_final(self) -> bool:
@@ -101,7 +103,57 @@ class MessageStatus(StrEnum):
 OPEN_STATUSES = (MessageStatus.PENDING, MessageStatus.ACCEPTED)
 FINAL_STATUSES = tuple(s for s in MessageStatus if s.is_final)
 # what a gateway may report for a message (SPEC §7); `accepted` is the send answer, not a report
-REPORT_STATUSES = tuple(s for s in FINAL_STATUSES if s is not MessageStatus.SKIPPED_TOO_LATE)
+REPORT_STATUSES = tuple(
+    s for s in FINAL_STATUSES if s not in (MessageStatus.SKIPPED_TOO_LATE, MessageStatus.SKIPPED_OPTED_OUT)
+)
+
+
+class MessageKind(StrEnum):
+    """`sms_messages.kind`: the daily forecast, or the answer to one inbound SMS (SPEC §13)."""
+
+    FORECAST = "forecast"
+    REPLY = "reply"  # never billed; at most one per inbound message
+
+
+class Keyword(StrEnum):
+    """What the first word of an inbound SMS asks for (SPEC §13); `inbound_messages.keyword`."""
+
+    STOP = "stop"
+    START = "start"
+    YES = "yes"
+    HELP = "help"
+    OTHER = "other"  # stored for the operator, no reply
+
+
+class InboundOutcome(StrEnum):
+    """What an inbound SMS did; `inbound_messages.outcome`."""
+
+    OPTED_OUT = "opted_out"
+    REJOIN_ASKED = "rejoin_asked"
+    REJOINED = "rejoined"
+    HELPED = "helped"
+    NO_PENDING_ASK = "no_pending_ask"  # YES without a START in the last 24 h
+    ALREADY_ACTIVE = "already_active"  # START or YES from an active subscriber
+    UNKNOWN_MSISDN = "unknown_msisdn"  # not a subscriber: no reply (except to HELP)
+    FOR_OPERATOR = "for_operator"  # not a keyword
+
+
+class ConsentEvent(StrEnum):
+    """`consent_events.event`: a change of consent (SPEC §13)."""
+
+    ADDED = "added"  # a new subscription, or a cancelled one reactivated (file or API)
+    CANCELLED = "cancelled"
+    OPTED_OUT = "opted_out"
+    REJOINED = "rejoined"
+
+
+class ConsentSource(StrEnum):
+    """`consent_events.source`: where the change came from."""
+
+    FILE = "file"
+    API = "api"
+    BILLING = "billing"
+    SMS = "sms"
 
 
 class SkipReason(StrEnum):

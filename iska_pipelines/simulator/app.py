@@ -1,4 +1,5 @@
-"""The simulator's FastAPI app: the gateways, `/stats`, `/arrivals`, `/health`, `/admin/config`.
+"""The simulator's FastAPI app: the gateways, a subscriber (`/simulator/inbound`), `/stats`,
+`/arrivals`, `/health`, `/admin/config`.
 
 `/admin/config` changes knobs while the server runs (tests set them per test); it is a
 development tool and the simulator should only ever listen on a private address.
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from iska_pipelines.simulator import billing, sms
+from iska_pipelines.simulator import billing, inbound, sms
 from iska_pipelines.simulator.faults import Dice
 from iska_pipelines.simulator.knobs import Knobs
 from iska_pipelines.simulator.ledger import Ledger
@@ -54,6 +55,7 @@ def create_app(knobs: Knobs) -> FastAPI:
     app.state.sim = sim
     app.include_router(billing.router)
     app.include_router(sms.router)
+    app.include_router(inbound.router)
 
     @app.get("/health")
     async def health() -> dict:

@@ -56,6 +56,9 @@ class Knobs(BaseModel):
     report_statuses: dict[str, float] = Field(
         default_factory=lambda: {"delivered": 1.0}, description="delivery report status -> weight"
     )
+    inbound_url: str = Field(
+        "", description="ISKA's inbound SMS URL with its ?token=, where /simulator/inbound posts"
+    )
 
     @field_validator("faults")
     @classmethod

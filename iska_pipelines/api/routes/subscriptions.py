@@ -15,7 +15,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from iska_pipelines.api.auth import require_access
 from iska_pipelines.api.dependencies import database, settings
 from iska_pipelines.api.pagination import DEFAULT_LIMIT, Limit, Offset, Page, page
-from iska_pipelines.api.schemas import BillingAttempt, ErrorBody, SmsMessage, Subscription, SubscriptionIn
+from iska_pipelines.api.schemas import (
+    BillingAttempt,
+    ConsentRecord,
+    ErrorBody,
+    SmsMessage,
+    Subscription,
+    SubscriptionIn,
+)
+from iska_pipelines.lib.consent.chain import history
 from iska_pipelines.lib.errors import FieldError, InvalidRecord
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.subscriptions.events import Outcome
@@ -176,3 +184,11 @@ def sms_messages(
     with engine.connect() as connection:
         count, rows = list_sms_messages(connection, subscription_id, limit, offset)
     return page(request, count, limit, offset, rows)
+
+
+@router.get(BASE + "{subscription_id}/consent/", response_model=list[ConsentRecord])
+def consent(subscription_id: IdPath, engine: sa.Engine = Depends(database)) -> list[dict]:
+    """Every change of this subscriber's consent, oldest first, with its place in the chain."""
+    with engine.connect() as connection:
+        found = get_subscription(connection, subscription_id)
+        return history(connection, found["msisdn"])

@@ -56,7 +56,9 @@ def subscriptions(
             enforce_reject_limit(parsed, ingest.max_reject_fraction, taken.name)
     with engine.begin() as connection:
         rerun_of = applied_before(connection, taken)
-        result = apply_subscriptions(connection, parsed, taken.kind, ingest, rerun_of)
+        result = apply_subscriptions(
+            connection, parsed, taken.kind, ingest, rerun_of, detail=f"{taken.name} sha256 {taken.sha256}"
+        )
         applied = record_applied(connection, taken, parsed, result, rerun_of, context.run_id)
     applied = archive_applied(folders, taken, applied)
     context.log.info(applied.summary())

@@ -7,7 +7,8 @@ on PostgreSQL), then one UPDATE per kind of change (paid, declined, cancelled) j
 A subscription only changes if it is still in the state its charge was asked for (same
 subscription period, same billing period, same decline count): a change made meanwhile (a
 rejoin, another run) wins. A billing cancellation moves `last_event_at` to its own time (SPEC §5),
-so re-running an older subscription file cannot reactivate the subscriber.
+so re-running an older subscription file cannot reactivate the subscriber, and is written to
+the consent log (SPEC §13).
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.billing.gateway import ChargeResult
+from iska_pipelines.lib.consent.chain import Consent, append
 from iska_pipelines.lib.db.bulk import insert_rows, stage_rows
 from iska_pipelines.lib.db.schema import TIMESTAMP
-from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
+from iska_pipelines.lib.vocabulary import (
+    CancelReason,
+    ChargeOutcome,
+    ConsentEvent,
+    ConsentSource,
+    Plan,
+    SubscriptionStatus,
+)
 
 PLAN_PERIOD = {Plan.DAILY: timedelta(days=1), Plan.WEEKLY: timedelta(days=7)}
 EXCERPT_CHARS = 500
@@ -70,6 +79,7 @@ CANCELLED = sa.text(f"""
         last_event_at = CASE WHEN subscriptions.last_event_at < :now THEN :now ELSE subscriptions.last_event_at END
     FROM {STAGE} c
     WHERE {_SAME_INTENT} AND c.change = '{Change.CANCELLED}' AND {ACTIVE}
+    RETURNING subscriptions.msisdn, subscriptions.failed_billing_count
 """).bindparams(_NOW)
 
 
@@ -130,7 +140,17 @@ def record_answers(
     if Change.DECLINED in kinds:
         connection.execute(DECLINED, {"now": now})
     if Change.CANCELLED in kinds:
-        return connection.execute(CANCELLED, {"now": now}).rowcount
+        cancelled = connection.execute(CANCELLED, {"now": now}).all()
+        append(
+            connection,
+            [
+                Consent(
+                    msisdn, ConsentEvent.CANCELLED, ConsentSource.BILLING, f"{declines} declined charges", now
+                )
+                for msisdn, declines in sorted(cancelled)
+            ],
+        )
+        return len(cancelled)
     return 0
 
 

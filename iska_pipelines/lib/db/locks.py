@@ -3,6 +3,8 @@
 import sqlalchemy as sa
 
 SUBSCRIPTIONS_LOCK_ID = 0x15CA_0002
+# 0x15CA_0001 migrations (db/engine.py), 0x15CA_0003 billing runs (billing/run.py)
+CONSENT_LOCK_ID = 0x15CA_0C0E
 
 
 def lock_subscriptions(connection: sa.Connection) -> None:
@@ -12,3 +14,11 @@ def lock_subscriptions(connection: sa.Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SUBSCRIPTIONS_LOCK_ID})
     # SQLite: every ISKA transaction begins IMMEDIATE, which already holds the write lock
+
+
+def lock_consent(connection: sa.Connection) -> None:
+    """Serialise appends to the consent log (lib/consent/chain.py): two writers never chain on
+    the same previous row. Held to the end of the transaction; SQLite's IMMEDIATE transactions
+    hold the write lock already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": CONSENT_LOCK_ID})

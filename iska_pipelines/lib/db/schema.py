@@ -80,7 +80,8 @@ sms_messages = sa.Table(
     "sms_messages",
     metadata,
     sa.Column("msgid", sa.String(36), primary_key=True),
-    sa.Column("subscription_id", sa.Integer, nullable=False),
+    # empty only for a reply to HELP from an msisdn ISKA does not know (SPEC §13)
+    sa.Column("subscription_id", sa.Integer),
     sa.Column("msisdn", sa.String(15), nullable=False),
     sa.Column("send_date", sa.Date, nullable=False),
     sa.Column("text", sa.String(480), nullable=False),
@@ -101,8 +102,49 @@ sms_messages = sa.Table(
     sa.Column("claim_expires_at", TIMESTAMP),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("updated_at", TIMESTAMP, nullable=False),
-    sa.UniqueConstraint("subscription_id", "send_date", name="uq_sms_messages_subscription_day"),
+    # `forecast` (the daily SMS, one per subscription and day) or `reply` (SPEC §13)
+    sa.Column("kind", sa.String(10), nullable=False, server_default="forecast"),
+    # the inbound message a reply answers: unique, so no inbound message gets two replies
+    sa.Column("inbound_id", sa.Integer),
+    sa.UniqueConstraint("inbound_id", name="uq_sms_messages_inbound_id"),
+    sa.Index(
+        "uq_sms_messages_forecast_day",
+        "subscription_id",
+        "send_date",
+        unique=True,
+        sqlite_where=sa.text("kind = 'forecast'"),
+        postgresql_where=sa.text("kind = 'forecast'"),
+    ),
     sa.Index("ix_sms_messages_send_date_status", "send_date", "status"),
+)
+
+# every SMS a subscriber sent to the short code, once per gateway id (SPEC §13)
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("gateway_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("msisdn", sa.String(15), nullable=False, index=True),
+    sa.Column("text", sa.String(1000), nullable=False),
+    sa.Column("received_at", TIMESTAMP, nullable=False),
+    sa.Column("keyword", sa.String(10), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("subscription_id", sa.Integer),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+)
+
+# append-only, tamper-evident log of every change of consent (SPEC §13, lib/consent/chain.py)
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("msisdn", sa.String(15), nullable=False, index=True),
+    sa.Column("event", sa.String(12), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("at", TIMESTAMP, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 ingested_files = sa.Table(

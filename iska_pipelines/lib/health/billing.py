@@ -52,7 +52,7 @@ def day_figures(
         "transport_errors": count(Outcome.ERROR),
         "auth_errors": count(Outcome.AUTH_ERROR),
         "cancelled_for_billing": int(left.get(str(CancelReason.BILLING), 0)),
-        "opt_outs": int(left.get(str(CancelReason.USER), 0)),
+        "opt_outs": int(left.get(str(CancelReason.USER), 0)) + int(left.get(str(CancelReason.OPT_OUT), 0)),
         "cancelled_by_api": int(left.get(str(CancelReason.API), 0)),
         "revenue_daily_plans": count(Outcome.SUCCESS, Plan.DAILY),
         "revenue_weekly_plans": count(Outcome.SUCCESS, Plan.WEEKLY),

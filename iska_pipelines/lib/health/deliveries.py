@@ -18,7 +18,7 @@ from iska_pipelines.lib.sms.outbox import CLASSIFIED, ELIGIBLE, EVERYONE
 from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason
 
 S = MessageStatus
-NOT_SENT = (S.PENDING, S.SKIPPED_TOO_LATE)
+NOT_SENT = (S.PENDING, S.SKIPPED_TOO_LATE, S.SKIPPED_OPTED_OUT)
 ANSWERED = (S.DELIVERED, S.FAILED, S.UNDELIVERED, S.EXPIRED, S.REJECTED)  # a final word on a sent one
 
 
@@ -34,7 +34,7 @@ def day_figures(connection: sa.Connection, day: date, in_region: str = EVERYONE)
     by_text = connection.execute(
         sa.text(
             "SELECT status, text, language, segments, count(*) FROM sms_messages WHERE send_date = :day "
-            f"AND {in_region} GROUP BY status, text, language, segments"
+            f"AND kind = 'forecast' AND {in_region} GROUP BY status, text, language, segments"
         ).bindparams(sa.bindparam("day", day, type_=sa.Date))
     ).all()
     statuses: Counter[str] = Counter()

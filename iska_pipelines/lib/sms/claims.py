@@ -19,10 +19,12 @@ import sqlalchemy as sa
 
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import utcnow
-from iska_pipelines.lib.vocabulary import MessageStatus
+from iska_pipelines.lib.vocabulary import MessageKind, MessageStatus
 
 PENDING = f"'{MessageStatus.PENDING}'"
-CLAIMABLE = f"""send_date = :day AND status = {PENDING}
+# the daily job's messages only: replies (SPEC §13) are sent apart, by lib/consent/replies.py
+FORECAST = f"kind = '{MessageKind.FORECAST}'"
+CLAIMABLE = f"""send_date = :day AND status = {PENDING} AND {FORECAST}
                 AND (claim_expires_at IS NULL OR claim_expires_at <= :now)"""
 EVERYONE = "1 = 1"  # `in_region` of a deployment with one region: Regions.in_region("region", ...)
 
@@ -98,8 +100,8 @@ def day_statuses(connection: sa.Connection, day: date, in_region: str = EVERYONE
         status: n
         for status, n in connection.execute(
             sa.text(
-                f"SELECT status, count(*) FROM sms_messages WHERE send_date = :day AND {in_region} "
-                "GROUP BY status"
+                f"SELECT status, count(*) FROM sms_messages WHERE send_date = :day AND {FORECAST} "
+                f"AND {in_region} GROUP BY status"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         )
     }
@@ -110,7 +112,8 @@ def next_claim_expiry(connection: sa.Connection, day: date, in_region: str = EVE
     return connection.execute(
         sa.text(f"""
         SELECT min(claim_expires_at) FROM sms_messages
-        WHERE send_date = :day AND status = {PENDING} AND claim_expires_at IS NOT NULL AND {in_region}
+        WHERE send_date = :day AND status = {PENDING} AND {FORECAST} AND claim_expires_at IS NOT NULL
+              AND {in_region}
     """)
         .columns(sa.column("expiry", TIMESTAMP))
         .bindparams(sa.bindparam("day", day, type_=sa.Date))
@@ -122,7 +125,7 @@ def pending_count(connection: sa.Connection, day: date, in_region: str = EVERYON
         connection.execute(
             sa.text(
                 f"SELECT count(*) FROM sms_messages WHERE send_date = :day AND status = {PENDING} "
-                f"AND {in_region}"
+                f"AND {FORECAST} AND {in_region}"
             ).bindparams(sa.bindparam("day", day, type_=sa.Date))
         ).scalar_one()
     )
@@ -135,7 +138,7 @@ def pending_by_region(connection: sa.Connection) -> dict[tuple[date, str | None]
         for day, region, n in connection.execute(
             sa.text(
                 f"SELECT send_date, region, count(*) FROM sms_messages WHERE status = {PENDING} "
-                "GROUP BY send_date, region"
+                f"AND {FORECAST} GROUP BY send_date, region"
             ).columns(sa.column("send_date", sa.Date), sa.column("region"), sa.column("n"))
         )
     }

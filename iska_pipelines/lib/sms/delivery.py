@@ -107,7 +107,8 @@ class ReportApplied:
 def apply_report(
     connection: sa.Connection, msgid: str, status: MessageStatus, now: datetime | None = None
 ) -> ReportApplied:
-    """Apply one delivery report; `delivered` also dates the subscriber's last good SMS."""
+    """Apply one delivery report; `delivered` also dates the subscriber's last good forecast
+    (a reply to an inbound SMS does not count)."""
     now = now or utcnow()
     delivered_at = now if status is MessageStatus.DELIVERED else None
     moved = connection.execute(
@@ -137,7 +138,7 @@ def apply_report(
             sa.text("""
             UPDATE subscriptions SET last_successful_sms_date = m.send_date, updated_at = :now
             FROM sms_messages m
-            WHERE m.msgid = :msgid AND subscriptions.id = m.subscription_id
+            WHERE m.msgid = :msgid AND subscriptions.id = m.subscription_id AND m.kind = 'forecast'
               AND (subscriptions.last_successful_sms_date IS NULL
                    OR subscriptions.last_successful_sms_date < m.send_date)
         """).bindparams(_now(now), msgid=msgid)

@@ -4,7 +4,7 @@ Planning is one transaction: classify every subscription for day D, render one t
 point and language (SPEC §14: the subscriber's language, else the region's default, else
 ISKA_DEFAULT_LANGUAGE, else English; the GSM-7 fallback applied when it is on, so the stored
 text is the text sent, with its encoding and segments), and insert one row per (subscription, D) with a fresh UUID msgid. The insert ignores
-rows that already exist (ON CONFLICT DO NOTHING on the unique (subscription_id, send_date)), so
+rows that already exist (ON CONFLICT DO NOTHING on the forecasts' unique (subscription_id, send_date)), so
 re-running or backfilling a day, even two runs at once, never plans a second message.
 """
 
@@ -25,7 +25,7 @@ from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.regions.config import Region
 from iska_pipelines.lib.sms.encoding import Measure
 from iska_pipelines.lib.sms.templates import Catalog
-from iska_pipelines.lib.vocabulary import MessageStatus, SkipReason, SubscriptionStatus
+from iska_pipelines.lib.vocabulary import MessageKind, MessageStatus, SkipReason, SubscriptionStatus
 
 STAGE = "stage_sms_outbox"
 STAGE_COLUMNS = {
@@ -54,6 +54,7 @@ CLASSIFIED = f"""
     FROM subscriptions s
     LEFT JOIN forecasts f ON f.gid = s.lid AND f.is_active
     LEFT JOIN sms_messages m ON m.subscription_id = s.id AND m.send_date = :day
+                              AND m.kind = '{MessageKind.FORECAST}'
     WHERE {{in_region}}
 """
 
@@ -172,7 +173,7 @@ def _insert_outbox(
         SELECT s.msgid, s.subscription_id, s.msisdn, :day, s.text, s.language, s.encoding,
                s.segments, :region, '{MessageStatus.PENDING}', 0, :now, :now
         FROM {STAGE} s WHERE true
-        ON CONFLICT (subscription_id, send_date) DO NOTHING
+        ON CONFLICT (subscription_id, send_date) WHERE kind = '{MessageKind.FORECAST}' DO NOTHING
     """).bindparams(
             sa.bindparam("day", day, type_=sa.Date),
             sa.bindparam("now", now, type_=TIMESTAMP),

@@ -28,7 +28,8 @@ def day_languages(
         sa.text(f"""
         SELECT coalesce(language, 'unknown') AS language, count(*) AS messages,
                coalesce(sum(segments), 0) AS segments
-        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL AND {in_region}
+        FROM sms_messages WHERE send_date = :day AND accepted_at IS NOT NULL AND kind = 'forecast'
+              AND {in_region}
         GROUP BY coalesce(language, 'unknown') ORDER BY 1
     """).bindparams(sa.bindparam("day", day, type_=sa.Date))
     )

@@ -54,6 +54,7 @@ class Language:
     date_format: str
     months: tuple[str, ...] = ()
     review: tuple[str, ...] = ()  # keys still waiting for a native speaker
+    help_words: tuple[str, ...] = ()  # optional in the file: HELP/INFO in English
 
     @property
     def forecast(self) -> str:
@@ -133,6 +134,7 @@ def _language(code: str, table: Any, source: str) -> Language:
         date_format=table["date_format"],
         months=months,
         review=_strings(table, "review", where),
+        help_words=_strings(table, "help_words", where),
     )
 
 

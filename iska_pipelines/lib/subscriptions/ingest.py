@@ -20,14 +20,15 @@ def apply_subscriptions(
     kind: FileKind,
     rules: IngestRules,
     rerun_of: datetime | None = None,
+    detail: str = "",
 ) -> Applied:
     """`rerun_of`: when the file was first taken, if it was applied before (its partition is
-    run again); None for a first run."""
+    run again); None for a first run. `detail`: the file as the consent log names it."""
     events = parsed.good
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
-    result = apply_file_events(connection, events, kind, today, rerun_of)
+    result = apply_file_events(connection, events, kind, today, rerun_of, detail=detail)
     refused = result.outcomes.filter(pl.col(REASON).is_not_null())
     counts = {name: 0 for name in _COUNTED[kind]} | result.counts()
     counts["without_grid_point"] = _without_grid_point(connection)

@@ -30,9 +30,10 @@ from iska_pipelines.lib.settings import DEFAULT_REGIONS
 from iska_pipelines.lib.subscriptions.events import OUTCOME, Outcome
 from iska_pipelines.lib.subscriptions.rules import SubscriptionValues
 from iska_pipelines.lib.subscriptions.storage import apply_file_events
-from iska_pipelines.lib.vocabulary import CancelReason, FileKind, Reason, SubscriptionStatus
+from iska_pipelines.lib.vocabulary import CancelReason, ConsentSource, FileKind, Reason, SubscriptionStatus
 
 EVENT_TIME = pl.Datetime("us", "UTC")
+API_DETAIL = "HTTP API"
 REASON_FIELDS = {
     Reason.STALE_EVENT: "ts",
     Reason.NO_GRID_POINT_NEARBY: "lat",
@@ -147,7 +148,7 @@ def apply_event(
     if kind is not FileKind.CANCELLATIONS:
         events = with_nearest_lids(connection, events, rules.max_grid_distance_km)
     today = datetime.now(ZoneInfo(rules.timezone)).date()
-    result = apply_file_events(connection, events, kind, today)
+    result = apply_file_events(connection, events, kind, today, source=ConsentSource.API, detail=API_DETAIL)
     decided = result.outcomes.row(0, named=True)
     if decided[REASON] is not None:
         reason = Reason(decided[REASON])

@@ -13,12 +13,20 @@ from datetime import date, datetime
 import polars as pl
 import sqlalchemy as sa
 
+from iska_pipelines.lib.consent.chain import Consent, append
 from iska_pipelines.lib.db.bulk import create_staging, load_staging, read_frame
 from iska_pipelines.lib.db.locks import lock_subscriptions
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.db.timestamps import as_utc, utcnow
-from iska_pipelines.lib.subscriptions.events import STATE_COLUMNS, EventsApplied, apply_events
-from iska_pipelines.lib.vocabulary import FileKind
+from iska_pipelines.lib.inbox.reading import ROW
+from iska_pipelines.lib.subscriptions.events import (
+    OUTCOME,
+    STATE_COLUMNS,
+    EventsApplied,
+    Outcome,
+    apply_events,
+)
+from iska_pipelines.lib.vocabulary import ConsentEvent, ConsentSource, FileKind
 
 STAGE_MSISDNS = "stage_msisdns"
 STAGE_STATE = "stage_subscriptions"
@@ -66,17 +74,45 @@ def apply_file_events(
     kind: FileKind,
     today: date,
     rerun_of: datetime | None = None,
+    source: ConsentSource = ConsentSource.FILE,
+    detail: str = "",
 ) -> EventsApplied:
     """`rerun_of`: when the file was first taken, if it was applied before. A re-run gives the
     first run's result: a cancellation or update for a subscriber created since (at or after that
     moment) stays `unknown_msisdn` instead of applying now. Refusing more in a re-run can never
-    change a table, so an instant shared with the first taking counts as "since"."""
+    change a table, so an instant shared with the first taking counts as "since".
+
+    Every addition that gives consent (new or reactivated) and every cancellation is appended to
+    the consent log with `source` and `detail` (the file's name and hash, SPEC §13)."""
     lock_subscriptions(connection)
     known_before = rerun_of if kind is not FileKind.ADDITIONS else None
     state = current_state(connection, events["msisdn"], known_before)
     result = apply_events(state, events, kind, today, rerun_of is not None)
     write_state(connection, result.state.filter(pl.col("touched")).drop("touched"))
+    append(connection, consent_changes(events, result, source, detail))
     return result
+
+
+CONSENT_OUTCOMES = {
+    Outcome.NEW: ConsentEvent.ADDED,
+    Outcome.REACTIVATED: ConsentEvent.ADDED,
+    Outcome.CANCELLED: ConsentEvent.CANCELLED,
+}
+
+
+def consent_changes(
+    events: pl.DataFrame, result: EventsApplied, source: ConsentSource, detail: str
+) -> list[Consent]:
+    """The applied events that changed consent, in the order they took effect."""
+    changed = (
+        result.outcomes.filter(pl.col(OUTCOME).is_in(list(CONSENT_OUTCOMES)))
+        .join(events.select(ROW, "msisdn", "ts"), on=ROW)
+        .sort("ts", "msisdn", ROW)
+    )
+    return [
+        Consent(row["msisdn"], CONSENT_OUTCOMES[row[OUTCOME]], source, detail, row["ts"])
+        for row in changed.iter_rows(named=True)
+    ]
 
 
 def write_state(connection: sa.Connection, rows: pl.DataFrame) -> None:

@@ -1,0 +1,1 @@
+"""Consent and inbound SMS (SPEC §13)."""
