@@ -101,7 +101,6 @@ def test_a_signal_to_make_runs_own_pid_stops_dagster_the_api_and_the_simulator(t
     assert "Warning: " not in output, [line for line in output.splitlines() if "Warning: " in line][:3]
 
 
-
 def test_under_make_run_the_simulator_plays_a_subscriber_texting_the_api(tmp_path):
     """`make run` needs no setup for the consent demo: the API gets a development inbound token
     and the simulator posts `POST /simulator/inbound` to it (README)."""

@@ -129,7 +129,9 @@ def send_replies(
                 return sent
             by_region: dict[str, list[OutgoingSms]] = defaultdict(list)
             for row in rows:
-                region = regions.for_msisdn(row.msisdn) if row.subscription_id is None else regions.get(row.region)
+                region = (
+                    regions.for_msisdn(row.msisdn) if row.subscription_id is None else regions.get(row.region)
+                )
                 url = callback_url(sender.public_url, row.msgid, sender.secret)
                 by_region[region.code].append(OutgoingSms(row.msgid, row.msisdn, row.text, url))
             for code, messages in by_region.items():
@@ -177,3 +179,7 @@ def reply_client(settings: Settings, region: Region, engine: sa.Engine | None = 
         self_callback=settings.self_callback,
         pacers=pacers,
     )
+
+
+def reply_sender(settings: Settings, owner: str) -> Sender:
+    return Sender(owner=owner, public_url=settings.public_url, secret=settings.callback_secret, chunk=100)
