@@ -17,6 +17,7 @@ MULTIPROCESS = {"execution": {"config": {"multiprocess": {"max_concurrent": 3}}}
         ("multiprocess", {"execution": {"config": {"max_concurrent": 6}}}, 6),
         ("multi_or_in_process_executor", {"execution": {"config": {"in_process": {}}}}, 1),
         ("in_process", {}, 1),
+        ("execute_in_process_executor", MULTIPROCESS, 1),
         ("multi_or_in_process_executor", {}, multiprocessing.cpu_count()),
         (
             "multi_or_in_process_executor",

@@ -15,6 +15,8 @@ from typing import Any
 import dagster as dg
 
 IN_PROCESS = "in_process"
+# what `execute_in_process` (tests, scripts) runs a job on: one step at a time
+IN_PROCESS_EXECUTORS = {IN_PROCESS, "execute_in_process_executor"}
 MULTIPROCESS = "multiprocess"
 # the default executor, and the multiprocess one, both read `max_concurrent` from the same place
 LOCAL_EXECUTORS = {"multi_or_in_process_executor", MULTIPROCESS}
@@ -23,7 +25,7 @@ LOCAL_EXECUTORS = {"multi_or_in_process_executor", MULTIPROCESS}
 def steps_at_once(executor_name: str, run_config: Mapping[str, Any]) -> int | None:
     """Steps the executor runs at the same time, or None when it is not a local executor."""
     execution = (run_config.get("execution") or {}).get("config") or {}
-    if executor_name == IN_PROCESS or IN_PROCESS in execution:
+    if executor_name in IN_PROCESS_EXECUTORS or IN_PROCESS in execution:
         return 1
     if executor_name not in LOCAL_EXECUTORS:
         return None
