@@ -88,7 +88,13 @@ class Phone:
 
 
 def subscribe(
-    engine: sa.Engine, msisdn: str, *, day: date, paid: bool = True, language: str | None = None
+    engine: sa.Engine,
+    msisdn: str,
+    *,
+    day: date,
+    paid: bool = True,
+    language: str | None = None,
+    region: str | None = None,
 ) -> int:
     """An active subscriber as an applied additions file and a charge leave them."""
     now = utcnow()
@@ -100,6 +106,7 @@ def subscribe(
                 plan="daily",
                 status="active",
                 language=language,
+                region=region,
                 lat=5.6,
                 lon=-0.2,
                 lid=1,
