@@ -4,6 +4,7 @@ simulator as its SMS gateway (delivery reports back to the API) and as the subsc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -121,18 +122,28 @@ def subscribe(
         ).scalar_one()
 
 
-@pytest.fixture
-def phone(database_url, data_dir, simulator, engine) -> Iterator[Phone]:
+@contextmanager
+def phone_for(database_url, data_dir, simulator, engine, **env: str) -> Iterator[Phone]:
+    """The API on loopback with an inbound token (and `env`), the simulator posting to it."""
     settings = api_settings(
         database_url,
         str(data_dir),
-        ISKA_INBOUND_TOKEN=INBOUND_TOKEN,
-        SMS_URLS=simulator.sms_url("a"),
-        SMS_TOKEN=SIMULATOR_TOKEN,
-        MAX_SMS_TRY_LIMIT="2",
+        **{
+            "ISKA_INBOUND_TOKEN": INBOUND_TOKEN,
+            "SMS_URLS": simulator.sms_url("a"),
+            "SMS_TOKEN": SIMULATOR_TOKEN,
+            "MAX_SMS_TRY_LIMIT": "2",
+            **env,
+        },
     )
     with api_on_loopback(settings) as api:
         simulator.configure(
             report_delay_seconds=0, inbound_url=f"{api.base_url}{INBOUND_PATH}?token={INBOUND_TOKEN}"
         )
         yield Phone(api, simulator, engine)
+
+
+@pytest.fixture
+def phone(database_url, data_dir, simulator, engine) -> Iterator[Phone]:
+    with phone_for(database_url, data_dir, simulator, engine) as running:
+        yield running

@@ -4,8 +4,6 @@ delivered back through the callback. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 import sqlalchemy as sa
@@ -14,20 +12,10 @@ from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.lib.db.schema import billing_attempts
 from iska_pipelines_tests.api_server import api_on_loopback, api_settings
 from iska_pipelines_tests.consent_world import INBOUND_TOKEN, subscribe
+from iska_pipelines_tests.polling import wait_for
 from iska_pipelines_tests.sms_world import today
 
 MSISDN = "233201234567"
-
-
-def wait_for(condition, seconds: float = 15.0):
-    """Poll until the condition holds (replies and reports travel asynchronously)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.05)
 
 
 def delivered_replies(phone, msisdn: str, count: int = 1):

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from iska_pipelines.api.access import INBOUND_PATH
-from iska_pipelines_tests.api_server import api_on_loopback, api_settings
-from iska_pipelines_tests.consent_world import INBOUND_TOKEN, Phone, subscribe
-from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
+from iska_pipelines_tests.consent_world import Phone, phone_for, subscribe
+from iska_pipelines_tests.polling import wait_for
 from iska_pipelines_tests.sms_world import today
-from iska_pipelines_tests.test_api_inbound import delivered_replies, wait_for
+from iska_pipelines_tests.test_api_inbound import delivered_replies
 
 
 @pytest.fixture
@@ -30,20 +28,15 @@ language = "ha"
 prefixes = ["234"]
 sms_gateways = [{{ url = "{simulator.sms_url("ng")}" }}]
 """)
-    settings = api_settings(
+    with phone_for(
         database_url,
-        str(data_dir),
-        ISKA_INBOUND_TOKEN=INBOUND_TOKEN,
+        data_dir,
+        simulator,
+        engine,
         ISKA_REGIONS_FILE=str(regions),
         SMS_URLS=simulator.sms_url("gh"),
-        SMS_TOKEN=SIMULATOR_TOKEN,
-        MAX_SMS_TRY_LIMIT="2",
-    )
-    with api_on_loopback(settings) as api:
-        simulator.configure(
-            report_delay_seconds=0, inbound_url=f"{api.base_url}{INBOUND_PATH}?token={INBOUND_TOKEN}"
-        )
-        yield Phone(api, simulator, engine)
+    ) as running:
+        yield running
 
 
 def gateway_calls(phone: Phone) -> dict[str, int]:

@@ -5,7 +5,6 @@ an opted-out subscriber, sms_job sends them nothing (a forecast planned before t
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import dagster as dg
@@ -21,6 +20,7 @@ from iska_pipelines.lib.db.schema import billing_attempts, sms_messages
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
+from iska_pipelines_tests.polling import wait_for
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 from iska_pipelines_tests.sms_runs import refused_url, run_sms_day
 from iska_pipelines_tests.sms_world import TIMEZONE, add_forecast, add_subscriber, messages, today
@@ -177,7 +177,7 @@ def test_a_farmer_who_texts_stop_through_the_simulator_gets_only_the_confirmatio
     assert (simulator.charges(), sent()) == ({msisdn: 1}, 1)
 
     assert phone.text(msisdn, "STOP")["outcome"] == "opted_out"
-    wait_until(lambda: sent() == 2)  # the confirmation
+    wait_for(lambda: sent() == 2)  # the confirmation
     with engine.begin() as connection:  # as if the paid day were over
         connection.execute(
             sa.text("UPDATE subscriptions SET next_billing_date = :day WHERE msisdn = :msisdn"),
@@ -189,7 +189,7 @@ def test_a_farmer_who_texts_stop_through_the_simulator_gets_only_the_confirmatio
 
     assert phone.text(msisdn, "START")["outcome"] == "rejoin_asked"
     assert phone.text(msisdn, "YES")["outcome"] == "rejoined"
-    wait_until(lambda: sent() == 4)
+    wait_for(lambda: sent() == 4)
     assert phone.subscription(msisdn).next_billing_date == day  # due now
     assert billing.run().success
     assert simulator.charges() == {msisdn: 2} and simulator.billing_counts().get("replays", 0) == 0
@@ -197,12 +197,3 @@ def test_a_farmer_who_texts_stop_through_the_simulator_gets_only_the_confirmatio
     assert first != second
     with engine.connect() as connection:
         assert verify(connection).ok
-
-
-def wait_until(condition, polls: int = 300) -> None:
-    """Poll until the condition holds (replies are sent after the API has answered)."""
-    for _ in range(polls):
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE, DEFAULTS
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines_tests.conftest import sample_path
+from iska_pipelines_tests.polling import wait_for
 from iska_pipelines_tests.sms_runs import day_report, refused_url, run_sms_day
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, message, messages, today
 
@@ -247,17 +247,6 @@ def test_the_gateways_delivery_reports_reach_the_api_and_date_the_last_good_sms(
     delivered = {r.msisdn for r in rows if r.status == "delivered"}
     assert {r.status for r in rows} <= {"delivered", "undelivered"}
     assert {m for m, d in iska_last_sms_dates(engine).items() if d == day} == delivered
-
-
-def wait_for(condition, seconds: float = 15.0):
-    """Poll a condition until it holds or the deadline passes (reports arrive asynchronously)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.05)
 
 
 def test_expiry_runs_with_the_day_and_expires_messages_accepted_over_72_hours_ago(
