@@ -17,6 +17,7 @@ from iska_pipelines.lib.db.schema import consent_events, inbound_messages, sms_m
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines_tests.api_server import RunningApi, api_on_loopback, api_settings
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN, RunningSimulator
+from iska_pipelines_tests.sms_world import add_subscriber
 
 INBOUND_TOKEN = "test-inbound-token"
 
@@ -97,29 +98,11 @@ def subscribe(
     language: str | None = None,
     region: str | None = None,
 ) -> int:
-    """An active subscriber as an applied additions file and a charge leave them."""
-    now = utcnow()
-    with engine.begin() as connection:
-        return connection.execute(
-            subscriptions.insert()
-            .values(
-                msisdn=msisdn,
-                plan="daily",
-                status="active",
-                language=language,
-                region=region,
-                lat=5.6,
-                lon=-0.2,
-                lid=1,
-                sub_date=now - timedelta(days=3),
-                last_event_at=now - timedelta(days=3),
-                created_at=now,
-                updated_at=now,
-                last_billing_date=day if paid else None,
-                next_billing_date=day + timedelta(days=1) if paid else day,
-            )
-            .returning(subscriptions.c.id)
-        ).scalar_one()
+    """An active subscriber as an applied additions file (three days ago) and a charge leave them."""
+    since = utcnow() - timedelta(days=3)
+    return add_subscriber(
+        engine, msisdn, 1, day=day, paid=paid, language=language, region=region, since=since
+    )
 
 
 @contextmanager

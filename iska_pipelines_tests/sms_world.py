@@ -57,10 +57,14 @@ def add_subscriber(
     paid: bool = True,
     status: str = "active",
     region: str | None = None,
+    language: str | None = None,
+    since: datetime | None = None,
 ) -> int:
     """`paid`: billed for `day` (last_billing_date = day, next_billing_date = day + 1).
-    `region`: its code (SPEC §15); None, as rows written before regions: the default region."""
+    `region`: its code (SPEC §15); None, as rows written before regions: the default region.
+    `since`: when the subscription began (its last event); now by default."""
     now = utcnow()
+    since = since or now
     with engine.begin() as connection:
         return connection.execute(
             subscriptions.insert()
@@ -69,11 +73,12 @@ def add_subscriber(
                 plan="daily",
                 status=status,
                 region=region,
+                language=language,
                 lat=5.6,
                 lon=-0.2,
                 lid=lid,
-                sub_date=now,
-                last_event_at=now,
+                sub_date=since,
+                last_event_at=since,
                 created_at=now,
                 updated_at=now,
                 cancel_reason="user" if status == "cancelled" else None,
