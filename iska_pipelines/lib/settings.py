@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from iska_pipelines.lib.errors import ConfigurationError
@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     """Every ISKA setting; the alias is the environment variable (SPEC §10)."""
 
     model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+    _regions: Regions | None = PrivateAttr(default=None)
 
     # the watched folder and the data rules (SPEC §2–4)
     data_dir: Path = Field(Path("data"), alias="ISKA_DATA_DIR")
@@ -195,7 +196,14 @@ class Settings(BaseSettings):
 
     def regions(self) -> Regions:
         """The regions file's regions (checked, ConfigurationError naming file, region and
-        field), else the one region of ISKA_TIMEZONE, ISKA_SMS_HOUR, SMS_URLS and SMS_MAX_TPS."""
+        field), else the one region of ISKA_TIMEZONE, ISKA_SMS_HOUR, SMS_URLS and SMS_MAX_TPS.
+        Read once, at start-up (a changed file takes a restart, docs/operations.md), not on
+        every request that needs them."""
+        if self._regions is None:
+            self._regions = self._read_regions()
+        return self._regions
+
+    def _read_regions(self) -> Regions:
         if self.regions_file is None:
             return single_region(self.timezone, self.sms_hour, None, self.sms_urls, self.sms_max_tps)
         return load_regions(self.regions_file, sms_hour=self.sms_hour, languages=self.catalog().codes)
