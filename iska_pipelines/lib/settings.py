@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from iska_pipelines.lib.errors import ConfigurationError
-from iska_pipelines.lib.regions.config import Regions, load_regions, single_region
+from iska_pipelines.lib.regions.config import Gateway, Regions, load_regions, single_region
 from iska_pipelines.lib.sms.languages import normalise
 from iska_pipelines.lib.sms.templates import FIELDS, Catalog, build_catalog, check_fields
 
@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     sms_urls: HttpUrls = Field(DEFAULT_SMS_URLS, alias="SMS_URLS")
     sms_token: str = Field("", alias="SMS_TOKEN")  # unset: BILLING_TOKEN
     sms_max_tps: float = Field(0.0, ge=0, alias="SMS_MAX_TPS")  # calls/s to each of SMS_URLS; 0: no cap
+    # how SMS_URLS are spoken to (SPEC §17): the wire format, the account and the sender id
+    sms_protocol: Literal["iska", "kannel", "africastalking", "twilio", "infobip"] = Field(
+        "iska", alias="SMS_PROTOCOL"
+    )
+    sms_username: str = Field("", max_length=64, alias="SMS_USERNAME")
+    sms_sender: str = Field("", max_length=64, alias="SMS_SENDER")
     max_sms_try_limit: int = Field(5, ge=1, alias="MAX_SMS_TRY_LIMIT")
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")
@@ -205,8 +211,14 @@ class Settings(BaseSettings):
 
     def _read_regions(self) -> Regions:
         if self.regions_file is None:
-            return single_region(self.timezone, self.sms_hour, None, self.sms_urls, self.sms_max_tps)
+            return single_region(
+                self.timezone, self.sms_hour, None, self.sms_urls, self.sms_max_tps, self.sms_gateway_shape()
+            )
         return load_regions(self.regions_file, sms_hour=self.sms_hour, languages=self.catalog().codes)
+
+    def sms_gateway_shape(self) -> Gateway:
+        """What every one of SMS_URLS shares without a regions file: protocol, account, sender."""
+        return Gateway("", protocol=self.sms_protocol, username=self.sms_username, sender=self.sms_sender)
 
     def catalog(self) -> Catalog:
         """The templates with this deployment's rules, checked (ConfigurationError otherwise)."""

@@ -31,10 +31,18 @@ class SmsGateway(dg.ConfigurableResource):
     max_retry_after_seconds: float = DEFAULTS.max_retry_after_seconds
     self_callback: bool = DEFAULTS.self_callback
     max_tps: float = DEFAULTS.sms_max_tps  # SMS_MAX_TPS, the cap of each URL; 0: no cap
+    protocol: str = DEFAULTS.sms_protocol  # SMS_PROTOCOL: how SMS_URLS are spoken to (SPEC §17)
+    username: str = DEFAULTS.sms_username  # SMS_USERNAME
+    sender: str = DEFAULTS.sms_sender  # SMS_SENDER
+
+    def shape(self) -> Gateway:
+        return Gateway("", protocol=self.protocol, username=self.username, sender=self.sender)
 
     def gateways(self) -> tuple[Gateway, ...]:
         """SMS_URLS with SMS_MAX_TPS each: the gateways of a deployment with one region."""
-        return tuple(Gateway(url, self.max_tps) for url in split_urls(self.urls))
+        return single_region(
+            "UTC", 0, None, split_urls(self.urls), self.max_tps, self.shape()
+        ).default.gateways
 
     def client(
         self, engine: sa.Engine | None = None, gateways: tuple[Gateway, ...] | None = None
@@ -42,10 +50,9 @@ class SmsGateway(dg.ConfigurableResource):
         """`gateways`: a region's (lib/regions/gateways.py); None: SMS_URLS. With `engine`, each
         URL's cap is shared through its database by every process."""
         chosen = gateways or self.gateways()
-        urls = [g.url for g in chosen]
         pacers = DatabaseCaps(engine, caps_of(chosen)) if engine is not None else None
         return SmsClient(
-            urls,
+            chosen,
             self.token,
             max_tries=self.max_tries,
             concurrency=self.concurrency,
@@ -90,8 +97,10 @@ class SmsOutbox(dg.ConfigurableResource):
         gateway resource's SMS_URLS and SMS_MAX_TPS (none without `gateway`: days and zones only)."""
         if self.regions_file:
             return load_regions(Path(self.regions_file), sms_hour=SETTINGS.sms_hour)
-        urls, max_tps = (split_urls(gateway.urls), gateway.max_tps) if gateway else ([], 0.0)
-        return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, urls, max_tps)
+        if gateway is None:
+            return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, [], 0.0)
+        urls, max_tps = split_urls(gateway.urls), gateway.max_tps
+        return single_region(SETTINGS.timezone, SETTINGS.sms_hour, None, urls, max_tps, gateway.shape())
 
     def cutoff(self, day: date, timezone: str | None = None) -> datetime:
         """When day D's messages stop going out: ISKA_SMS_LATEST_HOUR in the region's time zone."""
@@ -109,6 +118,9 @@ def build_sms_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             max_retry_after_seconds=settings.max_retry_after_seconds,
             self_callback=settings.self_callback,
             max_tps=settings.sms_max_tps,
+            protocol=settings.sms_protocol,
+            username=settings.sms_username,
+            sender=settings.sms_sender,
         ),
         "sms_outbox": SmsOutbox(
             template=settings.sms_template,

@@ -167,10 +167,9 @@ def pending_replies(
 def reply_client(settings: Settings, region: Region, engine: sa.Engine | None = None) -> SmsClient:
     """The client a reply goes out through: its region's gateways, within their caps (shared
     with the daily job through the database when `engine` is given)."""
-    urls = [g.url for g in region.gateways]
     pacers = DatabaseCaps(engine, caps_of(region.gateways)) if engine is not None else None
     return SmsClient(
-        urls,
+        region.gateways,
         settings.sms_token,
         max_tries=settings.max_sms_try_limit,
         concurrency=min(settings.http_concurrency, 4),

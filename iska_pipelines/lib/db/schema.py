@@ -94,6 +94,8 @@ sms_messages = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("gateway", sa.String(255)),
+    # the gateway's own id of the message, when its answer gave one (SPEC §17)
+    sa.Column("gateway_ref", sa.String(100)),
     sa.Column("last_error", sa.String(500)),
     sa.Column("accepted_at", TIMESTAMP),
     sa.Column("delivered_at", TIMESTAMP),
@@ -116,6 +118,7 @@ sms_messages = sa.Table(
         postgresql_where=sa.text("kind = 'forecast'"),
     ),
     sa.Index("ix_sms_messages_send_date_status", "send_date", "status"),
+    sa.Index("ix_sms_messages_gateway_ref", "gateway_ref"),
 )
 
 # every SMS a subscriber sent to the short code, once per gateway id (SPEC §13)

@@ -90,14 +90,20 @@ class Transport:
 
     def post_json(self, url: str, body: Mapping[str, object], headers: Mapping[str, str]) -> Reply:
         data = json.dumps(body, separators=(",", ":")).encode()
-        all_headers = {"Content-Type": "application/json", **headers}
+        return self.call("POST", url, data, {"Content-Type": "application/json", **headers})
+
+    def call(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], query: str = ""
+    ) -> Reply:
+        """One exchange with `url` (the endpoint, whose connections are pooled) and an
+        optional url-encoded `query` of this call alone."""
         try:
             pool, path = self._route(url)
             response = pool.urlopen(
-                "POST",
-                path,
-                body=data,
-                headers=all_headers,
+                method,
+                f"{path}{'&' if '?' in path else '?'}{query}" if query else path,
+                body=body,
+                headers=headers,
                 retries=False,
                 redirect=False,
                 assert_same_host=False,

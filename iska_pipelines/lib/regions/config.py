@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,13 +25,26 @@ SINGLE_REGION = "default"  # the one region's code when there is no regions file
 CODE = re.compile(r"[A-Za-z0-9._-]{1,16}")  # a Dagster partition key, and sms_messages.region
 PREFIX = re.compile(r"[0-9]{1,8}")
 REGION_KEYS = {"timezone", "sms_hour", "language", "prefixes", "sms_gateways"}
-GATEWAY_KEYS = {"url", "max_tps"}
+GATEWAY_KEYS = {"url", "max_tps", "protocol", "username", "sender", "secret_env"}
+PROTOCOLS = ("iska", "kannel", "africastalking", "twilio", "infobip")  # SPEC §17
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
 class Gateway:
+    """One SMS gateway: where it is, how fast it may be called, and how it is spoken to.
+
+    `protocol` picks the wire format (lib/sms/protocols/); `username` is the account (Kannel's
+    sendsms-user, Africa's Talking's username, Twilio's Account SID), `sender` the short code or
+    sender id, and `secret_env` the name of the environment variable holding its password, API
+    key or auth token (empty: SMS_TOKEN), so no secret is written in the regions file."""
+
     url: str
     max_tps: float = 0.0  # calls per second, over any one second; 0: no cap
+    protocol: str = "iska"
+    username: str = ""
+    sender: str = ""
+    secret_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,10 +127,17 @@ class Regions:
 
 
 def single_region(
-    timezone: str, sms_hour: int, language: str | None, urls: Iterable[str], max_tps: float
+    timezone: str,
+    sms_hour: int,
+    language: str | None,
+    urls: Iterable[str],
+    max_tps: float,
+    like: Gateway | None = None,
 ) -> Regions:
-    """The one region of a deployment without a regions file."""
-    gateways = tuple(Gateway(url, max_tps) for url in urls)
+    """The one region of a deployment without a regions file; `like`: every URL's protocol,
+    username and sender (SMS_PROTOCOL, SMS_USERNAME, SMS_SENDER)."""
+    shape = like or Gateway("")
+    gateways = tuple(replace(shape, url=url, max_tps=max_tps) for url in urls)
     return Regions((Region(SINGLE_REGION, timezone, sms_hour, language, (), gateways),))
 
 
@@ -209,14 +229,46 @@ def _gateway(item: Any, where: str) -> Gateway:
         raise ConfigurationError(f"{where} must be a table {{ url = ..., max_tps = ... }}")
     unknown = sorted(set(item) - GATEWAY_KEYS)
     if unknown:
-        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (known: max_tps, url)")
+        known = ", ".join(sorted(GATEWAY_KEYS))
+        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
     url = item.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigurationError(f"{where}: url must be an http:// or https:// URL, got {url!r}")
     max_tps = item.get("max_tps", 0)
     if isinstance(max_tps, bool) or not isinstance(max_tps, int | float) or max_tps < 0:
         raise ConfigurationError(f"{where}: max_tps must be a number >= 0 (0: no cap), got {max_tps!r}")
-    return Gateway(url, float(max_tps))
+    return Gateway(
+        url,
+        float(max_tps),
+        protocol=_protocol(item.get("protocol", "iska"), where),
+        username=_plain(item.get("username", ""), "username", where),
+        sender=_plain(item.get("sender", ""), "sender", where),
+        secret_env=_secret_env(item.get("secret_env", ""), where),
+    )
+
+
+def _protocol(value: Any, where: str) -> str:
+    if value not in PROTOCOLS:
+        raise ConfigurationError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}")
+    return str(value)
+
+
+def _plain(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ConfigurationError(f"{where}: {key} must be a string of at most 64 characters, got {value!r}")
+    return value.strip()
+
+
+def _secret_env(value: Any, where: str) -> str:
+    """The *name* of the variable holding the secret; the secret itself never sits in the file."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        raise ConfigurationError(
+            f"{where}: secret_env names the environment variable holding the gateway's password or "
+            f'key (e.g. secret_env = "KANNEL_GH_PASSWORD"), got {value!r}'
+        )
+    return value
 
 
 def _no_shared_prefix(regions: tuple[Region, ...], where: str) -> None:

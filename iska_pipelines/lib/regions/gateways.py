@@ -14,3 +14,8 @@ def gateways_for(regions: Regions, code: str | None) -> tuple[Gateway, ...]:
 def caps_of(gateways: tuple[Gateway, ...]) -> dict[str, float]:
     """Each gateway URL's cap for the shared limiter (lib/http/limiter.py)."""
     return {g.url: g.max_tps for g in gateways}
+
+
+def gateways_speaking(regions: Regions, protocol: str) -> list[Gateway]:
+    """Every region's gateways of one protocol (a callback does not say which region it is for)."""
+    return [g for region in regions.all for g in region.gateways if g.protocol == protocol]

@@ -29,6 +29,7 @@ STAGE_COLUMNS = {
     "tries": "INTEGER",
     "gateway": "VARCHAR(255)",
     "last_error": "VARCHAR(500)",
+    "gateway_ref": "VARCHAR(100)",
 }
 OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
 ACCEPTED, REJECTED, FAILED = (
@@ -52,6 +53,7 @@ def record_outcomes(
             o.tries,
             (o.gateway or "")[:255] or None,
             (o.error or "")[:500] or None,
+            (o.gateway_ref or "")[:100] or None,
         )
         for o in outcomes
     ]
@@ -66,6 +68,7 @@ def record_outcomes(
             attempts = sms_messages.attempts + s.tries,
             gateway = s.gateway,
             last_error = s.last_error,
+            gateway_ref = coalesce(s.gateway_ref, sms_messages.gateway_ref),
             accepted_at = CASE WHEN s.status = '{MessageStatus.ACCEPTED}'
                                THEN coalesce(sms_messages.accepted_at, :now)
                                ELSE sms_messages.accepted_at END,
@@ -105,20 +108,27 @@ class ReportApplied:
 
 
 def apply_report(
-    connection: sa.Connection, msgid: str, status: MessageStatus, now: datetime | None = None
+    connection: sa.Connection,
+    msgid: str,
+    status: MessageStatus,
+    now: datetime | None = None,
+    detail: str | None = None,
 ) -> ReportApplied:
     """Apply one delivery report; `delivered` also dates the subscriber's last good forecast
-    (a reply to an inbound SMS does not count)."""
+    (a reply to an inbound SMS does not count). `detail`: the gateway's reason, kept as
+    last_error."""
     now = now or utcnow()
     delivered_at = now if status is MessageStatus.DELIVERED else None
     moved = connection.execute(
         sa.text(f"""
         UPDATE sms_messages SET status = :status,
-               delivered_at = coalesce(:delivered_at, delivered_at), updated_at = :now
+               delivered_at = coalesce(:delivered_at, delivered_at),
+               last_error = coalesce(:detail, last_error), updated_at = :now
         WHERE msgid = :msgid AND status IN {OPEN}
     """).bindparams(
             _now(now),
             sa.bindparam("delivered_at", delivered_at, type_=TIMESTAMP),
+            sa.bindparam("detail", (detail or "")[:500] or None, type_=sa.String),
             status=str(status),
             msgid=msgid,
         )
@@ -144,3 +154,16 @@ def apply_report(
         """).bindparams(_now(now), msgid=msgid)
         )
     return ReportApplied(ReportOutcome.APPLIED, row.status, row.send_date)
+
+
+def msgid_of(connection: sa.Connection, gateway_ref: str) -> str | None:
+    """The message a gateway names by its own id (the id its send answer gave)."""
+    return connection.execute(
+        sa.text("SELECT msgid FROM sms_messages WHERE gateway_ref = :ref"), {"ref": gateway_ref}
+    ).scalar()
+
+
+def status_of(connection: sa.Connection, msgid: str) -> str | None:
+    return connection.execute(
+        sa.text("SELECT status FROM sms_messages WHERE msgid = :msgid"), {"msgid": msgid}
+    ).scalar()

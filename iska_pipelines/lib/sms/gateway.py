@@ -1,26 +1,29 @@
-"""The SMS gateway client (SPEC §7): round robin over SMS_URLS, failover, retries, one msgid.
+"""The SMS gateway client (SPEC §7, §17): round robin over the gateways, failover, retries, one msgid.
 
-A *try* of a message starts at the next URL in round-robin order and walks on to the next URL
-at once when it cannot connect to one (refused, or no connection within the timeout) or
-it answers 429, until some gateway answers. An answer
-other than `{"status": "accepted"}` (or every URL unreachable) fails the try; the message is
-tried again after an exponential backoff with jitter (honouring `Retry-After`), up to
-`max_tries` tries, always with the same msgid so a gateway can recognise a repeat. A gateway
-that answers `{"status": "rejected"}` has decided about the message itself (e.g. a barred
-number): that is final and not retried. 401/403 means the token is wrong for every message:
-sending stops with `SmsAuthError`.
+A *try* of a message starts at the next gateway in round-robin order and walks on to the next
+one at once when it cannot connect to one (refused, or no connection within the timeout) or it
+answers 429, until some gateway answers. Each gateway is spoken to in its own protocol
+(lib/sms/protocols/), whose adapter builds the request and says whether the answer took the
+message, refused it for good (a barred number: final, not retried) or decided nothing (tried
+again after an exponential backoff with jitter, honouring `Retry-After`, up to `max_tries`
+tries, always with the same msgid so a gateway can recognise a repeat). 401/403 means the
+credentials are wrong for every message: sending stops with `SmsAuthError`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.http.client import Backoff, GatewayClient, Reply, Transport, with_retries
 from iska_pipelines.lib.http.fanout import fan_out
-from iska_pipelines.lib.http.pacing import NoCaps, Pacers
-from iska_pipelines.lib.sms.encoding import encoding_of
+from iska_pipelines.lib.http.pacing import NoCaps, Pacer, Pacers
+from iska_pipelines.lib.regions.config import Gateway
+from iska_pipelines.lib.sms.protocols import adapter_for
+from iska_pipelines.lib.sms.protocols.base import Adapter, SendVerdict, Verdict
 
 
 class SmsAuthError(RuntimeError):
@@ -43,23 +46,7 @@ class SmsOutcome:
     gateway: str | None
     error: str | None = None
     rejected: bool = False  # the gateway refused this message for good
-
-
-def answered(reply: Reply) -> str | None:
-    """The `status` of a well-formed 200 answer."""
-    if reply.status == 200 and isinstance(reply.payload, dict):
-        status = reply.payload.get("status")
-        return status if isinstance(status, str) else None
-    return None
-
-
-def accepted(reply: Reply) -> bool:
-    return answered(reply) == "accepted"
-
-
-def settled(reply: Reply) -> bool:
-    """Answers that end the message's tries: accepted, or rejected for good."""
-    return answered(reply) in ("accepted", "rejected")
+    gateway_ref: str | None = None  # the gateway's own id of the message, when it gave one
 
 
 def unreachable_or_throttled(reply: Reply) -> bool:
@@ -73,10 +60,34 @@ def describe(url: str, reply: Reply) -> str:
     return f"{url}: {answer}{reply.excerpt.strip()}"
 
 
+@dataclass(frozen=True)
+class Route:
+    """One gateway as the client calls it: its adapter, its secret and its pacer."""
+
+    gateway: Gateway
+    adapter: Adapter
+    secret: str
+    pacer: Pacer
+
+
+def secret_of(gateway: Gateway, token: str, environ: Mapping[str, str] | None = None) -> str:
+    """The gateway's password, API key or auth token: the variable its `secret_env` names, else
+    `token` (SMS_TOKEN). A named variable that is unset is a configuration error."""
+    if not gateway.secret_env:
+        return token
+    value = (os.environ if environ is None else environ).get(gateway.secret_env, "")
+    if not value:
+        raise ConfigurationError(
+            f"{gateway.secret_env} is not set: the {gateway.protocol} gateway {gateway.url} takes its "
+            "secret from it (secret_env in ISKA_REGIONS_FILE)"
+        )
+    return value
+
+
 class SmsClient(GatewayClient):
     def __init__(
         self,
-        urls: Sequence[str],
+        gateways: Sequence[str | Gateway],
         token: str,
         *,
         max_tries: int = 5,
@@ -87,10 +98,12 @@ class SmsClient(GatewayClient):
         max_retry_after_seconds: float = 300.0,
         self_callback: bool = False,
         pacers: Pacers | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        if not urls:
+        if not gateways:
             raise ValueError("no SMS gateway URL given (SMS_URLS)")
-        self.urls = list(urls)
+        chosen = [g if isinstance(g, Gateway) else Gateway(g) for g in gateways]
+        self.urls = [g.url for g in chosen]
         self.token = token
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
@@ -102,50 +115,57 @@ class SmsClient(GatewayClient):
         )
         self.self_callback = self_callback
         self.transport = Transport(concurrency, timeout_seconds)
-        self._pacers = [(url, (pacers or NoCaps()).for_url(url)) for url in self.urls]
-        self._headers = {"Auth-Key": token}
+        paced = pacers or NoCaps()
+        self._routes = [
+            Route(g, adapter_for(g.protocol), secret_of(g, token, environ), paced.for_url(g.url))
+            for g in chosen
+        ]
         self._turn = itertools.count()  # next() on a count is atomic under the GIL
 
     def send(self, message: OutgoingSms) -> SmsOutcome:
         """Try one message until accepted or out of tries, always with its own msgid."""
-        payload = {
-            "msisdn": message.msisdn,
-            "msgid": message.msgid,
-            "text": message.text,
-            "callback": message.callback,
-            "encoding": encoding_of(message.text),
-        }
-        last_url = self.urls[0]
+        last = self._routes[0]
+        verdict = SendVerdict(Verdict.RETRY)
 
         def one_try() -> Reply:
-            nonlocal last_url
-            last_url, reply = self._try_once(payload)
+            nonlocal last, verdict
+            last, reply, verdict = self._try_once(message)
             return reply
 
-        reply, tries = with_retries(one_try, lambda r: not settled(r), self.backoff)
-        if not accepted(reply):
+        reply, tries = with_retries(one_try, lambda _r: verdict.verdict is Verdict.RETRY, self.backoff)
+        url = last.gateway.url
+        if verdict.verdict is not Verdict.ACCEPTED:
             return SmsOutcome(
-                message.msgid, False, tries, last_url, describe(last_url, reply), rejected=settled(reply)
+                message.msgid,
+                False,
+                tries,
+                url,
+                describe(url, reply),
+                rejected=verdict.verdict is Verdict.REJECTED,
             )
         if self.self_callback:
             self._report_delivered(message)
-        return SmsOutcome(message.msgid, True, tries, last_url)
+        return SmsOutcome(message.msgid, True, tries, url, gateway_ref=verdict.gateway_ref)
 
-    def _try_once(self, payload: dict[str, str]) -> tuple[str, Reply]:
-        """One try: walk the URLs from the next turn while they refuse or throttle."""
+    def _try_once(self, message: OutgoingSms) -> tuple[Route, Reply, SendVerdict]:
+        """One try: walk the gateways from the next turn while they refuse or throttle."""
         start = next(self._turn)
-        count = len(self._pacers)
+        count = len(self._routes)
         for hop in range(count):
-            url, pacer = self._pacers[(start + hop) % count]
-            pacer.wait()
-            reply = self.transport.post_json(url, payload, self._headers)
+            route = self._routes[(start + hop) % count]
+            wire = route.adapter.request(message, route.gateway, route.secret)
+            route.pacer.wait()
+            reply = self.transport.call(wire.method, wire.url, wire.body, wire.headers, wire.query)
             if reply.status in (401, 403):
-                raise SmsAuthError(f"{describe(url, reply)}: the gateway refused SMS_TOKEN; check SMS_TOKEN")
+                raise SmsAuthError(
+                    f"{describe(route.gateway.url, reply)}: the {route.adapter.name} gateway refused "
+                    "its credentials; check SMS_TOKEN (or the gateway's secret_env) and username"
+                )
             if reply.status == 429:
-                pacer.throttled(reply.retry_after)
+                route.pacer.throttled(reply.retry_after)
             if not unreachable_or_throttled(reply):
                 break
-        return url, reply
+        return route, reply, route.adapter.verdict(reply)
 
     def _report_delivered(self, message: OutgoingSms) -> None:
         """SELF_CALLBACK: stand in for the gateway and report the message delivered. A lost
