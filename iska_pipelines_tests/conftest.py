@@ -17,6 +17,7 @@ pytest_plugins = [
     "iska_pipelines_tests.simulator_server",
     "iska_pipelines_tests.api_server",
     "iska_pipelines_tests.consent_world",
+    "iska_pipelines_tests.kannel",
 ]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
