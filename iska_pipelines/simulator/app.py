@@ -1,6 +1,12 @@
 """The simulator's FastAPI app: the gateways, a subscriber (`/simulator/inbound`), `/stats`,
 `/arrivals`, `/health`, `/admin/config`.
 
+The gateways: billing (`POST /billing`), and SMS under `/sms/{name}` for any name, each name
+speaking every protocol at once: `iska` (`POST /sms/{name}`), Kannel
+(`GET /sms/{name}/cgi-bin/sendsms`), Africa's Talking (`POST /sms/{name}/version1/messaging`),
+Twilio (`POST /sms/{name}/2010-04-01/Accounts/{sid}/Messages.json`) and Infobip
+(`POST /sms/{name}/sms/3/messages`), with one set of knobs and one ledger.
+
 `/admin/config` changes knobs while the server runs (tests set them per test); it is a
 development tool and the simulator should only ever listen on a private address.
 """
@@ -14,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from iska_pipelines.simulator import billing, inbound, sms
+from iska_pipelines.simulator import billing, inbound, protocols, sms
 from iska_pipelines.simulator.faults import Dice
 from iska_pipelines.simulator.knobs import Knobs
 from iska_pipelines.simulator.ledger import Ledger
@@ -55,6 +61,7 @@ def create_app(knobs: Knobs) -> FastAPI:
     app.state.sim = sim
     app.include_router(billing.router)
     app.include_router(sms.router)
+    app.include_router(protocols.router)
     app.include_router(inbound.router)
 
     @app.get("/health")

@@ -1,7 +1,9 @@
 """The transport faults the simulator injects before a request reaches its gateway logic.
 
 A fault is either planned (the `faults` knob: one per request, in order) or drawn at the
-configured rates from a seeded random source.
+configured rates from a seeded random source. The faults are the same for every gateway; how
+they are worded (a JSON `{"status": "error"}`, Kannel's plain text, Twilio's error object...)
+is the gateway's `Wording`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from typing import Protocol
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -16,6 +19,27 @@ from iska_pipelines.simulator.knobs import Knobs
 from iska_pipelines.simulator.ledger import Ledger
 
 AFTER_THE_FACT = "charge_then_timeout"  # decided by the gateway logic, once it has acted
+
+
+class Wording(Protocol):
+    """How a gateway words an error answer and a broken 2xx body."""
+
+    def refusal(self, status_code: int, detail: str) -> Response: ...
+
+    def malformed(self) -> Response: ...
+
+
+class JsonWording:
+    """The billing gateway's and the `iska` SMS protocol's: `{"status": "error", "detail"}`."""
+
+    def refusal(self, status_code: int, detail: str) -> Response:
+        return JSONResponse({"status": "error", "detail": detail}, status_code=status_code)
+
+    def malformed(self) -> Response:
+        return PlainTextResponse('{"status": "succ', status_code=200, media_type="application/json")
+
+
+JSON_WORDING = JsonWording()
 
 
 class Dice:
@@ -48,25 +72,32 @@ def choose_fault(knobs: Knobs, dice: Dice, ledger: Ledger) -> str:
     return ""
 
 
-def over_rate(knobs: Knobs, ledger: Ledger, gateway: str, scope: str) -> Response | None:
+def over_rate(
+    knobs: Knobs, ledger: Ledger, gateway: str, scope: str, wording: Wording = JSON_WORDING
+) -> Response | None:
     """Record the request's arrival; a 429 when `gateway` is above its `max_tps`."""
     if ledger.arrive(gateway, knobs.max_tps):
         return None
     ledger.count(scope, "fault_over_max_tps")
-    return JSONResponse(
-        {"status": "error", "detail": f"more than {knobs.max_tps:g} requests per second"},
-        status_code=429,
-        headers={"Retry-After": _seconds(knobs.retry_after_seconds)},
-    )
+    return throttled(knobs, wording, f"more than {knobs.max_tps:g} requests per second")
 
 
-async def hang(knobs: Knobs) -> Response:
+def throttled(knobs: Knobs, wording: Wording, detail: str) -> Response:
+    """A 429 with `Retry-After`, in the gateway's words."""
+    response = wording.refusal(429, detail)
+    response.headers["Retry-After"] = _seconds(knobs.retry_after_seconds)
+    return response
+
+
+async def hang(knobs: Knobs, wording: Wording = JSON_WORDING) -> Response:
     """Leave the client waiting; whatever it gets afterwards it has long stopped reading."""
     await asyncio.sleep(knobs.hang_seconds)
-    return JSONResponse({"status": "error", "detail": "gateway timeout"}, status_code=504)
+    return wording.refusal(504, "gateway timeout")
 
 
-async def injected_fault(knobs: Knobs, dice: Dice, ledger: Ledger, scope: str) -> tuple[Response | None, str]:
+async def injected_fault(
+    knobs: Knobs, dice: Dice, ledger: Ledger, scope: str, wording: Wording = JSON_WORDING
+) -> tuple[Response | None, str]:
     """Sleep the latency, then answer with a fault, or (None, fault) to let the gateway act."""
     if knobs.latency_ms:
         await asyncio.sleep(knobs.latency_ms / 1000)
@@ -74,17 +105,13 @@ async def injected_fault(knobs: Knobs, dice: Dice, ledger: Ledger, scope: str) -
     if fault and fault != AFTER_THE_FACT:
         ledger.count(scope, f"fault_{fault}")
     if fault == "timeout":
-        return await hang(knobs), fault
+        return await hang(knobs, wording), fault
     if fault == "5xx":
-        return JSONResponse({"status": "error", "detail": "service unavailable"}, status_code=503), fault
+        return wording.refusal(503, "service unavailable"), fault
     if fault == "429":
-        return JSONResponse(
-            {"status": "error", "detail": "too many requests"},
-            status_code=429,
-            headers={"Retry-After": _seconds(knobs.retry_after_seconds)},
-        ), fault
+        return throttled(knobs, wording, "too many requests"), fault
     if fault == "malformed":
-        return PlainTextResponse('{"status": "succ', status_code=200, media_type="application/json"), fault
+        return wording.malformed(), fault
     return None, fault
 
 

@@ -3,7 +3,9 @@
 Rates are fractions of requests. Declines and SMS rejections are decided by a hash of
 (seed, msisdn, day) rather than by chance, so a test that sets a decline rate sees the same
 subscribers declined on every run of the day. Transport faults (5xx, 429, timeouts, malformed
-bodies) are drawn from a seeded random generator.
+bodies) are drawn from a seeded random generator. Every SMS protocol (iska, kannel,
+africastalking, twilio, infobip) obeys the same knobs, each answering in its own words: a
+rejection is Kannel's 400, Twilio's 400 error object, Infobip's REJECTED status...
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ FAULTS = {"", "timeout", "5xx", "429", "malformed", "charge_then_timeout"}
 
 
 class Knobs(BaseModel):
-    tokens: list[str] = Field(default_factory=list, description="Auth-Key values accepted")
+    tokens: list[str] = Field(
+        default_factory=list,
+        description="secrets accepted: the Auth-Key of billing and the iska SMS protocol, Kannel's "
+        "password, Africa's Talking's apiKey, Twilio's auth token (basic auth), Infobip's App key",
+    )
     latency_ms: float = Field(0.0, ge=0, description="delay before every answer")
     decline_rate: float = Field(0.0, ge=0, le=1, description="share of msisdns declined per day")
-    error_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 503")
+    error_rate: float = Field(
+        0.0, ge=0, le=1, description="share of requests answered 503 (in each SMS protocol's words)"
+    )
     throttle_rate: float = Field(0.0, ge=0, le=1, description="share of requests answered 429")
     retry_after_seconds: float = Field(1.0, ge=0, description="Retry-After sent with a 429")
     max_tps: float = Field(
@@ -47,17 +55,39 @@ class Knobs(BaseModel):
         "'timeout', '5xx', '429', 'malformed', 'charge_then_timeout' ('' for none)",
     )
     sms_reject_rate: float = Field(
-        0.0, ge=0, le=1, description="share of msisdns whose SMS are rejected per day"
+        0.0,
+        ge=0,
+        le=1,
+        description="share of msisdns whose SMS are rejected per day, with each protocol's rejection "
+        "(iska: status rejected, kannel: 400, africastalking: statusCode 406, twilio: 400 21610, "
+        "infobip: groupName REJECTED)",
     )
     sms_errors_before_accept: int = Field(
-        0, ge=0, description="the first N requests for each msgid are answered 500 (retry tests)"
+        0,
+        ge=0,
+        description="the first N requests for each msgid are answered 500 (retry tests; Kannel: "
+        "503; Africa's Talking carries no msgid and is never answered so)",
     )
     report_delay_seconds: float = Field(1.0, ge=0, description="delay before a delivery report is posted")
     report_statuses: dict[str, float] = Field(
-        default_factory=lambda: {"delivered": 1.0}, description="delivery report status -> weight"
+        default_factory=lambda: {"delivered": 1.0},
+        description="delivery report status (delivered, undelivered, failed, rejected, expired) -> "
+        "weight; each protocol reports it in its own terms (Kannel 1/2/16, Twilio MessageStatus...)",
     )
     inbound_url: str = Field(
-        "", description="ISKA's inbound SMS URL with its ?token=, where /simulator/inbound posts"
+        "",
+        description="ISKA's inbound SMS URL with its ?token=, where /simulator/inbound posts "
+        "(with &protocol=<p> added for a protocol other than iska)",
+    )
+    africastalking_callback_url: str = Field(
+        "",
+        description="the account's delivery report URL (set once in Africa's Talking's dashboard, "
+        "not per message) where africastalking reports go; empty: no reports",
+    )
+    twilio_auth_token: str = Field(
+        "",
+        description="the auth token Twilio signs inbound messages with (X-Twilio-Signature); "
+        "empty: the first of tokens, else 'simulator'",
     )
 
     @field_validator("faults")
@@ -67,6 +97,9 @@ class Knobs(BaseModel):
         if unknown:
             raise ValueError(f"unknown faults {unknown}; known: {sorted(FAULTS - {''})}")
         return faults
+
+    def twilio_signing_token(self) -> str:
+        return self.twilio_auth_token or next(iter(self.tokens), "simulator")
 
     def declines(self, msisdn: str, day: date) -> bool:
         return _fraction(self.seed, "decline", msisdn, day.isoformat()) < self.decline_rate
