@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rerun", help="run a partition again through Dagster: a day (sms_job) or a file's key"
     )
     rerun.add_argument("partition_key")
+    commands.add_parser(
+        "gateways", help="each region's SMS gateways and the URLs to set in them (inbound SMS, reports)"
+    )
     consent = commands.add_parser("consent", help="the consent log (SPEC §13)")
     consent_commands = consent.add_subparsers(dest="consent_command", required=True)
     consent_commands.add_parser(
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(host=args.host, port=args.port) or 0
 
 
-OPERATOR_COMMANDS = ("status", "files", "rerun", "consent")
+OPERATOR_COMMANDS = ("status", "files", "rerun", "consent", "gateways")
 
 
 def operator_command(args: argparse.Namespace) -> int:
@@ -71,6 +74,8 @@ def operator_command(args: argparse.Namespace) -> int:
         return operator_cli.files(settings, args.refused, args.limit)
     if args.command == "consent":
         return operator_cli.consent_verify(settings)
+    if args.command == "gateways":
+        return operator_cli.gateways(settings)
     return operator_cli.rerun(settings, args.partition_key)
 
 

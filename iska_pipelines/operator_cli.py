@@ -1,5 +1,5 @@
-"""`iska status`, `iska files`, `iska rerun` and `iska consent verify`: the operator's view from
-a terminal (SPEC §13, §16).
+"""`iska status`, `iska files`, `iska rerun`, `iska gateways` and `iska consent verify`: the
+operator's view from a terminal (SPEC §13, §16, §17).
 
 `status` and `files` read ISKA's database directly (they work while the API is down); `rerun`
 goes through the Dagster webserver (ISKA_DAGSTER_URL), never around it.
@@ -17,11 +17,13 @@ from iska_pipelines.lib.health.checks import HealthRules
 from iska_pipelines.lib.health.intake import recent_files
 from iska_pipelines.lib.health.status import snapshot
 from iska_pipelines.lib.settings import Settings
+from iska_pipelines.lib.sms.callbacks import account_report_url, inbound_url
 from iska_pipelines.lib.tasks.graphql import DagsterGraphQL, DagsterUnavailable
 from iska_pipelines.lib.tasks.reruns import job_for_partition
 
 FAILED_ERROR = 1  # `iska status` exit code when an ERROR check fails (`consent verify`: broken)
 REFUSED = 2
+ACCOUNT_REPORTS = ("africastalking", "infobip")  # reports to one URL set in the account
 
 
 def rules_of(settings: Settings) -> HealthRules:
@@ -52,6 +54,11 @@ def status_text(found: dict) -> str:
             f"  {r['region']:6} {r['day']}  planned {r['planned']}  sent {r['sent']}  "
             f"delivered {r['delivered']}  failed {r['failed']}"
             for r in found.get("regions", [])
+        ),
+        *(
+            f"Gateway  {g['gateway']}  awaiting report {g['accepted']}  delivered {g['delivered']}  "
+            f"failed {g['failed']}" + (f"  last error: {g['last_error']}" if g["last_error"] else "")
+            for g in found.get("gateways", [])
         ),
         f"Grid     {grid['points']} points, {age} (limit {grid['max_age_hours']:g} h)",
         "Checks",
@@ -90,6 +97,28 @@ def rerun(settings: Settings, key: str) -> int:
         return REFUSED
     verb = "launched" if launched else "already in progress:"
     print(f"{verb} {job} run {run.run_id} for {key}: {settings.dagster_url}/runs/{run.run_id}")
+    return 0
+
+
+def gateways(settings: Settings) -> int:
+    """Each region's SMS gateways and the URLs to give them (SPEC §17); the URLs carry the
+    inbound token and a signature, so this output is for the operator's eyes only."""
+    token = settings.inbound_token or "TOKEN"
+    if not settings.inbound_token:
+        print("ISKA_INBOUND_TOKEN is not set: ISKA refuses inbound SMS until it is (TOKEN below)")
+    for region in settings.regions().all:
+        print(f"[{region.code}] {region.timezone}, SMS at {region.sms_hour:02d}:00")
+        for g in region.gateways:
+            secret = f"${g.secret_env}" if g.secret_env else "SMS_TOKEN"
+            cap = f"{g.max_tps:g}/s" if g.max_tps else "no cap"
+            print(
+                f"  {g.protocol:14} {g.url}  {cap}  account {g.username or '-'}  sender {g.sender or '-'}  secret {secret}"
+            )
+    for protocol in sorted({g.protocol for r in settings.regions().all for g in r.gateways}):
+        print(f"{protocol}: inbound SMS to {inbound_url(settings.public_url, protocol, token)}")
+        if protocol in ACCOUNT_REPORTS:
+            report = account_report_url(settings.public_url, protocol, settings.callback_secret)
+            print(f"{protocol}: delivery reports to {report}")
     return 0
 
 

@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from iska_pipelines.api.auth import refusal
+from iska_pipelines.lib.sms.callbacks import INBOUND_PATH
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH
 
-INBOUND_PATH = "/subscriptions/api/v1/subscriptions/inbound/"
 OPEN_PATHS = frozenset(path.rstrip("/") for path in ("/health", CALLBACK_PATH, INBOUND_PATH))
 
 

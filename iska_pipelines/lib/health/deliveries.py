@@ -8,6 +8,7 @@ report) any more, at the latest 72 h later when the unreported ones expire.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -86,3 +87,38 @@ def skips_now(
         ).all()
     )
     return {f"skipped_{reason}": int(counts.get(str(reason), 0)) for reason in SkipReason}
+
+
+@dataclass
+class GatewayDay:
+    """One gateway's share of a day: taken and awaiting a report, delivered, failed (any final
+    word but delivered), and the last reason it gave."""
+
+    gateway: str
+    accepted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+
+def gateway_figures(connection: sa.Connection, day: date) -> list[GatewayDay]:
+    """Day D's messages (forecasts and replies) by the gateway that took or last refused them:
+    what an operator reads after connecting a gateway (SPEC §17). Messages never tried have no
+    gateway and are not listed."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT gateway, status, count(*), max(last_error) FROM sms_messages "
+            "WHERE send_date = :day AND gateway IS NOT NULL GROUP BY gateway, status"
+        ).bindparams(sa.bindparam("day", day, type_=sa.Date))
+    ).all()
+    found: dict[str, GatewayDay] = {}
+    for gateway, status, n, error in rows:
+        line = found.setdefault(gateway, GatewayDay(gateway))
+        if status == S.DELIVERED:
+            line.delivered += n
+        elif status == S.ACCEPTED:
+            line.accepted += n
+        elif status in ANSWERED:
+            line.failed += n
+            line.last_error = error or line.last_error
+    return [found[g] for g in sorted(found)]

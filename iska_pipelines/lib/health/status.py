@@ -62,6 +62,7 @@ def snapshot(
         taken = intake.day_figures(connection, today, rules.timezone)
         grid = grid_age(connection)
         last = intake.recent_files(connection, files)
+        by_gateway = deliveries.gateway_figures(connection, today)
     age = grid.age_hours(now)
     return {
         "day": today.isoformat(),
@@ -87,4 +88,5 @@ def snapshot(
         ],
         "last_files": [line.as_dict() for line in last],
         "regions": per_region,
+        "gateways": [asdict(line) for line in by_gateway],
     }

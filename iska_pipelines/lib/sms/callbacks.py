@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
@@ -21,7 +22,7 @@ from iska_pipelines.lib.sms.delivery import ReportApplied, ReportOutcome, apply_
 from iska_pipelines.lib.sms.protocols import adapter_for
 from iska_pipelines.lib.sms.protocols.base import Callback, Report
 from iska_pipelines.lib.sms.protocols.twilio import TWILIO, signed_by_twilio
-from iska_pipelines.lib.sms.signing import sign, signature_matches
+from iska_pipelines.lib.sms.signing import CALLBACK_PATH, sign, signature_matches
 
 log = logging.getLogger("iska.callbacks")
 
@@ -105,3 +106,22 @@ def _apply(connection: sa.Connection, report: Report, by: Speaker) -> Applied:
 def parse_reports(protocol: str, callback: Callback) -> list[Report]:
     """The reports of a callback in `protocol`; BadCallback (4xx) when it is none."""
     return adapter_for(protocol).reports(callback)
+
+
+INBOUND_PATH = "/subscriptions/api/v1/subscriptions/inbound/"
+# Kannel's sms-service fills its own placeholders into the get-url: sender, text, message id
+KANNEL_INBOUND_FIELDS = "&from=%p&text=%a&id=%I"
+
+
+def account_report_url(public_url: str, protocol: str, secret: str) -> str:
+    """The delivery-report URL to set once in a gateway's account (Africa's Talking has no
+    per-message one; Infobip may use either): signed for the protocol, so any of its reports."""
+    query = urlencode({"protocol": protocol, "sig": protocol_sig(protocol, secret)})
+    return f"{public_url.rstrip('/')}{CALLBACK_PATH}?{query}"
+
+
+def inbound_url(public_url: str, protocol: str, token: str) -> str:
+    """Where a gateway of `protocol` sends the SMS farmers send to the short code."""
+    query = urlencode({"token": token} | ({} if protocol == "iska" else {"protocol": protocol}))
+    suffix = KANNEL_INBOUND_FIELDS if protocol == "kannel" else ""
+    return f"{public_url.rstrip('/')}{INBOUND_PATH}?{query}{suffix}"
