@@ -432,3 +432,17 @@ def test_iska_keeps_its_json_post():
 def test_an_unknown_protocol_names_the_known_ones():
     with pytest.raises(KeyError, match="kannel"):
         adapter_for("smpp")
+
+
+def test_kannels_403_stops_sending_only_for_wrong_credentials():
+    kannel = ADAPTERS["kannel"]
+    wrong_password = reply(403, text="Authorization failed for sendsms")
+    not_routable = reply(403, text="Not routable. Do not try again.")
+    assert kannel.refused_credentials(wrong_password)
+    assert not kannel.refused_credentials(not_routable)
+    assert kannel.verdict(not_routable).verdict is Verdict.REJECTED
+
+
+@pytest.mark.parametrize("protocol", ["iska", "africastalking", "twilio", "infobip"])
+def test_a_401_means_wrong_credentials_for_the_hosted_protocols(protocol):
+    assert ADAPTERS[protocol].refused_credentials(reply(401, {"message": "unauthorised"}))

@@ -156,7 +156,7 @@ class SmsClient(GatewayClient):
             wire = route.adapter.request(message, route.gateway, route.secret)
             route.pacer.wait()
             reply = self.transport.call(wire.method, wire.url, wire.body, wire.headers, wire.query)
-            if reply.status in (401, 403):
+            if route.adapter.refused_credentials(reply):
                 raise SmsAuthError(
                     f"{describe(route.gateway.url, reply)}: the {route.adapter.name} gateway refused "
                     "its credentials; check SMS_TOKEN (or the gateway's secret_env) and username"

@@ -25,6 +25,7 @@ from iska_pipelines.lib.sms.protocols.base import (
     e164,
     endpoint,
     form_body,
+    refused_credentials,
     required,
 )
 from iska_pipelines.lib.vocabulary import MessageStatus
@@ -57,6 +58,8 @@ class AfricasTalkingProtocol:
         return WireRequest(
             "POST", endpoint(gateway.url, PATH), body=form_body(fields), headers={**FORM, "apiKey": secret}
         )
+
+    refused_credentials = staticmethod(refused_credentials)
 
     def verdict(self, reply: Reply) -> SendVerdict:
         recipient = _recipient(reply)

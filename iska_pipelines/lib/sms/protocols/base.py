@@ -94,7 +94,10 @@ class Adapter(Protocol):
         """The gateway's request for one message."""
 
     def verdict(self, reply: Reply) -> SendVerdict:
-        """What the gateway's answer means (401/403 and failover are decided before this)."""
+        """What the gateway's answer means (credentials and failover are decided before this)."""
+
+    def refused_credentials(self, reply: Reply) -> bool:
+        """Whether the answer says the credentials are wrong (for every message: sending stops)."""
 
     def reports(self, callback: Callback) -> list[Report]:
         """The delivery reports of one callback; BadCallback when it is none."""
@@ -115,6 +118,11 @@ class Outgoing(Protocol):
     def text(self) -> str: ...
     @property
     def callback(self) -> str: ...
+
+
+def refused_credentials(reply: Reply) -> bool:
+    """401 or 403: what most gateways answer to a wrong key or password."""
+    return reply.status in (401, 403)
 
 
 def endpoint(base: str, path: str) -> str:

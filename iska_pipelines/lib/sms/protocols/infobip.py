@@ -25,6 +25,7 @@ from iska_pipelines.lib.sms.protocols.base import (
     endpoint,
     json_body,
     protocol_callback,
+    refused_credentials,
     required,
 )
 from iska_pipelines.lib.vocabulary import MessageStatus
@@ -59,6 +60,8 @@ class InfobipProtocol:
             body=json_body({"messages": [one]}),
             headers={**JSON, "Authorization": f"App {secret}"},
         )
+
+    refused_credentials = staticmethod(refused_credentials)
 
     def verdict(self, reply: Reply) -> SendVerdict:
         if reply.status is None or not 200 <= reply.status < 300 or not isinstance(reply.payload, dict):

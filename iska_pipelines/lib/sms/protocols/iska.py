@@ -16,6 +16,7 @@ from iska_pipelines.lib.sms.protocols.base import (
     Verdict,
     WireRequest,
     json_body,
+    refused_credentials,
     required,
 )
 from iska_pipelines.lib.vocabulary import REPORT_STATUSES, MessageStatus
@@ -35,6 +36,8 @@ class IskaProtocol:
             "encoding": encoding_of(message.text),
         }
         return WireRequest("POST", gateway.url, body=json_body(payload), headers={**JSON, "Auth-Key": secret})
+
+    refused_credentials = staticmethod(refused_credentials)
 
     def verdict(self, reply: Reply) -> SendVerdict:
         if reply.status == 200 and isinstance(reply.payload, dict):

@@ -1,7 +1,9 @@
 """Kannel's smsbox (SPEC §17): `GET /cgi-bin/sendsms`, DLRs to the `dlr-url`, MO by sms-service.
 
 Kannel answers 202 `0: Accepted for delivery` or `3: Queued for later delivery`; 503 when it
-cannot take messages now (retried); any other 4xx refuses the message. Kannel calls the
+cannot take messages now (retried); 403 `Authorization failed for sendsms` to wrong credentials
+(sending stops); any other 4xx (403 `Not routable`, a blacklisted number, ...) refuses the
+message. Kannel calls the
 dlr-url it was given with `%d` replaced by the report type: 1 delivered to the phone, 2 not
 delivered to it, 16 refused by the SMSC, 4 and 8 steps on the way (queued, delivered to the
 SMSC) that change nothing. The message is named by our msgid in that URL: Kannel's own `%p`/`%P`
@@ -58,6 +60,11 @@ class KannelProtocol:
         if encoding_of(message.text) == Encoding.UCS2:
             fields["coding"] = "2"
         return WireRequest("GET", endpoint(gateway.url, PATH), query=urlencode(fields))
+
+    def refused_credentials(self, reply: Reply) -> bool:
+        """Kannel answers 403 both to a wrong sendsms-user and to a message it cannot route
+        ("Not routable. Do not try again."): only the first stops sending."""
+        return reply.status in (401, 403) and "authorization failed" in reply.text.lower()
 
     def verdict(self, reply: Reply) -> SendVerdict:
         if reply.status == 202 and reply.text.lstrip().startswith(("0:", "3:")):

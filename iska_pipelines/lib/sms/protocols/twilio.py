@@ -30,6 +30,7 @@ from iska_pipelines.lib.sms.protocols.base import (
     endpoint,
     form_body,
     protocol_callback,
+    refused_credentials,
     required,
 )
 from iska_pipelines.lib.vocabulary import MessageStatus
@@ -62,6 +63,8 @@ class TwilioProtocol:
             body=form_body(fields),
             headers={**FORM, "Authorization": f"Basic {credentials}"},
         )
+
+    refused_credentials = staticmethod(refused_credentials)
 
     def verdict(self, reply: Reply) -> SendVerdict:
         if reply.status == 201 and isinstance(reply.payload, dict) and reply.payload.get("sid"):
