@@ -41,9 +41,13 @@ class Phone:
             return requests.post(self.inbound_url, params=params, data=body, timeout=10)
         return requests.post(self.inbound_url, params=params, json=body, timeout=10)
 
-    def text(self, msisdn: str, text: str, message_id: str | None = None) -> dict:
-        """The subscriber texts ISKA: the simulator posts it the way a gateway does."""
+    def text(
+        self, msisdn: str, text: str, message_id: str | None = None, protocol: str | None = None
+    ) -> dict:
+        """The subscriber texts ISKA: the simulator posts it the way a gateway of `protocol`
+        (default ISKA's own) does."""
         body = {"msisdn": msisdn, "text": text} | ({"id": message_id} if message_id else {})
+        body |= {"protocol": protocol} if protocol else {}
         response = requests.post(f"{self.simulator.base_url}/simulator/inbound", json=body, timeout=15)
         response.raise_for_status()
         said = response.json()

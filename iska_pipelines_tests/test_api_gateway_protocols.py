@@ -127,11 +127,24 @@ def test_africastalking_reports_find_the_message_by_its_id_on_the_accounts_url(a
     assert (row.status, row.last_error) == ("failed", "UserInBlacklist")
 
 
-def test_an_africastalking_report_for_an_id_iska_never_sent_is_200(api, engine, accepted, caplog):
-    form = {"id": "ATXid_unknown", "status": "Success", "phoneNumber": f"+{MSISDN}"}
+def test_an_africastalking_report_that_overtakes_the_send_answer_is_applied_once_it_is_written(api, engine):
+    """The report names an id no outcome has written yet (outcomes are written a batch at a
+    time): it is kept, answered 200, and applied when the outcome naming that id is written."""
+    day = today()
+    add_forecast(engine, 1, "0.3000", "0.6000")
+    add_subscriber(engine, MSISDN, 1, day=day)
+    with engine.begin() as connection:
+        plan_outbox(connection, day, Settings.from_env({}).catalog(), 30)
+    [row] = messages(engine, day)
+    form = {"id": "ATXid_early", "status": "Success", "phoneNumber": f"+{MSISDN}"}
+
     answer = requests.post(callback(api, **for_protocol("africastalking")), data=form, timeout=10)
-    assert answer.status_code == 200 and answer.json()["outcome"] == "unknown_msgid"
-    assert "unknown gateway id" in caplog.text
+
+    assert answer.status_code == 200 and answer.json()["outcome"] == "kept"
+    assert message(engine, row.msgid).status == "pending"
+    with engine.begin() as connection:
+        record_outcomes(connection, [SmsOutcome(row.msgid, True, 1, "http://gw", gateway_ref="ATXid_early")])
+    assert message(engine, row.msgid).status == "delivered"
 
 
 def test_a_url_signed_for_one_protocol_does_not_speak_for_another(api, engine, accepted):

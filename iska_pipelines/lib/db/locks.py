@@ -22,3 +22,15 @@ def lock_consent(connection: sa.Connection) -> None:
     hold the write lock already."""
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": CONSENT_LOCK_ID})
+
+
+EARLY_REPORTS_LOCK_ID = 0x15CA_0E4A
+
+
+def lock_early_reports(connection: sa.Connection) -> None:
+    """Serialise a report that names a gateway id with the write of send outcomes carrying
+    gateway ids (lib/sms/delivery.py): without it, on PostgreSQL, a report could be parked just
+    as the outcome naming its id commits, each transaction missing the other's row, and the
+    report would never be applied. Both sides take it before they read or write."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": EARLY_REPORTS_LOCK_ID})

@@ -177,3 +177,14 @@ gateway_pacing = sa.Table(
     sa.Column("url", sa.String(255), primary_key=True),
     sa.Column("next_slot", sa.Float, nullable=False),  # epoch seconds
 )
+
+# reports that named a message by the gateway's id before its send outcome was written (SPEC §17)
+early_reports = sa.Table(
+    "early_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway_ref", sa.String(100), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("detail", sa.String(500)),
+    sa.Column("received_at", TIMESTAMP, nullable=False),
+)

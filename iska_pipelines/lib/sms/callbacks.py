@@ -18,7 +18,15 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from iska_pipelines.lib.sms.delivery import ReportApplied, ReportOutcome, apply_report, msgid_of, status_of
+from iska_pipelines.lib.db.locks import lock_early_reports
+from iska_pipelines.lib.sms.delivery import (
+    ReportApplied,
+    ReportOutcome,
+    apply_report,
+    msgid_of,
+    park_early_report,
+    status_of,
+)
 from iska_pipelines.lib.sms.protocols import adapter_for
 from iska_pipelines.lib.sms.protocols.base import Callback, Report
 from iska_pipelines.lib.sms.protocols.twilio import TWILIO, signed_by_twilio
@@ -79,7 +87,17 @@ def apply_reports(connection: sa.Connection, reports: Iterable[Report], by: Spea
 
 
 def _apply(connection: sa.Connection, report: Report, by: Speaker) -> Applied:
+    if not report.msgid and report.gateway_ref:
+        lock_early_reports(connection)  # before the look-up: see lib/db/locks.py
     msgid = report.msgid or (msgid_of(connection, report.gateway_ref) if report.gateway_ref else None)
+    if msgid is None and report.gateway_ref and report.status is not None:
+        park_early_report(connection, report.gateway_ref, report.status, report.detail)
+        log.info(
+            "delivery report %s for gateway id %s kept until its send is written",
+            report.said,
+            report.gateway_ref,
+        )
+        return Applied(report, None, "kept", None)
     if msgid is None:
         log.warning("delivery report %s for unknown gateway id %s ignored", report.said, report.gateway_ref)
         return Applied(report, None, str(ReportOutcome.UNKNOWN_MSGID), None)

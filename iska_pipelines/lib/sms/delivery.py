@@ -16,7 +16,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from iska_pipelines.lib.db.bulk import stage_rows
-from iska_pipelines.lib.db.schema import TIMESTAMP
+from iska_pipelines.lib.db.locks import lock_early_reports
+from iska_pipelines.lib.db.schema import TIMESTAMP, early_reports
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.sms.gateway import SmsOutcome
 from iska_pipelines.lib.vocabulary import MessageStatus
@@ -60,6 +61,16 @@ def record_outcomes(
     if not rows:
         return 0
     stage_rows(connection, STAGE, STAGE_COLUMNS, rows)
+    refs = [row[-1] for row in rows if row[-1]]
+    if refs:
+        lock_early_reports(connection)
+    written = _write_outcomes(connection, now)
+    if refs:
+        apply_early_reports(connection, refs, now)
+    return written
+
+
+def _write_outcomes(connection: sa.Connection, now: datetime | None) -> int:
     result = connection.execute(
         sa.text(f"""
         UPDATE sms_messages SET
@@ -77,7 +88,7 @@ def record_outcomes(
         FROM {STAGE} s WHERE sms_messages.msgid = s.msgid
     """).bindparams(_now(now))
     )
-    return result.rowcount
+    return int(result.rowcount)
 
 
 def expire_unreported(
@@ -91,7 +102,8 @@ def expire_unreported(
         WHERE status = '{MessageStatus.ACCEPTED}' AND accepted_at < :cutoff
     """).bindparams(_now(now), sa.bindparam("cutoff", now - timedelta(hours=hours), type_=TIMESTAMP))
     )
-    return result.rowcount
+    forget_early_reports(connection, now, hours)
+    return int(result.rowcount)
 
 
 class ReportOutcome(StrEnum):
@@ -154,6 +166,56 @@ def apply_report(
         """).bindparams(_now(now), msgid=msgid)
         )
     return ReportApplied(ReportOutcome.APPLIED, row.status, row.send_date)
+
+
+def park_early_report(
+    connection: sa.Connection,
+    gateway_ref: str,
+    status: MessageStatus,
+    detail: str | None,
+    now: datetime | None = None,
+) -> None:
+    """Keep a report that names a gateway id no outcome has written yet: the send's answer and
+    the report race, and the outcome is written a batch at a time (`record_outcomes` applies it)."""
+    connection.execute(
+        early_reports.insert().values(
+            gateway_ref=gateway_ref[:100],
+            status=str(status),
+            detail=(detail or "")[:500] or None,
+            received_at=now or utcnow(),
+        )
+    )
+
+
+def apply_early_reports(
+    connection: sa.Connection, gateway_refs: list[str], now: datetime | None = None
+) -> int:
+    """Apply the parked reports of these gateway ids, in arrival order (the first final word
+    wins, as always), and forget them."""
+    parked = connection.execute(
+        sa.select(
+            early_reports.c.id, early_reports.c.gateway_ref, early_reports.c.status, early_reports.c.detail
+        )
+        .where(early_reports.c.gateway_ref.in_(gateway_refs))
+        .order_by(early_reports.c.id)
+    ).all()
+    for report in parked:
+        msgid = msgid_of(connection, report.gateway_ref)
+        if msgid is not None:
+            apply_report(connection, msgid, MessageStatus(report.status), now, report.detail)
+    if parked:
+        connection.execute(early_reports.delete().where(early_reports.c.id.in_([r.id for r in parked])))
+    return len(parked)
+
+
+def forget_early_reports(
+    connection: sa.Connection, now: datetime | None = None, hours: float = EXPIRY_HOURS
+) -> int:
+    """Parked reports for ids no message ever had, after the time a report may take."""
+    cutoff = (now or utcnow()) - timedelta(hours=hours)
+    return int(
+        connection.execute(early_reports.delete().where(early_reports.c.received_at < cutoff)).rowcount
+    )
 
 
 def msgid_of(connection: sa.Connection, gateway_ref: str) -> str | None:
