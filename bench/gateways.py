@@ -364,6 +364,66 @@ def _per_cpu(lines: list[Line]) -> list[Line]:
     ]
 
 
+KANNEL_USER, KANNEL_PASSWORD = "bench", "bench-sendsms"
+
+
+def _kannel(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
+    """The same in-process day twice, through a real Kannel 1.4.5 (bearerbox, smsbox, fakesmsc
+    on loopback) over the `kannel` protocol and through the simulator over `iska`, alternating
+    each repetition, so both see the same machine."""
+    from iska_pipelines_tests.kannel import KannelGateway, kannel_available
+
+    missing = kannel_available()
+    if missing:
+        print(f"[bench] kannel rows skipped: {missing}", flush=True)
+        return []
+    count = sizes.kannel
+    _subscribers(url, count, sizes.sms_grid)
+    days = (today() - timedelta(days=offset) for offset in range(1000))
+    rate = {"kannel": Sample(), "iska": Sample()}
+    cpu = {"kannel": Sample(), "iska": Sample()}
+    with KannelGateway(work / "kannel", KANNEL_USER, KANNEL_PASSWORD) as kannel:
+        routes = {
+            "kannel": {
+                "BENCH_SMS_URLS": kannel.sendsms_url,
+                "BENCH_SMS_PROTOCOL": "kannel",
+                "BENCH_GATEWAY_TOKEN": KANNEL_PASSWORD,
+                "BENCH_SMS_USERNAME": KANNEL_USER,
+                "BENCH_SMS_SENDER": "1400",
+            },
+            "iska": {"BENCH_SMS_URLS": f"{sim.base_url}/sms/a", "BENCH_SMS_PROTOCOL": "iska"},
+        }
+        for _rep in range(sizes.repeats):
+            for protocol, env in routes.items():
+                day = next(days)
+                with _environment(**env):
+                    run = _sms_run(sim, url, work, day, count, "in_process")
+                rate[protocol].add(count / run["send_seconds"])
+                cpu[protocol].add(1000 * run["cpu_seconds"] / count)
+        kannel.wait_received(count * sizes.repeats, timeout=120)
+    size = f"{count:,} messages"
+    return [
+        Line(
+            "SMS through a real Kannel 1.4.5 (smsbox sendsms, fakesmsc), in-process sms_job: messages per second while sending",
+            size,
+            rate["kannel"],
+            "/s",
+            "the iska protocol against the simulator (0 ms), same run",
+            rate["iska"],
+            f"{rate['kannel'].median / rate['iska'].median:.0%}",
+        ),
+        Line(
+            "SMS through a real Kannel 1.4.5: client CPU per message, database writes included",
+            size,
+            cpu["kannel"],
+            "ms",
+            "the iska protocol against the simulator, same run",
+            cpu["iska"],
+            f"{cpu['kannel'].median / cpu['iska'].median:.2f}×",
+        ),
+    ]
+
+
 def measure(sizes: Sizes, work: Path, parts: Callable[[str], bool] = lambda _p: True) -> list[Line]:
     lines: list[Line] = []
     if parts("billing"):
@@ -387,6 +447,13 @@ def measure(sizes: Sizes, work: Path, parts: Callable[[str], bool] = lambda _p: 
         ):
             sms_lines = _sms(sizes, sim, url, work)
             lines += sms_lines + _per_cpu(sms_lines)
+    if parts("kannel"):
+        with (
+            simulator(0.0) as sim,
+            pg.scratch_database() as url,
+            _environment(BENCH_DATABASE_URL=url, BENCH_GATEWAY_TOKEN=TOKEN),
+        ):
+            lines += _kannel(sizes, sim, url, work)
     return lines
 
 

@@ -34,6 +34,9 @@ def resources() -> dict:
             token=token,
             concurrency=CONCURRENCY,
             max_tps=float(env.get("BENCH_SMS_MAX_TPS", "0")),
+            protocol=env.get("BENCH_SMS_PROTOCOL", "iska"),
+            username=env.get("BENCH_SMS_USERNAME", ""),
+            sender=env.get("BENCH_SMS_SENDER", ""),
         ),
         "sms_outbox": SmsOutbox(
             template=DEFAULT_SMS_TEMPLATE,

@@ -32,7 +32,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument(
         "--gateway-part",
-        choices=("billing", "sms"),
+        choices=("billing", "sms", "kannel"),
         action="append",
         help="with the gateways section: only these parts",
     )

@@ -46,6 +46,10 @@ class Sizes:
         return self._n(2_000, 300)
 
     @property
+    def kannel(self) -> int:  # messages through a real Kannel and fakesmsc, and as many via iska
+        return self._n(10_000, 200)
+
+    @property
     def outbox(self) -> int:  # paid subscribers whose day is planned
         return self._n(1_000_000, 1_000)
 
