@@ -94,7 +94,10 @@ def signed_by_twilio(callback: Callback, auth_tokens: Iterable[str]) -> bool:
     signature = next((v for k, v in callback.headers.items() if k.lower() == SIGNATURE_HEADER), "")
     if not signature:
         return False
-    params = callback.form()
+    try:
+        params = callback.form()
+    except BadCallback:  # not a form: nothing Twilio signed
+        return False
     return any(
         RequestValidator(token).validate(callback.url, params, signature) for token in auth_tokens if token
     )
