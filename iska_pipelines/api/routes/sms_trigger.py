@@ -51,7 +51,11 @@ async def trigger_send_sms(config: Settings = Depends(settings)) -> SmsTriggered
         runs.append(TriggeredRun(region=code, partition=key, run_id=run.run_id, launched=launched))
     first = runs[0]
     return SmsTriggered(
-        run_id=first.run_id, task_id=first.run_id, partition=first.partition, launched=first.launched, runs=runs
+        run_id=first.run_id,
+        task_id=first.run_id,
+        partition=first.partition,
+        launched=first.launched,
+        runs=runs,
     )
 
 
