@@ -12,17 +12,18 @@ start anything else. The API never creates it: it opens only an instance that is
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from iska_pipelines.lib.tasks.graphql import DagsterUnavailable
 
 # what Dagster's default storage (no storage block in dagster.yaml) keeps under DAGSTER_HOME
 DEFAULT_STORAGE_FILES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
-STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+# a top-level storage block in dagster.yaml: the storage is configured elsewhere (PostgreSQL)
+STORAGE_BLOCK = re.compile(r"^(storage|run_storage|event_log_storage|schedule_storage)\s*:", re.MULTILINE)
 HOW_TO_CREATE = (
     "run `iska init-instance` with the same DAGSTER_HOME first (make run and the compose file's "
     "dagster-init service do), before Dagster and the API start"
@@ -46,8 +47,7 @@ def missing_storage(home: Path) -> list[str]:
     dagster.yaml configures the storage elsewhere (PostgreSQL): that one is created by
     `iska init-instance` before anyone starts, which is the compose file's order."""
     config_file = home / "dagster.yaml"
-    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
-    if isinstance(config, dict) and any(key in config for key in STORAGE_KEYS):
+    if config_file.is_file() and STORAGE_BLOCK.search(config_file.read_text(encoding="utf-8")):
         return []
     return [name for name in DEFAULT_STORAGE_FILES if not (home / name).is_file()]
 
