@@ -110,7 +110,7 @@ def billing(args: dict) -> dict:
 def sms(args: dict) -> dict:
     """One day of sms_job: in process, or with the multiprocess executor as a deployment runs it."""
     from bench.jobs import bench_sms_job
-    from iska_pipelines.defs.sms.jobs import STEP_PROCESSES
+    from iska_pipelines.defs.sms.executors import STEP_PROCESSES
 
     day = args["day"]
     cpu = _cpu_seconds()
