@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CELERY_YAML = ROOT / "deploy" / "celery.yaml"
 WORKER_STARTUP_SECONDS = 90.0
 POLL_SECONDS = 0.1
+# the senders (workers, run processes) yield the CPU to the simulator (test_sms_celery.py)
 NICE = ["nice", "-n", "10"]
 
 
@@ -77,12 +78,12 @@ class CeleryWorker:
     (the CLI, the Celery worker it starts and that worker's pool), so that it can be killed whole
     as a lost machine would be."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log: Path, nice: list[str] = NICE) -> None:
         self.name = name
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [
-                *NICE,
+                *nice,
                 str(Path(sys.executable).with_name("dagster-celery")),
                 *["worker", "start", "-A", "dagster_celery.app", "-y", str(CELERY_YAML)],
                 *["-n", name, "-i", "iska_pipelines.step_preload", "-l", "INFO"],
@@ -94,6 +95,20 @@ class CeleryWorker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the worker's processes (the CLI, the Celery worker, its pool) so far."""
+        import psutil
+
+        total = 0.0
+        try:
+            root = psutil.Process(self.process.pid)
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            pass
+        return total
 
     def kill(self) -> None:
         """SIGKILL to the worker's whole group: no shutdown, no acknowledgement, no goodbye."""
@@ -124,9 +139,13 @@ def answering(broker_url: str, timeout: float = 1.0) -> set[str]:
 
 
 @contextmanager
-def celery_workers(names: list[str], env: dict[str, str], folder: Path) -> Iterator[dict[str, CeleryWorker]]:
-    """The workers, started together and yielded once every one answers on the broker."""
-    workers = {name: CeleryWorker(name, env, folder / f"worker-{name}.log") for name in names}
+def celery_workers(
+    names: list[str], env: dict[str, str], folder: Path, nice: list[str] = NICE
+) -> Iterator[dict[str, CeleryWorker]]:
+    """The workers, started together and yielded once every one answers on the broker. `nice`:
+    the command they run under (the tests' senders yield the CPU to the simulator; the bench's
+    do not, to be measured as the multiprocess executor's step processes are)."""
+    workers = {name: CeleryWorker(name, env, folder / f"worker-{name}.log", nice) for name in names}
     try:
         deadline = time.monotonic() + WORKER_STARTUP_SECONDS
         while not set(names) <= answering(env["ISKA_CELERY_BROKER_URL"]):
