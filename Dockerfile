@@ -9,12 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/iska
 COPY pyproject.toml README.md ./
 COPY iska_pipelines ./iska_pipelines
-RUN pip install --no-cache-dir . \
+# the celery extra: the same image runs the Celery workers (docker-compose.yml, sms-worker)
+RUN pip install --no-cache-dir '.[celery]' \
  && useradd --create-home --uid 10001 iska \
- && mkdir -p "$DAGSTER_HOME" /data \
+ && mkdir -p "$DAGSTER_HOME/storage" /data \
  && chown -R iska:iska "$DAGSTER_HOME" /data
 
 COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/home/
+COPY deploy/celery.yaml /opt/iska/deploy/celery.yaml
 
 USER iska
 EXPOSE 3000 4000 8000 8010

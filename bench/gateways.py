@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from bench import pg
 from bench.jobs import CONCURRENCY
-from bench.measure import Sample, run_child
+from bench.measure import ROOT, Sample, run_child
 from bench.result import Line
 from bench.simulator import TOKEN, Simulator, simulator
 from bench.sizes import Sizes
@@ -269,6 +270,7 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
     _subscribers(url, max(sizes.sms, sizes.capped), sizes.sms_grid)
     days = (today() - timedelta(days=offset) for offset in range(1000))
     lines: list[Line] = []
+    measured: dict[str, tuple[Sample, Sample, Sample]] = {}
     for executor, count, label in (
         ("multiprocess", sizes.sms, f"multiprocess executor, {MAX_CONCURRENT_STEPS} step processes"),
         ("in_process", sizes.sms_in_process, "in-process executor, one process"),
@@ -293,6 +295,7 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
             cpu_sim.add(1000 * watch.simulator_cpu / count)
             busy.add(100 * watch.busy_share)
         size = f"{count:,} messages"
+        measured[executor] = (total, send, cpu_client)
         lines += [
             Line(
                 f"SMS: sms_job messages per second, whole run ({label})",
@@ -326,6 +329,7 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
             ),
             *_floor_lines(f"SMS ({label})", size, cpu_client, floor),
         ]
+    lines += _celery(sizes, url, work, days, measured["multiprocess"])
     day = next(days)
     since = time.time()
     with _environment(BENCH_SMS_MAX_TPS=str(SMS_CAP)):
@@ -339,6 +343,90 @@ def _sms(sizes: Sizes, sim: Simulator, url: str, work: Path) -> list[Line]:
         {name: times for name, times in arrivals.items() if name.startswith("sms/")},
     )
     return lines
+
+
+CELERY_WORKERS = 2
+
+
+def _celery(
+    sizes: Sizes, url: str, work: Path, days: Iterator[date], multiprocess: tuple[Sample, Sample, Sample]
+) -> list[Line]:
+    """The same day on dagster-celery: two workers (deploy/celery.yaml: one step each, so two
+    senders) and a RabbitMQ of the harness's own, against the simulator and database the
+    multiprocess rows used, right after them. Client CPU: the run process and the workers."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    from iska_pipelines_tests.rabbitmq import RabbitMQ, rabbitmq_available
+    from iska_pipelines_tests.sms_celery import celery_workers
+
+    missing = rabbitmq_available()
+    if missing:
+        print(f"[bench] celery rows skipped: {missing}", flush=True)
+        return []
+    count = sizes.sms
+    home = work / "celery-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
+        pass  # Dagster's storage made once, before the workers open it at the same time
+    total, send, cpu = Sample(), Sample(), Sample()
+    with RabbitMQ(work / "rabbitmq") as broker:
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "DAGSTER_HOME": str(home),
+            "ISKA_SMS_EXECUTOR": "celery",
+            "ISKA_CELERY_BROKER_URL": broker.url,
+            "ISKA_CELERY_WORKERS": str(CELERY_WORKERS),
+        }
+        names = [f"bench{n}" for n in range(CELERY_WORKERS)]
+        with celery_workers(names, env, work, nice=[]) as workers, _environment(**env):
+            for _rep in range(sizes.repeats):
+                day = next(days)
+                _only_first(url, count)
+                before = sum(worker.cpu_seconds() for worker in workers.values())
+                run = run_child(
+                    "sms", {"day": day.isoformat(), "executor": "celery", "instance_dir": str(home)}
+                )
+                used = run["cpu_seconds"] + sum(worker.cpu_seconds() for worker in workers.values()) - before
+                total.add(count / run["seconds"])
+                send.add(count / run["send_seconds"])
+                cpu.add(1000 * used / count)
+    label = f"celery executor, {CELERY_WORKERS} workers"
+    reference = "the multiprocess executor (4 step processes), same run"
+    multi_total, multi_send, multi_cpu = multiprocess
+    size = f"{count:,} messages"
+    return [
+        Line(
+            f"SMS: sms_job messages per second, whole run ({label})",
+            size,
+            total,
+            "/s",
+            reference,
+            multi_total,
+            f"{total.median / multi_total.median:.0%}",
+        ),
+        Line(
+            f"SMS: messages per second while the batches send ({label})",
+            size,
+            send,
+            "/s",
+            reference,
+            multi_send,
+            f"{send.median / multi_send.median:.0%}",
+        ),
+        Line(
+            f"SMS ({label}): client CPU per message, run process and workers, database writes included",
+            size,
+            cpu,
+            "ms",
+            reference,
+            multi_cpu,
+            f"{cpu.median / multi_cpu.median:.2f}×",
+        ),
+    ]
 
 
 def _per_cpu(lines: list[Line]) -> list[Line]:

@@ -10,7 +10,8 @@ import dagster as dg
 from iska_pipelines.defs.billing.jobs import billing_job
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
-from iska_pipelines.defs.sms.jobs import sms_job
+from iska_pipelines.defs.sms.jobs import build_sms_job, sms_job
+from iska_pipelines.defs.sms.partitions import sms_job_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.lib.settings import DEFAULT_SMS_TEMPLATE
 
@@ -48,6 +49,12 @@ def resources() -> dict:
 
 def bench_sms_job() -> dg.JobDefinition:
     return dg.Definitions(jobs=[sms_job], resources=resources()).get_job_def("sms_job")
+
+
+def bench_celery_sms_job() -> dg.JobDefinition:
+    """sms_job on the Celery executor (ISKA_SMS_EXECUTOR=celery), as the workers rebuild it."""
+    job = build_sms_job(sms_job_partitions, executor="celery")
+    return dg.Definitions(jobs=[job], resources=resources()).get_job_def("sms_job")
 
 
 def bench_billing_job() -> dg.JobDefinition:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from iska_pipelines_tests.kannel import kannel_available
+from iska_pipelines_tests.rabbitmq import rabbitmq_available
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -34,6 +35,8 @@ ROWS = [
 ]
 if kannel_available() is None:  # the Kannel rows need a real Kannel (installed by .ci/run)
     ROWS.append("SMS through a real Kannel 1.4.5")
+if rabbitmq_available() is None:  # the Celery rows, RabbitMQ and dagster-celery (.ci/run)
+    ROWS.append("SMS: sms_job messages per second, whole run (celery executor, 2 workers)")
 
 
 def test_the_quick_benchmark_writes_a_table_with_every_measurement(tmp_path, postgres_databases):

@@ -33,10 +33,40 @@ def environment(service: str) -> dict:
     return SERVICES[service].get("environment", {})
 
 
-def test_the_expected_services_exist_and_the_simulator_is_dev_only():
+def test_the_expected_services_exist_the_simulator_is_dev_only_and_celery_is_opt_in():
     assert {"postgres", "code", "webserver", "daemon", "api", "simulator"} <= set(SERVICES)
     assert SERVICES["simulator"]["profiles"] == ["dev"]
-    assert all("profiles" not in SERVICES[s] for s in SERVICES if s != "simulator")
+    assert SERVICES["rabbitmq"]["profiles"] == SERVICES["sms-worker"]["profiles"] == ["celery"]
+    optional = {"simulator", "rabbitmq", "sms-worker"}
+    assert all("profiles" not in SERVICES[s] for s in SERVICES if s not in optional)
+
+
+def test_the_celery_workers_start_as_docs_scaling_says_from_the_run_config_the_image_ships():
+    worker = SERVICES["sms-worker"]
+    command = worker["command"]
+    assert command[:5] == ["dagster-celery", "worker", "start", "-A", "dagster_celery.app"]
+    assert (BIN / "dagster-celery").exists()
+    assert command[command.index("-y") + 1] == "/opt/iska/deploy/celery.yaml"
+    assert "COPY deploy/celery.yaml /opt/iska/deploy/celery.yaml" in DOCKERFILE
+    assert "'.[celery]'" in DOCKERFILE
+    help_text = subprocess.run(
+        [str(BIN / "dagster-celery"), "worker", "start", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert all(flag in help_text for flag in ("-A", "-y", "-n", "-i"))
+    # as many replicas as the runs are told there are workers; the broker the runs use
+    assert worker["deploy"]["replicas"] == "${ISKA_CELERY_WORKERS:-2}"
+    assert environment("code")["ISKA_CELERY_WORKERS"] == "${ISKA_CELERY_WORKERS:-2}"
+    assert "@rabbitmq:5672" in environment("code")["ISKA_CELERY_BROKER_URL"]
+    assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert "./deploy/rabbitmq.conf:/etc/rabbitmq/conf.d/20-iska.conf:ro" in SERVICES["rabbitmq"]["volumes"]
+
+
+@pytest.mark.parametrize("service", ["code", "sms-worker"])
+def test_steps_on_either_side_share_dagsters_storage_for_their_outputs(service):
+    assert "dagster-storage:/opt/dagster/home/storage" in SERVICES[service]["volumes"]
 
 
 def test_postgres_has_a_healthcheck_a_volume_and_both_databases():
@@ -151,7 +181,7 @@ def test_every_setting_is_passed_to_the_processes_that_run_jobs():
     assert "ISKA_API_TOKEN" in environment("api")
 
 
-@pytest.mark.parametrize("service", ["code", "daemon", "api"])
+@pytest.mark.parametrize("service", ["code", "daemon", "api", "sms-worker"])
 def test_the_data_volume_is_mounted_where_runs_and_uploads_use_it(service):
     data_dir = environment(service)["ISKA_DATA_DIR"]
     assert f"iska-data:{data_dir}" in SERVICES[service]["volumes"]

@@ -43,6 +43,8 @@ def test_the_example_file_shows_the_defaults():
         ("ISKA_BILLING_CRON", "0 * *"),
         ("SELF_CALLBACK", "maybe"),
         ("ISKA_SMS_TEMPLATE", "Rain {fcat72}"),
+        ("ISKA_SMS_EXECUTOR", "dask"),
+        ("ISKA_CELERY_WORKERS", "0"),
     ],
 )
 def test_a_bad_value_is_a_configuration_error_naming_the_variable(name, value):
@@ -96,3 +98,10 @@ def test_rules_and_schedules_share_one_time_zone_and_the_model_defaults():
     assert zones == {SETTINGS.timezone}
     assert IngestRules().max_grid_distance_km == DEFAULTS.max_grid_distance_km
     assert SmsOutbox().batch_size == DEFAULTS.sms_batch_size
+
+
+def test_celery_without_a_broker_fails_fast_naming_the_variable():
+    with pytest.raises(ConfigurationError, match="ISKA_CELERY_BROKER_URL"):
+        Settings.from_env({"ISKA_SMS_EXECUTOR": "celery"})
+    settings = Settings.from_env({"ISKA_SMS_EXECUTOR": "celery", "ISKA_CELERY_BROKER_URL": "pyamqp://b//"})
+    assert settings.sms_executor == "celery"

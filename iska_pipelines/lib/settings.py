@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     sms_hour: Hour = Field(5, alias="ISKA_SMS_HOUR")
     sms_latest_hour: Hour = Field(10, alias="ISKA_SMS_LATEST_HOUR")
     sms_batch_size: int = Field(5000, ge=1, alias="ISKA_SMS_BATCH_SIZE")
+    # where sms_job's steps run (docs/scaling.md): the multiprocess executor on the run's machine,
+    # or Celery workers (the `celery` extra) fed through ISKA_CELERY_BROKER_URL
+    sms_executor: Literal["multiprocess", "celery"] = Field("multiprocess", alias="ISKA_SMS_EXECUTOR")
+    celery_broker_url: str | None = Field(None, alias="ISKA_CELERY_BROKER_URL")
+    # how many Celery workers serve the queue; unset: unknown, and a day gets a sender per batch
+    celery_workers: int | None = Field(None, ge=1, alias="ISKA_CELERY_WORKERS")
     # regions and send windows (SPEC §15); unset: one region from the variables above
     regions_file: Path | None = Field(None, alias="ISKA_REGIONS_FILE")
     send_window_minutes: int = Field(60, ge=1, alias="ISKA_SEND_WINDOW_MINUTES")
@@ -192,6 +198,16 @@ class Settings(BaseSettings):
             data_dir = Path(values.get("ISKA_DATA_DIR", cls.model_fields["data_dir"].default))
             values["ISKA_DATABASE_URL"] = default_database_url(data_dir)
         return values
+
+    @model_validator(mode="after")
+    def _celery_has_a_broker(self) -> Settings:
+        """Celery workers are reached through a broker only this variable names."""
+        if self.sms_executor == "celery" and not self.celery_broker_url:
+            raise ConfigurationError(
+                "ISKA_SMS_EXECUTOR=celery needs ISKA_CELERY_BROKER_URL, the broker the workers "
+                "listen on (e.g. pyamqp://guest:guest@rabbitmq:5672//; see deploy/celery.yaml)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _texts_fit(self) -> Settings:

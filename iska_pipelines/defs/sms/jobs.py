@@ -4,8 +4,8 @@ Expire stale reports, plan the outbox, send it, check it.
 The senders are dynamic outputs, one mapped `send_sms_batch` step per `ISKA_SMS_BATCH_SIZE`
 pending messages, at most as many as the executor runs at once (parallelism.py): the
 multiprocess executor runs them in parallel processes (the GIL caps one process near 1,200
-requests/s), and another executor or run launcher spreads them over more
-workers without changing the job. A sender is not handed its messages: it claims the day's
+requests/s), and the Celery executor (ISKA_SMS_EXECUTOR=celery, executors.py) or another run
+launcher spreads them over more workers without changing the job. A sender is not handed its messages: it claims the day's
 pending ones from the outbox until none is left, so a re-executed step, a retry run or a new run
 of the day sends whatever is still pending, and `report_sms_day` sends the rest before it counts
 — a day's run is green only when none of its messages is left pending.
@@ -20,6 +20,7 @@ import dagster as dg
 from iska_pipelines.defs.health.events import SMS_DELIVERIES, report_day
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.defs.retries import STEP_RETRY
+from iska_pipelines.defs.sms.executors import sms_executor
 from iska_pipelines.defs.sms.parallelism import sender_count
 from iska_pipelines.defs.sms.partitions import day_and_region, region_day_key, sms_job_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
@@ -207,33 +208,23 @@ def report_sms_day(
     return dg.Output(metrics, metadata=metrics)
 
 
-# Step processes fork from a server that imported ISKA and Dagster's storage once ("__main__" is
-# the run worker's own entry point), instead of each spawning a fresh interpreter that imports
-# them again: with spawn, imports were most of a multiprocess run's client CPU per message.
-PRELOAD = [
-    "__main__",
-    "iska_pipelines.step_preload",
-    "dagster._core.storage.runs",
-    "dagster._core.storage.event_log",
-    "dagster._core.storage.schedules",
-    "dagster_postgres",
-    "psycopg2",
-    "upath",
-]
-STEP_PROCESSES = {"start_method": {"forkserver": {"preload_modules": PRELOAD}}}
-
 # one SMS run at a time (dagster.yaml); a run whose worker died unseen is failed (and retried)
 # by run monitoring after MAX_RUNTIME_SECONDS instead of holding that slot for ever
 MAX_RUNTIME_SECONDS = 3600
 
 
-def build_sms_job(partitions_def: dg.PartitionsDefinition) -> dg.JobDefinition:
-    """The job over `partitions_def` (defs/sms/partitions.py: by day, or by day and region)."""
+def build_sms_job(
+    partitions_def: dg.PartitionsDefinition, executor: str = SETTINGS.sms_executor
+) -> dg.JobDefinition:
+    """The job over `partitions_def` (defs/sms/partitions.py: by day, or by day and region), its
+    steps run by `executor` (ISKA_SMS_EXECUTOR: executors.py)."""
+    executor_def, run_config = sms_executor(executor)
 
     @dg.job(
         name="sms_job",
         partitions_def=partitions_def,
-        config={"execution": {"config": {"multiprocess": STEP_PROCESSES}}},
+        executor_def=executor_def,
+        config=run_config,
         tags={"iska/serial": "sms", "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
         description="Send the day's forecast SMS to every paid subscriber.",
     )
