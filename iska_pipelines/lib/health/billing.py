@@ -1,7 +1,8 @@
 """`billing_outcomes` of a day: the day's charges from `billing_attempts`, and who left.
 
 Revenue is counted in plan units (one daily or one weekly plan charged), since prices are the
-operator's business, not ISKA's.
+operator's business, not ISKA's. A charge asked asynchronously (SPEC §18) counts on the day it was
+asked, under what it has come to so far: `pending` until its callback or the poll settles it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def day_figures(
         "declined": count(Outcome.DECLINED),
         "transport_errors": count(Outcome.ERROR),
         "auth_errors": count(Outcome.AUTH_ERROR),
+        # asynchronous billing (SPEC §18): asked, the payer has not answered (no SMS, nobody
+        # cancelled); given up after ISKA_BILLING_PENDING_HOURS (not a decline)
+        "pending": count(Outcome.PENDING),
+        "expired": count(Outcome.EXPIRED),
         "cancelled_for_billing": int(left.get(str(CancelReason.BILLING), 0)),
         "opt_outs": int(left.get(str(CancelReason.USER), 0)) + int(left.get(str(CancelReason.OPT_OUT), 0)),
         "cancelled_by_api": int(left.get(str(CancelReason.API), 0)),
