@@ -32,12 +32,16 @@ from iska_pipelines.lib.vocabulary import ChargeOutcome, SettledBy
 T = TypeVar("T")
 BATCH = 1000  # lookups per tick at most; the oldest first, the rest on the next tick
 SETTLED = (ChargeOutcome.SUCCESS, ChargeOutcome.DECLINED)
-DUE_FOR_LOOKUP = sa.text("""
+DUE_FOR_LOOKUP = (
+    sa.text("""
     SELECT reference, attempted_at FROM billing_attempts
     WHERE outcome = :pending AND reference IS NOT NULL AND COALESCE(polled_at, attempted_at) <= :asked_before
     ORDER BY attempted_at, id
     LIMIT :limit
-""").bindparams(sa.bindparam("asked_before", type_=TIMESTAMP), pending=str(ChargeOutcome.PENDING))
+""")
+    .bindparams(sa.bindparam("asked_before", type_=TIMESTAMP), pending=str(ChargeOutcome.PENDING))
+    .columns(reference=sa.String, attempted_at=TIMESTAMP)
+)
 POLLED = sa.text("""
     UPDATE billing_attempts SET polled_at = :now WHERE reference = :reference AND outcome = :pending
 """).bindparams(sa.bindparam("now", type_=TIMESTAMP), pending=str(ChargeOutcome.PENDING))
