@@ -44,7 +44,6 @@ def test_a_signed_successful_callback_pays_the_charge(pending, method):
     answer = momo.callback(reference, successful(reference), method=method)
 
     assert answer.status_code == 200 and answer.json()["outcome"] == "settled"
-    assert [a.outcome for a in momo.attempts()] == ["success"]
     (attempt,) = momo.attempts()
     assert (attempt.outcome, attempt.settled_by) == ("success", "callback")
     assert "6123" in attempt.response_excerpt
