@@ -38,10 +38,10 @@ class Momo:
 
     def poll(self, **gateway) -> str:
         """One tick of the poll sensor; what it says it did."""
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.billing.instance, resources=self.billing.resources(**gateway)
-        )
-        return pending_charges_poll(context).skip_message
+        ) as context:
+            return pending_charges_poll(context).skip_message
 
     def attempts(self) -> list[sa.Row]:
         return self.billing.attempts()

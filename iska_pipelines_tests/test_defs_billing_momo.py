@@ -97,21 +97,21 @@ def test_a_failed_charge_is_a_decline_with_momo_s_reason_and_the_limit_cancels(m
     assert [tuple(e) for e in events] == [("cancelled", "billing")]
 
 
-def test_a_lost_callback_is_settled_by_the_poll_once_the_charge_is_poll_minutes_old(momo):
-    (msisdn,) = msisdns(1)
-    momo.billing.subscribe({msisdn: DAILY})
+def test_lost_callbacks_are_settled_by_the_poll_once_the_charges_are_poll_minutes_old(momo):
+    daily, weekly = msisdns(2)
+    momo.billing.subscribe({daily: DAILY, weekly: WEEKLY})
     assert momo.run().success
-    momo.simulator.send_held_callbacks("lost")
+    momo.simulator.send_held_callbacks("lost", "lost")
 
     assert "looked up 0 pending" in momo.poll()  # too young to ask about
     momo.minutes_pass(POLL_MINUTES + 1)
-    said = momo.poll()
+    said = momo.poll()  # both in one tick
 
-    assert "1 paid" in said
-    (attempt,) = momo.attempts()
-    assert (attempt.outcome, attempt.settled_by) == ("success", "poll")
-    assert momo.billing.subscription(msisdn).last_billing_date == today()
-    assert momo.simulator.charges() == {msisdn: 1}
+    assert "2 paid" in said
+    assert {(a.outcome, a.settled_by) for a in momo.attempts()} == {("success", "poll")}
+    for msisdn, days in ((daily, 1), (weekly, 7)):
+        assert momo.billing.subscription(msisdn).next_billing_date == today() + timedelta(days=days)
+    assert momo.simulator.charges() == {daily: 1, weekly: 1}
 
 
 def test_a_callback_after_the_poll_settled_the_charge_changes_nothing(momo):

@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -47,6 +48,7 @@ from hypothesis.stateful import (
 
 from iska_pipelines.api.access import INBOUND_PATH
 from iska_pipelines.defs.billing.jobs import billing_job, charge_due_subscriptions
+from iska_pipelines.defs.billing.poll import pending_charges_poll
 from iska_pipelines.defs.billing.resources import BillingGateway, BillingPolicy
 from iska_pipelines.defs.resources import IskaDatabase
 from iska_pipelines.defs.sms.jobs import (
@@ -57,6 +59,7 @@ from iska_pipelines.defs.sms.jobs import (
     sms_job,
 )
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
+from iska_pipelines.lib.billing.references import reference_for
 from iska_pipelines.lib.consent.chain import verify
 from iska_pipelines.lib.db.engine import engine_for
 from iska_pipelines.lib.db.schema import (
@@ -319,6 +322,7 @@ charges_strategy = st.dictionaries(
 
 class Lifecycle(RuleBasedStateMachine):
     world: World
+    protocol = "iska"  # BILLING_PROTOCOL; MomoLifecycle below bills through MoMo (SPEC §18)
 
     def __init__(self) -> None:
         super().__init__()
@@ -368,6 +372,11 @@ class Lifecycle(RuleBasedStateMachine):
             timeout_rate=0.0,
             throttle_rate=0.0,
             report_delay_seconds=3600,
+            momo_script={},
+            momo_settle_seconds=0,  # MoMo payers answer at once; their callbacks wait for the test
+            momo_hold_callbacks=True,
+            momo_timeout_rate=0.0,
+            momo_lost_callback_rate=0.0,
         )
 
     def teardown(self) -> None:
@@ -470,12 +479,22 @@ class Lifecycle(RuleBasedStateMachine):
             "timeout_seconds": CLIENT_TIMEOUT,
             "tries": TRIES,
             "backoff_seconds": 0.01,
-        } | gateway
+        }
+        if self.protocol == "momo":
+            settings_ |= {
+                "protocol": "momo",
+                "url": self.world.simulator.momo_url,
+                "public_url": self.world.api.base_url,
+                "callback_secret": CALLBACK_SECRET,
+            }
         return {
             "database": IskaDatabase(url=self.world.database_url),
-            "billing_gateway": BillingGateway(**settings_),
+            "billing_gateway": BillingGateway(**(settings_ | gateway)),
             "billing_policy": BillingPolicy(
-                max_tries=lm.MAX_BILLING_TRY_LIMIT, retry_minutes=lm.BILLING_RETRY_MINUTES
+                max_tries=lm.MAX_BILLING_TRY_LIMIT,
+                retry_minutes=lm.BILLING_RETRY_MINUTES,
+                poll_minutes=lm.POLL_MINUTES,
+                pending_hours=lm.PENDING_HOURS,
             ),
         }
 
@@ -487,13 +506,30 @@ class Lifecycle(RuleBasedStateMachine):
     def script_gateway(
         self, plans: dict[str, lm.Charge], declines402: set[str], faults: list[str], retry_after: float
     ) -> None:
-        """`declines402`: from `model.front_declines`, asked before the model bills the run."""
+        """`declines402`: from `front_declines`, asked before the model bills the run."""
         self.world.front.decline = declines402
+        if self.protocol == "momo":  # how each payer answers a new request
+            self.world.simulator.configure(
+                momo_script={m: [lm.MOMO_ENDINGS[c.answer]] for m, c in plans.items()},
+                faults=faults,
+                retry_after_seconds=retry_after,
+            )
+            return
         self.world.simulator.configure(
             script={m: [c.answer] for m, c in plans.items() if c.answer in ("success", "failure")},
             faults=faults,
             retry_after_seconds=retry_after,
         )
+
+    def front_declines(self, plans: dict[str, lm.Charge]) -> set[str]:
+        """Who the 402 front answers itself (the iska protocol only: MoMo's declines are FAILED)."""
+        return self.model.front_declines(self.now, plans) if self.protocol == "iska" else set()
+
+    def bill_model(self, plans: dict[str, lm.Charge], long_retry_after: bool = False) -> list[str]:
+        """The model's billing run; the faults the simulator must inject, in request order."""
+        if self.protocol == "momo":
+            return self.model.bill_momo(self.now, plans, TRIES, long_retry_after)
+        return self.model.bill(self.now, plans, TRIES, long_retry_after)
 
     def check_billing_step(
         self,
@@ -694,8 +730,8 @@ class Lifecycle(RuleBasedStateMachine):
         plans = self.plans(drawn, default)
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
-        declines402 = self.model.front_declines(self.now, plans)
-        faults = self.model.bill(self.now, plans, TRIES)
+        declines402 = self.front_declines(plans)
+        faults = self.bill_model(plans)
         self.script_gateway(plans, declines402, faults, retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -711,8 +747,8 @@ class Lifecycle(RuleBasedStateMachine):
         plans[due[-1].msisdn] = lm.Charge(answer, ("429",))
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
-        declines402 = self.model.front_declines(self.now, plans)
-        faults = self.model.bill(self.now, plans, TRIES, long_retry_after=True)
+        declines402 = self.front_declines(plans)
+        faults = self.bill_model(plans, long_retry_after=True)
         self.script_gateway(plans, declines402, faults, retry_after=lm.MAX_RETRY_AFTER_SECONDS + 100)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -723,8 +759,9 @@ class Lifecycle(RuleBasedStateMachine):
         plans = {m: lm.Charge(c.answer) for m, c in self.plans(drawn).items()}
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         due = bool(self.model.due(self.now))
-        declines402 = self.model.front_declines(self.now, plans)
+        declines402 = self.front_declines(plans)
         self.script_gateway(plans, declines402, [], retry_after=0.05)
+        asked_before = self.world.simulator.billing_counts().get("requests", 0)
         _crash_trigger(self.engine, install=True)
         try:
             crashed = self.run_billing(billing_job_crashing_once)
@@ -732,8 +769,14 @@ class Lifecycle(RuleBasedStateMachine):
             _crash_trigger(self.engine, install=False)
         assert crashed.success != due, "the write was refused, so the step should have failed"
         assert self.tables() == before, "a crashed billing step left something behind"
+        if self.protocol == "momo":  # the gateway holds what the crashed run asked (a prefix)
+            asked = self.world.simulator.billing_counts().get("requests", 0) - asked_before
+            assert asked <= len(self.model.due(self.now)), "the crashed run asked more than was due"
+            self.model.ask_momo_then_crash(self.now, plans, asked)
+            if asked:
+                event("a MoMo run crashed between its requests and their record")
         attempts_before = len(self.model.attempts)
-        self.model.bill(self.now, plans, TRIES)
+        self.bill_model(plans)
         self.script_gateway(plans, declines402, [], retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -1038,6 +1081,125 @@ class Lifecycle(RuleBasedStateMachine):
         assert actual == expected, f"messages (database) {actual}\n  model {expected}"
 
 
+class MomoLifecycle(Lifecycle):
+    """The same lifecycle billed through MoMo (SPEC §18): every charge is asked under its
+    reference and stays pending until its callback arrives (once, twice, or never) or the poll
+    looks it up; a payer who never answers ends `expired` after PENDING_HOURS. Besides the
+    model's agreement after every step: every request the gateway took has its attempt row and
+    was asked once, every billing cancellation is a decline's, and at the end of every example
+    the poll, a day later, leaves no charge pending."""
+
+    protocol = "momo"
+
+    @initialize(
+        joining=st.lists(
+            st.tuples(st.integers(0, POPULATION - 1), st.sampled_from(["daily", "weekly"])),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda joined: joined[0],
+        )
+    )
+    def a_few_subscribers_join_by_api(self, joining):
+        """Charges to ask from the first billing run on: what this machine is about."""
+        for who, plan in joining:
+            self.api_creates_a_subscription(who, plan, place=0)
+
+    @precondition(lambda self: self.model.held)
+    @rule(fates=st.lists(st.sampled_from(["once", "once", "lost", "twice"]), max_size=POPULATION * 2))
+    def the_held_callbacks_arrive(self, fates):
+        """MoMo calls back once per settled charge; here some are lost and some come twice."""
+        before = self.tables()
+        sent = self.world.simulator.send_held_callbacks(*fates)
+        held = list(self.model.held)
+        did = self.model.callbacks_arrive(fates, self.now)
+        assert [s["reference"] for s in sent] == [self.reference_of(i) for i in held], (
+            "callbacks out of order"
+        )
+        assert all(code == 200 for s in sent for code in s["iska_status"]), sent
+        if did["lost"]:
+            event("a MoMo callback was lost")
+        if did["repeated"]:
+            event("a MoMo callback came twice")
+        if did["late"]:
+            event("a MoMo callback came after its charge was settled")
+        if not did["settled"]:
+            assert self.tables() == before, "callbacks that settled nothing changed something"
+
+    @precondition(lambda self: any(a.outcome == "pending" for a in self.model.attempts))
+    @rule()
+    def the_poll_ticks(self):
+        said = self.poll()
+        did = self.model.poll(self.now)
+        assert f"{did['still_pending']} still pending" in said, (said, did)
+        if did["settled"]:
+            event("the poll settled a charge whose callback had not come")
+        if did["expired"]:
+            event("a charge nobody answered expired")
+
+    def poll(self) -> str:
+        with dg.build_sensor_context(
+            instance=self.iska.instance, resources=self.billing_resources()
+        ) as context:
+            return pending_charges_poll(context).skip_message
+
+    def reference_of(self, intent: lm.Intent) -> str:
+        """The reference ISKA asked `intent` under: from its attempt rows (every request has one)."""
+        keys = {
+            r["idempotency_key"]
+            for r, a in zip(
+                self.table(billing_attempts, billing_attempts.c.id), self.model.attempts, strict=True
+            )
+            if a.intent == intent
+        }
+        assert len(keys) <= 1, f"{intent} asked under several keys {keys}"
+        return reference_for(next(iter(keys))) if keys else f"unrecorded {intent}"
+
+    @invariant()
+    def every_request_the_gateway_took_has_its_attempt_and_was_asked_once(self):
+        requests_ = self.world.simulator.momo_requests()
+        attempts = self.table(billing_attempts, billing_attempts.c.id)
+        recorded = {a["reference"] for a in attempts}
+        assert set(requests_) <= recorded, f"requests without an attempt: {sorted(set(requests_) - recorded)}"
+        assert len(requests_) == len(self.model.momo), "the gateway holds a request per intent asked"
+        for row in attempts:
+            assert row["reference"] == reference_for(row["idempotency_key"]), row
+        counts = self.world.simulator.billing_counts()
+        assert counts.get("requested", 0) == len(requests_), "a request was created twice"
+
+    @invariant()
+    def every_billing_cancellation_is_a_decline_s(self):
+        """Pending, expired and lost-callback charges never cancel: a billing cancellation
+        happens at the moment a decline of the subscriber's became known."""
+        attempts = self.table(billing_attempts, billing_attempts.c.id)
+        for sub in self.table(subscriptions, subscriptions.c.id):
+            if sub["cancel_reason"] != "billing":
+                continue
+            known = {
+                _utc(a["settled_at"] or a["attempted_at"])
+                for a in attempts
+                if a["subscription_id"] == sub["id"] and a["outcome"] == "declined"
+            }
+            assert _utc(sub["unsub_date"]) in known, (
+                f"{sub['msisdn']} cancelled for billing without a decline then"
+            )
+
+    def teardown(self) -> None:
+        """A day later, the poll leaves no charge pending: each is settled or expired."""
+        try:
+            self.now += timedelta(hours=lm.PENDING_HOURS + 1)
+            self.clock.move_to(self.now)
+            self.poll()
+            self.model.poll(self.now)
+            pending = [
+                a for a in self.table(billing_attempts, billing_attempts.c.id) if a["outcome"] == "pending"
+            ]
+            assert not pending, f"still pending after the poll, {lm.PENDING_HOURS} h later: {pending}"
+            self.billing_attempts_agree_and_each_key_names_one_intent()
+            self.the_database_agrees_with_the_model()
+        finally:
+            super().teardown()
+
+
 @pytest.fixture
 def lifecycle_world(database_url, tmp_path):
     world = World()
@@ -1050,6 +1212,7 @@ def lifecycle_world(database_url, tmp_path):
             api_settings(
                 database_url,
                 tmp_path / "api-data",
+                MAX_BILLING_TRY_LIMIT=str(lm.MAX_BILLING_TRY_LIMIT),  # the MoMo callback's limit
                 ISKA_INBOUND_TOKEN=INBOUND_TOKEN,
                 SMS_URLS=f"{simulator_url}/sms/replies",
                 SMS_TOKEN=SIMULATOR_TOKEN,
@@ -1073,6 +1236,25 @@ def test_the_subscriber_lifecycle_agrees_with_the_reference_model(lifecycle_worl
     machine = type(
         "LifecycleOn" + lifecycle_world.database_url.split(":")[0].title(),
         (Lifecycle,),
+        {"world": lifecycle_world},
+    )
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        ),
+    )
+
+
+def test_momo_billing_through_the_subscriber_lifecycle_agrees_with_the_reference_model(lifecycle_world):
+    machine = type(
+        "MomoLifecycleOn" + lifecycle_world.database_url.split(":")[0].title(),
+        (MomoLifecycle,),
         {"world": lifecycle_world},
     )
     run_state_machine_as_test(

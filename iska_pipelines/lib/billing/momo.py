@@ -5,13 +5,13 @@ A charge is `POST {BILLING_URL}` under `X-Reference-Id` (derived from the intent
 and every re-run after a crash asks under the same one). MoMo answers 202 and asks the payer;
 the result comes later by callback (lib/billing/callbacks.py) or by `GET {BILLING_URL}/{ref}`.
 So the answers are:
-- 202 (any 2xx): the request exists, the payer has not answered: `pending`;
+- 202: the request exists, the payer has not answered: `pending`;
 - 409: the reference exists already (an earlier try got through, or a killed run's did): look
   up its status and record that; never a new request, so never a second charge;
 - 401/403: our credentials are wrong for every charge: `auth_error`, the run stops;
-- connection errors, timeouts, 5xx, 429: transient, retried with the same reference, then
-  `error` (counts toward nothing, SPEC §6); any other 4xx: `error` at once (asking again would
-  get the same answer).
+- connection errors, timeouts, 5xx, 429 (and a 2xx that is not 202): transient, retried with the
+  same reference, then `error` (counts toward nothing, SPEC §6); any other 4xx: `error` at once
+  (asking again would get the same answer).
 A lookup answers SUCCESSFUL (`success`), FAILED (`declined`, with MoMo's reason) or PENDING.
 """
 
@@ -34,6 +34,7 @@ PAYER_MESSAGE: dict[str, str] = {
     Plan.DAILY: "ISKA weather SMS, 1 day",
     Plan.WEEKLY: "ISKA weather SMS, 1 week",
 }
+ACCEPTED = 202
 EXISTS = 409
 LOOKUP_OUTCOME = {
     MomoStatus.SUCCESSFUL: ChargeOutcome.SUCCESS,
@@ -103,6 +104,14 @@ def _transient(reply: Reply) -> bool:
     return reply.status is None or reply.status == 429 or reply.status >= 500
 
 
+def _request_transient(reply: Reply) -> bool:
+    """Also a 2xx that is not MoMo's 202: asking again under the same reference is safe (it
+    answers 202 or 409) and tells what the odd answer did not."""
+    return _transient(reply) or (
+        reply.status is not None and 200 <= reply.status < 300 and reply.status != ACCEPTED
+    )
+
+
 def _lookup_outcome(reply: Reply) -> ChargeOutcome | None:
     """None: worth another try (no answer, 429, 5xx, or a 200 we cannot read)."""
     if _transient(reply):
@@ -157,7 +166,7 @@ class MomoClient(GatewayClient):
                 self._pacer.throttled(reply.retry_after)
             return reply
 
-        reply, tries = with_retries(one_try, _transient, self._backoff)
+        reply, tries = with_retries(one_try, _request_transient, self._backoff)
         if reply.status == EXISTS:
             found = self.lookup(reference)
             excerpt = f"409, asked before; status lookup {found.http_status}: {found.excerpt}"
@@ -180,10 +189,8 @@ class MomoClient(GatewayClient):
 
 
 def _request_outcome(reply: Reply) -> ChargeOutcome:
-    if reply.status is None or _transient(reply):
-        return ChargeOutcome.ERROR  # the tries are used up
+    if reply.status == ACCEPTED:
+        return ChargeOutcome.PENDING
     if reply.status in (401, 403):
         return ChargeOutcome.AUTH_ERROR
-    if 200 <= reply.status < 300:
-        return ChargeOutcome.PENDING
-    return ChargeOutcome.ERROR
+    return ChargeOutcome.ERROR  # the tries are used up, or a 4xx asking again would not change
