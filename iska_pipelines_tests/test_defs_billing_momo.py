@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import requests
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.references import reference_for
 from iska_pipelines.lib.db.schema import consent_events
+from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.health import billing as billing_figures
+from iska_pipelines.lib.health.checks import HealthRules
+from iska_pipelines.lib.health.status import snapshot
 from iska_pipelines.lib.sms.signing import sign
+from iska_pipelines.operator_cli import status_text
 from iska_pipelines_tests.api_server import CALLBACK_SECRET
 from iska_pipelines_tests.momo_world import MAX_TRIES
 from iska_pipelines_tests.test_defs_billing import (
@@ -24,6 +29,7 @@ from iska_pipelines_tests.test_defs_billing import (
     msisdns,
     today,
 )
+from iska_pipelines_tests.test_defs_health_reports import latest
 
 POLL_MINUTES = 10  # ISKA_BILLING_POLL_MINUTES, the default
 PENDING_HOURS = 24  # ISKA_BILLING_PENDING_HOURS, the default
@@ -217,3 +223,25 @@ def test_a_momo_gateway_outage_is_a_transport_error_and_cancels_nobody(momo):
     assert momo.run().success and momo.outcomes()[2:] == ["pending", "pending"]
     attempts = momo.attempts()
     assert {a.reference for a in attempts[:2]} == {a.reference for a in attempts[2:]}  # same intents
+
+
+def test_billing_outcomes_the_status_page_and_iska_status_count_pending_and_expired_charges(momo):
+    waiting, never = msisdns(2)
+    momo.billing.subscribe({waiting: DAILY, never: DAILY})
+    momo.simulator.configure(momo_script={never: ["timeout"]})
+    assert momo.run().success
+    _day, reported = latest(momo.billing.instance, "billing_outcomes")  # written by the run itself
+    assert (reported["pending"], reported["expired"], reported["charged"]) == (2, 0, 0)
+    momo.simulator.send_held_callbacks("lost")
+    momo.minutes_pass(PENDING_HOURS * 60 + POLL_MINUTES + 1)
+    momo.poll()  # one paid (the lookup says so), one expired
+    # back to when they were asked (today: the page counts today's charges)
+    momo.minutes_pass(-(PENDING_HOURS * 60 + POLL_MINUTES + 1))
+
+    status = requests.get(f"{momo.api.base_url}/status", timeout=10).json()["billing"]
+    page = requests.get(f"{momo.api.base_url}/", timeout=10).text
+    terminal = status_text(snapshot(momo.billing.engine, utcnow(), HealthRules(timezone=TIMEZONE)))
+
+    assert (status["charged"], status["pending"], status["expired"], status["declined"]) == (1, 0, 1, 0)
+    assert '<div class="tile" data-figure="billing.expired"><b>1</b><span>expired</span>' in page
+    assert "awaiting the payer 0  expired 1" in terminal
