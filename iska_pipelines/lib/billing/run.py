@@ -6,6 +6,8 @@ subscription update. A crash therefore loses at most the answers not yet written
 charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
 One subscriber's bad data (an msisdn no gateway can take, an unknown plan) never stops the run:
 that charge is recorded as an `error` saying why it was not sent, and the others go on.
+An asynchronous gateway (MoMo, SPEC §18) answers most charges `pending`: recorded like any
+answer, they change no subscription until lib/billing/settle.py settles them.
 """
 
 from __future__ import annotations
