@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "gateways", help="each region's SMS gateways and the URLs to set in them (inbound SMS, reports)"
     )
+    commands.add_parser(
+        "init-instance",
+        help="create Dagster's instance storage in DAGSTER_HOME, once, before Dagster and the API "
+        "start (make run and the compose file do)",
+    )
     consent = commands.add_parser("consent", help="the consent log (SPEC §13)")
     consent_commands = consent.add_subparsers(dest="consent_command", required=True)
     consent_commands.add_parser(
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operator_command(args)
+    if args.command == "init-instance":
+        from iska_pipelines.dagster_instance import init_instance_command
+
+        return init_instance_command()
     if args.command == "api":
         from iska_pipelines.api.server import serve
     else:

@@ -1,6 +1,9 @@
 """`make run`: Dagster (UI :3000), the ISKA API (:8000) and the gateway simulator (:8010)
 started together and stopped together: on SIGINT or SIGTERM to this process or to `make`
-(whose death this process notices), or when any one of the three exits."""
+(whose death this process notices), or when any one of the three exits.
+
+Dagster's instance storage is created here before any of them starts: processes that create
+it at the same moment can fail (dagster_instance.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import time
 from pathlib import Path
 
 from dotenv import load_dotenv
+
+from iska_pipelines.dagster_instance import create_instance
 
 # Dagster's own instance (runs, events, schedules) under make run; Makefile copies the root
 # dagster.yaml here.
@@ -149,6 +154,8 @@ def main() -> int:
     env["PYTHONWARNINGS"] = ",".join(
         filter(None, [env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"])
     )
+    create_instance(dagster_home)
+    print(f"Dagster's instance is ready in {dagster_home}", flush=True)
     parent = os.getppid()
     make = MakeWatch()
     processes: dict[str, subprocess.Popen] = {}

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,22 +120,58 @@ def dagster_stack(tmp_path_factory) -> Iterator[DagsterStack]:
             _stop(process)
 
 
+@contextmanager
+def webserver_alone(root: Path, env: dict[str, str]) -> Iterator[DagsterStack]:
+    """`dagster-webserver` alone over a fresh DAGSTER_HOME under `root`, with ISKA's `env`
+    (ISKA_DAGSTER_URL is set here): launches are queued and stay queued, since no daemon runs.
+    Lighter than `dagster_stack` for tests of what the API asks the webserver."""
+    home, data_dir = root / "dagster_home", root / "data"
+    home.mkdir()
+    data_dir.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**env, "DAGSTER_HOME": str(home), "ISKA_DAGSTER_URL": url}
+    env.setdefault("ISKA_DATA_DIR", str(data_dir))
+    env.setdefault("ISKA_DATABASE_URL", f"sqlite:///{data_dir / 'iska.sqlite3'}")
+    log = root / "webserver.log"
+    command = [
+        str(Path(sys.executable).parent / "dagster-webserver"),
+        *("-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)),
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = DagsterStack(url, home, Path(env["ISKA_DATA_DIR"]), env["ISKA_DATABASE_URL"], env, log)
+    try:
+        _wait_until_serving(stack, process)
+        yield stack
+    finally:
+        _stop(process)
+
+
 def _wait_until_serving(stack: DagsterStack, process: subprocess.Popen) -> None:
     client = DagsterGraphQL(stack.url, timeout_seconds=5)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {process.returncode}:\n{stack.log_tail()}")
+            raise RuntimeError(f"dagster exited with {process.returncode}:\n{stack.log_tail()}")
         try:
             client.job_location("sms_job")
             return
         except DagsterUnavailable:
             time.sleep(0.25)  # polling interval, not a synchronisation delay
-    raise RuntimeError(f"dagster dev did not serve the code within {STARTUP_SECONDS} s:\n{stack.log_tail()}")
+    raise RuntimeError(f"dagster did not serve the code within {STARTUP_SECONDS} s:\n{stack.log_tail()}")
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """dagster dev stops its webserver, daemon and code server on SIGTERM to its group."""
+    """dagster dev (or the webserver) stops its children on SIGTERM to its group."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:

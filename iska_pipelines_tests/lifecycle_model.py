@@ -35,6 +35,13 @@ EARTH_RADIUS_KM = 6371.0088
 # the grid the test writes before the first step: gid -> (lat, lon)
 GRID = {1: (5.60, -0.20), 2: (6.69, -1.62)}
 
+# SPEC §3: a file is refused whole when more than MAX_REJECT_FRACTION of its rows are refused
+# at parse time, judged from the file and the moment it is (first) applied; refusals against the
+# database never refuse a file whole
+PARSE_TIME_REASONS = frozenset(
+    {"invalid_msisdn", "invalid_ts", "invalid_plan", "future_ts", "duplicate_in_file"}
+)
+DATABASE_REASONS = frozenset({"unknown_msisdn", "stale_event", "no_grid_point_nearby"})
 TRANSIENT_FAULTS = ("5xx", "429", "timeout", "malformed")
 
 # asynchronous billing (SPEC §18), as the MoMo state machine configures it
@@ -116,6 +123,36 @@ HEADERS = {
 
 def csv_text(kind: str, rows: list[Row]) -> str:
     return "\n".join([",".join(HEADERS[kind])] + [",".join(r.cells(kind)) for r in rows]) + "\n"
+
+
+def parse_rows(
+    kind: str, rows: list[Row], judged_at: datetime
+) -> tuple[list[set[str] | None], list[tuple[int, str, datetime, Row]]]:
+    """The parse-time verdict on each row (a set of one reason, or None) and the rows that
+    passed: (index, msisdn, ts, row). An exact repeat (same msisdn and ts) of a row that passed
+    is `duplicate_in_file`; a repeat of a refused row is refused for that row's own reason."""
+    parsed: list[tuple[int, str, datetime, Row]] = []
+    reasons: list[set[str] | None] = [None] * len(rows)
+    seen: set[tuple[str, datetime]] = set()
+    for index, row in enumerate(rows):
+        msisdn, ts = normalise_msisdn(row.msisdn), parse_ts(row.ts)
+        reason = None
+        if msisdn is None:
+            reason = "invalid_msisdn"
+        elif ts is None:
+            reason = "invalid_ts"
+        elif kind == "additions" and (row.plan or "").lower() not in PLAN_WORDS:
+            reason = "invalid_plan"
+        elif ts > judged_at + timedelta(minutes=MAX_FUTURE_MINUTES):
+            reason = "future_ts"
+        elif (msisdn, ts) in seen:
+            reason = "duplicate_in_file"
+        if reason is not None:
+            reasons[index] = {reason}
+            continue
+        seen.add((msisdn, ts))
+        parsed.append((index, msisdn, ts, row))
+    return reasons, parsed
 
 
 # --- the model's state --------------------------------------------------------------------------
@@ -211,31 +248,14 @@ class Model:
         self, kind: str, rows: list[Row], now: datetime, taken_at: datetime | None = None
     ) -> FileResult:
         """`taken_at`: when this file (same name, same content) was first taken; a `ts` is judged
-        future against it, so a refused file dropped again unchanged gets the same verdict."""
-        judged_at = taken_at or now
-        parsed: list[tuple[int, str, datetime, Row]] = []
-        reasons: list[set[str] | None] = [None] * len(rows)
-        seen: set[tuple[str, datetime]] = set()
-        for index, row in enumerate(rows):
-            msisdn, ts = normalise_msisdn(row.msisdn), parse_ts(row.ts)
-            reason = None
-            if msisdn is None:
-                reason = "invalid_msisdn"
-            elif ts is None:
-                reason = "invalid_ts"
-            elif kind == "additions" and (row.plan or "").lower() not in PLAN_WORDS:
-                reason = "invalid_plan"
-            elif ts > judged_at + timedelta(minutes=MAX_FUTURE_MINUTES):
-                reason = "future_ts"
-            elif (msisdn, ts) in seen:
-                reason = "duplicate_in_file"
-            if reason is not None:
-                reasons[index] = {reason}
-                continue
-            seen.add((msisdn, ts))
-            parsed.append((index, msisdn, ts, row))
-        refused = sum(r is not None for r in reasons)
-        if rows and refused / len(rows) > MAX_REJECT_FRACTION:
+        future against it, so a refused file dropped again unchanged gets the same verdict.
+
+        The refused fraction counts every parse-time refusal, `future_ts` and
+        `duplicate_in_file` included: six rows with one `future_ts` and one exact repeat are
+        2 of 6, more than 0.2, and the file is refused whole."""
+        reasons, parsed = parse_rows(kind, rows, taken_at or now)
+        at_parse = sum(bool(r) and r <= PARSE_TIME_REASONS for r in reasons)
+        if rows and at_parse / len(rows) > MAX_REJECT_FRACTION:
             return FileResult(True, reasons)
         for index, msisdn, ts, row in sorted(parsed, key=lambda p: (p[1], p[2], p[0])):
             reasons[index] = self._event(kind, msisdn, ts, row, now, cancel_reason="user")

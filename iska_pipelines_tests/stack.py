@@ -1,6 +1,7 @@
 """The production processes, run natively on 127.0.0.1: what docker-compose.yml runs.
 
-Code server, webserver (gRPC workspace), daemon, API and simulator, each a real subprocess
+`iska init-instance` first (the compose file's dagster-init), then code server, webserver
+(gRPC workspace), daemon, API and simulator, each a real subprocess
 with the image's instance files (deploy/), PostgreSQL storage for Dagster and for ISKA.
 Every process is stopped (its whole process group) when the stack closes.
 """
@@ -115,6 +116,15 @@ def start_stack(
     stack = Stack(workdir, env, ports)
     deadline = time.monotonic() + deadline_seconds
     try:
+        # as the compose file's dagster-init service: the instance first, then its processes
+        subprocess.run(
+            [str(BIN / "iska"), "init-instance"],
+            env=env,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         stack.start("simulator", [str(BIN / "iska"), "simulator", "--port", str(ports["simulator"])])
         stack.start(
             "code",

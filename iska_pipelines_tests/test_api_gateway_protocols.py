@@ -42,15 +42,21 @@ def api(database_url, data_dir):
         yield running
 
 
-@pytest.fixture
-def accepted(engine):
-    """Today's message for one subscriber, accepted by a gateway that named it `GW-1`."""
+def planned(engine):
+    """Today's message for one subscriber, planned, not sent yet."""
     day = today()
     add_forecast(engine, 1, "0.3000", "0.6000")
     add_subscriber(engine, MSISDN, 1, day=day)
     with engine.begin() as connection:
         plan_outbox(connection, day, Settings.from_env({}).catalog(), 30)
     [row] = messages(engine, day)
+    return row
+
+
+@pytest.fixture
+def accepted(engine):
+    """Today's message for one subscriber, accepted by a gateway that named it `GW-1`."""
+    row = planned(engine)
     with engine.begin() as connection:
         record_outcomes(connection, [SmsOutcome(row.msgid, True, 1, "http://gw", gateway_ref="GW-1")])
     return message(engine, row.msgid)
@@ -130,12 +136,7 @@ def test_africastalking_reports_find_the_message_by_its_id_on_the_accounts_url(a
 def test_an_africastalking_report_that_overtakes_the_send_answer_is_applied_once_it_is_written(api, engine):
     """The report names an id no outcome has written yet (outcomes are written a batch at a
     time): it is kept, answered 200, and applied when the outcome naming that id is written."""
-    day = today()
-    add_forecast(engine, 1, "0.3000", "0.6000")
-    add_subscriber(engine, MSISDN, 1, day=day)
-    with engine.begin() as connection:
-        plan_outbox(connection, day, Settings.from_env({}).catalog(), 30)
-    [row] = messages(engine, day)
+    row = planned(engine)
     form = {"id": "ATXid_early", "status": "Success", "phoneNumber": f"+{MSISDN}"}
 
     answer = requests.post(callback(api, **for_protocol("africastalking")), data=form, timeout=10)

@@ -19,8 +19,11 @@ from iska_pipelines.lib.consent.keywords import keywords_of
 from iska_pipelines.lib.db.schema import billing_attempts, sms_messages
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import DEFAULTS
+from iska_pipelines.lib.sms.delivery import apply_report
 from iska_pipelines.lib.sms.outbox import plan_outbox
+from iska_pipelines.lib.vocabulary import MessageStatus
 from iska_pipelines_tests.polling import wait_for
+from iska_pipelines_tests.scripted_gateway import Gateway, serving
 from iska_pipelines_tests.simulator_server import SIMULATOR_TOKEN
 from iska_pipelines_tests.sms_runs import refused_url, run_sms_day
 from iska_pipelines_tests.sms_world import TIMEZONE, add_forecast, add_subscriber, messages, today
@@ -87,6 +90,60 @@ def test_a_forecast_planned_before_the_stop_is_skipped_and_the_daily_job_sends_n
     (reply,) = [m for m in messages(engine, day) if m.kind == "reply"]
     assert (reply.msgid, reply.status) == (stop.reply_msgid, "pending")  # not the daily job's to send
     assert simulator.stats()["sms"]["counts"].get("accepted", 0) == 1
+
+
+class StopWhileSending(Gateway):
+    """A gateway that, while it holds the SMS request for `msisdn`, lets the subscriber text
+    STOP (and, with `report_first`, delivers the message before answering the send)."""
+
+    def __init__(self, engine: sa.Engine, msisdn: str, report_first: bool = False) -> None:
+        super().__init__()
+        self.engine, self.msisdn, self.report_first = engine, msisdn, report_first
+
+    def handle(self, body: dict, token: str):
+        if body["msisdn"] == self.msisdn:
+            text(self.engine, self.msisdn, "STOP")
+            if self.report_first:
+                deliver(self.engine, body["msgid"])
+        return super().handle(body, token)
+
+
+def deliver(engine: sa.Engine, msgid: str) -> None:
+    """The gateway's delivery report, as the callback route applies it."""
+    with engine.begin() as connection:
+        apply_report(connection, msgid, MessageStatus.DELIVERED)
+
+
+def stop_while_sending(database_url, engine, instance, report_first: bool) -> sa.Row:
+    day = today()
+    add_forecast(engine, 1, "1.5", "2.5")
+    add_subscriber(engine, "233200000001", 1, day=day)
+    with serving(StopWhileSending(engine, "233200000001", report_first)) as gateway:
+        assert run_sms_day(database_url, instance, day, [gateway.url]).success
+    assert sum(gateway.tries.values()) == 1  # sent once, accepted
+    [forecast] = [m for m in messages(engine, day) if m.kind == "forecast"]
+    return forecast
+
+
+def test_a_stop_while_its_forecast_is_being_sent_leaves_it_accepted_and_its_report_applies(
+    database_url, engine, instance
+):
+    forecast = stop_while_sending(database_url, engine, instance, report_first=False)
+    assert (forecast.status, forecast.accepted_at is not None) == ("accepted", True)  # it was sent
+
+    deliver(engine, forecast.msgid)
+
+    [forecast] = [m for m in messages(engine) if m.kind == "forecast"]
+    assert (forecast.status, forecast.delivered_at is not None) == ("delivered", True)
+
+
+def test_a_report_that_overtakes_the_send_answer_of_a_forecast_sent_during_a_stop_applies(
+    database_url, engine, instance
+):
+    forecast = stop_while_sending(database_url, engine, instance, report_first=True)
+
+    assert forecast.status == "delivered"
+    assert forecast.accepted_at is not None and forecast.delivered_at is not None
 
 
 def test_a_stopped_subscriber_gets_no_forecast_on_the_following_days(

@@ -18,6 +18,7 @@ import requests
 import sqlalchemy as sa
 
 from iska_pipelines.defs.health.assets import sms_deliveries
+from iska_pipelines.defs.health.events import billing_health
 from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.health.send_window import send_window_fits
 from iska_pipelines.defs.resources import IskaDatabase
@@ -26,7 +27,9 @@ from iska_pipelines.defs.sms.partitions import region_day_key, sms_partitions
 from iska_pipelines.defs.sms.resources import SmsGateway, SmsOutbox
 from iska_pipelines.defs.sms.sensors import sms_catch_up
 from iska_pipelines.lib.billing.due import select_due
-from iska_pipelines.lib.db.schema import subscriptions
+from iska_pipelines.lib.db.schema import billing_attempts, subscriptions
+from iska_pipelines.lib.db.timestamps import utcnow
+from iska_pipelines.lib.health.checks import HealthRules
 from iska_pipelines.lib.inbox.ingest import IngestRules
 from iska_pipelines.lib.regions.config import load_regions
 from iska_pipelines.lib.settings import DEFAULTS
@@ -310,6 +313,7 @@ with dg.instance_for_test() as instance:
         resources={"database": IskaDatabase(url=os.environ["ISKA_DATABASE_URL"]), "health_checks": HealthChecks()},
     )
     result = health_refresh(context)
+    billing = repository.asset_graph.get(dg.AssetKey("billing_outcomes")).partitions_def
     print(json.dumps({
         "dimensions": [d.name for d in asset.partitions_defs],
         "sms": sorted(
@@ -317,8 +321,30 @@ with dg.instance_for_test() as instance:
             for e in result.asset_events
             if isinstance(e, dg.AssetMaterialization) and e.asset_key == dg.AssetKey("sms_deliveries")
         ),
+        "billing_dimensions": [d.name for d in billing.partitions_defs],
+        "billing": sorted(
+            [e.partition, e.metadata["charged"].value, e.metadata["declined"].value]
+            for e in result.asset_events
+            if isinstance(e, dg.AssetMaterialization) and e.asset_key == dg.AssetKey("billing_outcomes")
+        ),
     }))
 """
+
+
+def refresh_with_regions(path: Path, database_url: str, folder: Path) -> dict:
+    """The refresh sensor's events in a process whose settings name the regions file."""
+    env = {
+        **os.environ,
+        "ISKA_REGIONS_FILE": str(path),
+        "ISKA_DATABASE_URL": database_url,
+        "ISKA_DATA_DIR": str(folder),
+        "DAGSTER_HOME": str(folder),
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", REFRESH], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_with_two_regions_sms_deliveries_counts_each_regions_day_on_its_own(engine, database_url, tmp_path):
@@ -350,3 +376,68 @@ def test_with_two_regions_sms_deliveries_counts_each_regions_day_on_its_own(engi
     accra = datetime.now(ZoneInfo("Africa/Accra")).date()
     assert planned[f"{accra.isoformat()}|GH"] == 0  # each region's own days, the last four
     assert len(planned) == 8
+
+
+def charge(engine: sa.Engine, subscription_id: int, msisdn: str, outcome: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            billing_attempts.insert().values(
+                subscription_id=subscription_id,
+                msisdn=msisdn,
+                plan="daily",
+                period_start=today(),
+                idempotency_key=f"key-{msisdn}",
+                attempted_at=utcnow(),
+                outcome=outcome,
+                run_id="r",
+            )
+        )
+
+
+def two_regions_billed(engine: sa.Engine) -> None:
+    """Now: one Nigerian subscriber charged, one Ghanaian declined, one Ghanaian due untried."""
+    charge(
+        engine, add_subscriber(engine, "234010000001", 1, day=today(), region="NG"), "234010000001", "success"
+    )
+    charge(
+        engine,
+        add_subscriber(engine, "233010000001", 1, day=today(), region="GH"),
+        "233010000001",
+        "declined",
+    )
+    add_subscriber(engine, "233010000002", 1, day=today(), paid=False, region="GH")
+
+
+def test_with_two_regions_billing_outcomes_counts_each_regions_subscribers_on_its_local_day(engine, tmp_path):
+    regions = load_regions(regions_file(tmp_path), sms_hour=5)
+    two_regions_billed(engine)
+    now = utcnow()
+    lagos, accra = (datetime.now(ZoneInfo(z)).date() for z in ("Africa/Lagos", "Africa/Accra"))
+    with engine.connect() as connection:
+        ng = billing_health(connection, lagos, HealthRules(), now, regions, "NG")
+        gh = billing_health(connection, accra, HealthRules(), now, regions, "GH")
+    assert ng.partition == f"{lagos.isoformat()}|NG" and gh.partition == f"{accra.isoformat()}|GH"
+    assert {k: ng.figures[k] for k in ("due", "charged", "declined")} == {
+        "due": 1,
+        "charged": 1,
+        "declined": 0,
+    }
+    assert {k: gh.figures[k] for k in ("due", "charged", "declined")} == {
+        "due": 2,
+        "charged": 0,
+        "declined": 1,
+    }
+
+
+def test_with_two_regions_billing_outcomes_is_partitioned_and_refreshed_by_day_and_region(
+    engine, database_url, tmp_path
+):
+    two_regions_billed(engine)
+
+    found = refresh_with_regions(regions_file(tmp_path), database_url, tmp_path)
+
+    assert found["billing_dimensions"] == ["day", "region"]
+    billed = {partition: (charged, declined) for partition, charged, declined in found["billing"]}
+    lagos, accra = (datetime.now(ZoneInfo(z)).date().isoformat() for z in ("Africa/Lagos", "Africa/Accra"))
+    assert billed[f"{lagos}|NG"] == (1, 0) and billed[f"{accra}|GH"] == (0, 1)
+    assert len(billed) == 8  # each region's last four days

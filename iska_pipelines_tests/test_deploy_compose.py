@@ -115,6 +115,19 @@ def test_iska_commands_parse_and_publish_their_port(service, port):
     assert f"{port}:{port}" in SERVICES[service]["ports"]
 
 
+def test_dagsters_instance_is_created_once_before_every_process_that_opens_it_starts():
+    """Processes creating the instance's storage at the same moment can fail (Alembic's "more
+    than one head"): `dagster-init` creates it alone, runs once, and the others wait for it."""
+    init = SERVICES["dagster-init"]
+    assert build_parser().parse_args(init["command"][1:]).command == "init-instance"
+    assert init["command"][0] == "iska" and init["restart"] == "no"
+    assert environment("dagster-init")["DAGSTER_HOME"] == environment("daemon")["DAGSTER_HOME"]
+    for service in ("code", "webserver", "daemon", "api"):
+        after = SERVICES[service]["depends_on"]
+        assert after["dagster-init"] == {"condition": "service_completed_successfully"}, service
+        assert after["postgres"] == {"condition": "service_healthy"}, service
+
+
 def test_the_webserver_publishes_the_ui_port():
     command = SERVICES["webserver"]["command"]
     port = command[command.index("--port") + 1]

@@ -9,6 +9,8 @@ from datetime import timedelta
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.sms.claims import claim, cutoff, skip_too_late
+from iska_pipelines.lib.sms.delivery import record_outcomes
+from iska_pipelines.lib.sms.gateway import SmsOutcome
 from iska_pipelines.lib.sms.outbox import plan_outbox
 from iska_pipelines_tests.sms_world import add_forecast, add_subscriber, messages, today
 
@@ -71,6 +73,20 @@ def test_past_the_cutoff_pending_messages_end_skipped_too_late_but_live_claims_a
     statuses = {row.msgid: row.status for row in messages(engine, day)}
     assert statuses.pop(held) == "pending"
     assert set(statuses.values()) == {"skipped_too_late"}
+
+
+def test_a_message_skipped_too_late_while_a_slow_sender_still_had_it_ends_accepted_when_it_was_sent(engine):
+    """The slow sender outlived its claim; the skip could not know the gateway took it."""
+    day = planned_day(engine, 2)
+    sent, unsent = take(engine, day, "slow", 2, seconds=30)
+    with engine.begin() as connection:
+        assert skip_too_late(connection, day, now=utcnow() + timedelta(seconds=31)) == 2
+        record_outcomes(
+            connection,
+            [SmsOutcome(sent, True, 1, "http://gw/sms/a"), SmsOutcome(unsent, False, 2, None, "HTTP 500")],
+        )
+    statuses = {row.msgid: (row.status, row.accepted_at is not None) for row in messages(engine, day)}
+    assert statuses == {sent: ("accepted", True), unsent: ("skipped_too_late", False)}
 
 
 def test_the_cutoff_is_the_latest_hour_on_the_day_in_the_local_timezone():

@@ -1079,6 +1079,34 @@ class Lifecycle(RuleBasedStateMachine):
         assert actual == expected, f"messages (database) {actual}\n  model {expected}"
 
 
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_future_ts_and_an_exact_repeat_count_toward_the_fraction_for_iska_and_the_model(
+    database_url, tmp_path, instance
+):
+    """SPEC §3: both are parse-time refusals. Six additions rows, one a ts two hours ahead and
+    one an exact repeat, are 2 of 6 refused (> 0.2): the file is refused whole."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        lm.Row(f"2332000000{n}", _iso(now - timedelta(minutes=5 * n)), "11", 5.6, -0.2) for n in range(1, 5)
+    ]
+    rows.insert(2, lm.Row("23320000005", _iso(now + timedelta(hours=2)), "11", 5.6, -0.2))
+    rows.append(rows[0])
+    expected = lm.Model().apply_file("additions", rows, now)
+    assert expected.refused_whole
+    assert sorted(next(iter(r)) for r in expected.row_reasons if r) == ["duplicate_in_file", "future_ts"]
+
+    iska = Iska(database_url=database_url, data_dir=tmp_path / "data", instance=instance)
+    result = iska.ingest(lm.csv_text("additions", rows), name="six_additions.csv", folder="additions")
+
+    assert not result.success
+    error = iska.scalar("SELECT error FROM ingested_files WHERE outcome = 'rejected'")
+    assert "2 of 6 rows refused" in error and "1 future_ts" in error and "1 duplicate_in_file" in error
+    assert iska.scalar("SELECT count(*) FROM subscriptions") == 0
+
+
 @pytest.fixture
 def lifecycle_world(database_url, tmp_path):
     world = World()

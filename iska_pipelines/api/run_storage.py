@@ -1,13 +1,19 @@
 """Where the API reads run status: the instance in DAGSTER_HOME when the API has one (same
 machine as Dagster, as under `make run`), else the webserver's GraphQL at ISKA_DAGSTER_URL.
-Launching always goes through the webserver (api/routes/sms_trigger.py)."""
+Launching always goes through the webserver (api/routes/sms_trigger.py).
+
+The API only reads an instance that exists: creating Dagster's storage is `iska init-instance`'s
+job, done before Dagster and the API start (dagster_instance.py says why). Until there is one,
+a status request answers 503 saying so."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import dagster as dg
 
+from iska_pipelines.dagster_instance import open_existing
 from iska_pipelines.lib.settings import Settings
 from iska_pipelines.lib.tasks.graphql import PARTITION_TAG, DagsterGraphQL, RunReader, RunSummary
 
@@ -43,6 +49,6 @@ def run_reader(settings: Settings) -> RunReader:
     with _lock:
         instance = _instances.get(settings.dagster_home)
         if instance is None:
-            instance = dg.DagsterInstance.from_config(settings.dagster_home)
+            instance = open_existing(Path(settings.dagster_home))
             _instances[settings.dagster_home] = instance
     return InstanceRuns(instance)

@@ -176,8 +176,19 @@ class TaskStatusOut(BaseModel):
     )
 
 
+class TriggeredRun(BaseModel):
+    region: str = Field(description="the region code (`default` without a regions file)")
+    partition: str = Field(description="the region's local day the run sends for (`day|region`)")
+    run_id: str = Field(description="task_status/ answers its status")
+    launched: bool = Field(description="false when that day's run was already queued or running")
+
+
 class SmsTriggered(BaseModel):
+    """Every region's run in `runs`; the first (the default region's) also at the top level,
+    as the original clients read it."""
+
     run_id: str
     task_id: str = Field(description="the run id again: task_status/ answers its status")
     partition: str = Field(description="the local day the run sends for")
     launched: bool = Field(description="false when that day's run was already queued or running")
+    runs: list[TriggeredRun] = Field(description="one per region, the default region's first")

@@ -112,7 +112,8 @@ class MomoStatus(StrEnum):
 
 
 class MessageStatus(StrEnum):
-    """`sms_messages.status`: pending -> accepted -> one final state, never backwards."""
+    """`sms_messages.status`: pending -> accepted -> one final state, never backwards; only the
+    gateway's acceptance or report of a skipped message overrules the skip (lib/sms/delivery.py)."""
 
     PENDING = "pending"
     ACCEPTED = "accepted"

@@ -42,15 +42,7 @@ def charge_due_subscriptions(
     except (ConfigurationError, BillingAlreadyRunning) as refused:
         raise dg.Failure(description=str(refused), allow_retries=False) from refused
     context.log.info(summary.summary())
-    now = utcnow()
-    report_day(
-        context,
-        database.engine(),
-        BILLING_OUTCOMES,
-        billing_day(now, SETTINGS.timezone),
-        SETTINGS.timezone,
-        now,
-    )
+    report_billing_days(context, database)
     metadata = summary.metadata()
     if summary.auth_error:
         raise dg.Failure(
@@ -77,6 +69,17 @@ def charge_due_subscriptions(
             allow_retries=False,
         )
     yield dg.Output(None, metadata=metadata)
+
+
+def report_billing_days(context: dg.OpExecutionContext, database: IskaDatabase) -> None:
+    """billing_outcomes of the day just billed: each region's local day (SPEC §15), or the
+    deployment's with one region."""
+    now, regions = utcnow(), SETTINGS.regions()
+    for region in regions.all:
+        day = billing_day(now, region.timezone)
+        report_day(
+            context, database.engine(), BILLING_OUTCOMES, day, region.timezone, now, regions, region.code
+        )
 
 
 def _auth_failure(summary: BillingSummary, url: str) -> str:

@@ -25,7 +25,7 @@ def _materialize(
     context: dg.AssetExecutionContext, asset: str, database: IskaDatabase, health_checks: HealthChecks
 ) -> dg.MaterializeResult:
     regions = SETTINGS.regions()
-    day, code = day_and_region(context.partition_key, regions)  # the day alone but for sms_deliveries
+    day, code = day_and_region(context.partition_key, regions)  # file_intake's: the day alone
     health = day_health(database.engine(), asset, day, health_checks.rules(), utcnow(), regions, code)
     return dg.MaterializeResult(metadata=dict(health.figures), check_results=health.check_results())
 
@@ -57,7 +57,7 @@ def sms_deliveries(
 
 
 @dg.asset(
-    partitions_def=health_days,
+    partitions_def=health_region_days,
     group_name="health",
     kinds={"sql"},
     check_specs=[
@@ -72,7 +72,7 @@ def billing_outcomes(
     context: dg.AssetExecutionContext, database: IskaDatabase, health_checks: HealthChecks
 ) -> dg.MaterializeResult:
     """The day's charges: due, charged, declined, transport errors, cancelled for billing,
-    opt-outs and revenue in plan units."""
+    opt-outs and revenue in plan units; with several regions, one region's on its local day."""
     return _materialize(context, BILLING_OUTCOMES, database, health_checks)
 
 

@@ -82,6 +82,29 @@ class DayHealth:
         ]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Whose day the figures count: everyone's, or with several regions one region's, on its
+    own clock and SMS hour (SPEC §15)."""
+
+    rules: HealthRules
+    messages: str = EVERYONE  # an SQL condition on sms_messages.region
+    people: str = EVERYONE  # an SQL condition on the subscription's region, `s.region`
+    region_key: str | None = None  # the day and region's partition key
+
+
+def place_of(day: date, rules: HealthRules, regions: Regions | None, code: str | None) -> Place:
+    if regions is None or not regions.several:
+        return Place(rules)
+    region = regions.get(code)
+    return Place(
+        replace(rules, timezone=region.timezone, sms_hour=region.sms_hour),
+        regions.in_region("region", region.code),
+        regions.in_region("s.region", region.code),
+        region_day_key(day, region.code, regions),
+    )
+
+
 def sms_health(
     connection: sa.Connection,
     day: date,
@@ -91,16 +114,8 @@ def sms_health(
     code: str | None = None,
 ) -> DayHealth:
     """Day D's messages; with several `regions`, region `code`'s only, on its own clock."""
-    messages = people = EVERYONE
-    region_key = None
-    if regions is not None and regions.several:
-        region = regions.get(code)
-        messages, people = (
-            regions.in_region("region", region.code),
-            regions.in_region("s.region", region.code),
-        )
-        rules = replace(rules, timezone=region.timezone, sms_hour=region.sms_hour)
-        region_key = region_day_key(day, region.code, regions)
+    place = place_of(day, rules, regions, code)
+    rules, messages, people, region_key = place.rules, place.messages, place.people, place.region_key
     figures = deliveries.day_figures(connection, day, messages)
     if day >= local_day(now, rules.timezone):  # who is skipped is only meaningful for today on
         fresh_after = now - timedelta(hours=rules.forecast_max_age_hours)
@@ -111,14 +126,34 @@ def sms_health(
     return DayHealth(SMS_DELIVERIES, day, figures, verdicts, region_key)
 
 
-def billing_health(connection: sa.Connection, day: date, rules: HealthRules, now: datetime) -> DayHealth:
-    today = day == local_day(now, rules.timezone)
-    still_due = billing.due_untried(connection, day, rules.timezone) if today else None
-    figures = billing.day_figures(connection, day, rules.timezone, still_due)
-    return DayHealth(BILLING_OUTCOMES, day, figures, [no_transport_errors(figures)])
+def billing_health(
+    connection: sa.Connection,
+    day: date,
+    rules: HealthRules,
+    now: datetime,
+    regions: Regions | None = None,
+    code: str | None = None,
+) -> DayHealth:
+    """Day D's charges; with several `regions`, those of region `code`'s subscribers on its
+    local day, the day they are billed on."""
+    place = place_of(day, rules, regions, code)
+    timezone = place.rules.timezone
+    today = day == local_day(now, timezone)
+    still_due = billing.due_untried(connection, day, timezone, place.people) if today else None
+    figures = billing.day_figures(connection, day, timezone, still_due, place.people)
+    return DayHealth(BILLING_OUTCOMES, day, figures, [no_transport_errors(figures)], place.region_key)
 
 
-def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now: datetime) -> DayHealth:
+def intake_health(
+    connection: sa.Connection,
+    day: date,
+    rules: HealthRules,
+    _now: datetime,
+    _regions: Regions | None = None,
+    _code: str | None = None,
+) -> DayHealth:
+    """Day D's files, in ISKA_TIMEZONE: a file belongs to no region (one file can add
+    subscribers of several), so its day is the deployment's."""
     figures: dict[str, Any] = intake.day_figures(connection, day, rules.timezone)
     refused = intake.recent_files(
         connection, REFUSED_LISTED, refused_only=True, day=day, timezone=rules.timezone
@@ -130,11 +165,13 @@ def intake_health(connection: sa.Connection, day: date, rules: HealthRules, _now
     return DayHealth(FILE_INTAKE, day, figures, [no_refused_files(figures)])
 
 
-REPORTS: dict[str, Callable[[sa.Connection, date, HealthRules, datetime], DayHealth]] = {
+Report = Callable[[sa.Connection, date, HealthRules, datetime, Regions | None, str | None], DayHealth]
+REPORTS: dict[str, Report] = {
     SMS_DELIVERIES: sms_health,
     BILLING_OUTCOMES: billing_health,
     FILE_INTAKE: intake_health,
 }
+BY_REGION = (SMS_DELIVERIES, BILLING_OUTCOMES)  # by day and region when there are several
 
 
 def day_health(
@@ -146,11 +183,9 @@ def day_health(
     regions: Regions | None = None,
     code: str | None = None,
 ) -> DayHealth:
-    """`regions`, `code`: sms_deliveries of one region's day, when there are several."""
+    """`regions`, `code`: one region's day of an asset in BY_REGION, when there are several."""
     with engine.connect() as connection:
-        if asset == SMS_DELIVERIES:
-            return sms_health(connection, day, rules, now, regions, code)
-        return REPORTS[asset](connection, day, rules, now)
+        return REPORTS[asset](connection, day, rules, now, regions, code)
 
 
 def report_day(
@@ -164,8 +199,8 @@ def report_day(
     code: str | None = None,
 ) -> None:
     """From a run that did the work: the day's figures as a materialization of `asset` (of
-    region `code`'s day for sms_deliveries with several regions). The checks follow with the
-    refresh sensor, which knows the thresholds.
+    region `code`'s day for an asset in BY_REGION with several regions). The checks follow with
+    the refresh sensor, which knows the thresholds.
 
     The work is done and committed when this runs, so a failure here is logged, never the
     run's failure: the refresh sensor reports the same day within minutes."""

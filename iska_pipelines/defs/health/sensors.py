@@ -11,7 +11,7 @@ import json
 
 import dagster as dg
 
-from iska_pipelines.defs.health.events import REPORTS, SMS_DELIVERIES, DayHealth, day_health
+from iska_pipelines.defs.health.events import BY_REGION, REPORTS, SMS_DELIVERIES, DayHealth, day_health
 from iska_pipelines.defs.health.resources import HealthChecks
 from iska_pipelines.defs.resources import SETTINGS, IskaDatabase
 from iska_pipelines.lib.db.timestamps import utcnow
@@ -62,9 +62,9 @@ def _materialised_by_a_run(instance: dg.DagsterInstance, asset: str) -> int | No
 
 
 def _places(asset: str, regions: Regions, timezone: str) -> list[tuple[str | None, str]]:
-    """Whose days an asset counts, with their time zone: each region's for sms_deliveries when
-    there are several (SPEC §15), else everyone's in ISKA_TIMEZONE."""
-    if asset == SMS_DELIVERIES and regions.several:
+    """Whose days an asset counts, with their time zone: each region's for sms_deliveries and
+    billing_outcomes when there are several (SPEC §15), else everyone's in ISKA_TIMEZONE."""
+    if asset in BY_REGION and regions.several:
         return [(region.code, region.timezone) for region in regions.all]
     return [(None, timezone)]
 

@@ -6,7 +6,9 @@ moved to the message's time, SPEC §5), the consent events and the reply's outbo
 together or not at all. A repeat of a gateway id finds the stored message and changes nothing.
 
 - STOP: cancelled at once with `cancel_reason` opt_out (a cancelled subscriber's reason becomes
-  opt_out), the day's forecasts not yet sent end `skipped_opted_out`; reply `opt_out`.
+  opt_out), the day's forecasts not yet sent end `skipped_opted_out` (one that a sender is
+  sending at that moment ends `accepted` when the gateway takes it, lib/sms/delivery.py); reply
+  `opt_out`.
 - START from a cancelled subscriber: reply `rejoin_ask` with the plan's price.
 - YES from a cancelled subscriber within REJOIN_HOURS of a START received since the
   cancellation and since their last STOP: reactivated as a new subscription period (sub_date = the message's time,

@@ -1,8 +1,11 @@
 """`billing_outcomes` of a day: the day's charges from `billing_attempts`, and who left.
 
 Revenue is counted in plan units (one daily or one weekly plan charged), since prices are the
-operator's business, not ISKA's. A charge asked asynchronously (SPEC §18) counts on the day it was
-asked, under what it has come to so far: `pending` until its callback or the poll settles it.
+operator's business, not ISKA's. With several regions a day is one region's: `people` is
+Regions.in_region on `s.region` (the charged subscription's region) and `timezone` the region's,
+the local day its subscribers are billed on (SPEC §15). A charge asked asynchronously (SPEC §18)
+counts on the day it was asked, under what it has come to so far: `pending` until its callback or
+the poll settles it.
 """
 
 from __future__ import annotations
@@ -12,32 +15,37 @@ from datetime import date
 import sqlalchemy as sa
 
 from iska_pipelines.lib.health.days import bound_params
+from iska_pipelines.lib.sms.outbox import EVERYONE
 from iska_pipelines.lib.vocabulary import CancelReason, ChargeOutcome, Plan, SubscriptionStatus
 
 Outcome = ChargeOutcome
 
 
+# the day's attempts, each with its subscription as `s` (for `people`)
+ATTEMPTS = """FROM billing_attempts a LEFT JOIN subscriptions s ON s.id = a.subscription_id
+        WHERE a.attempted_at >= :start AND a.attempted_at < :end"""
+
+
 def day_figures(
-    connection: sa.Connection, day: date, timezone: str, still_due: int | None = None
+    connection: sa.Connection, day: date, timezone: str, still_due: int | None = None, people: str = EVERYONE
 ) -> dict[str, int]:
     """`still_due`: subscriptions due now and not yet tried (today only; None for a past day)."""
     attempts = connection.execute(
-        sa.text("""
-        SELECT outcome, plan, count(*) FROM billing_attempts
-        WHERE attempted_at >= :start AND attempted_at < :end GROUP BY outcome, plan
-    """).bindparams(*bound_params(day, timezone))
+        sa.text(
+            f"SELECT a.outcome, a.plan, count(*) {ATTEMPTS} AND {people} GROUP BY a.outcome, a.plan"
+        ).bindparams(*bound_params(day, timezone))
     ).all()
     tried = connection.execute(
-        sa.text("""
-        SELECT count(DISTINCT subscription_id) FROM billing_attempts
-        WHERE attempted_at >= :start AND attempted_at < :end
-    """).bindparams(*bound_params(day, timezone))
+        sa.text(f"SELECT count(DISTINCT a.subscription_id) {ATTEMPTS} AND {people}").bindparams(
+            *bound_params(day, timezone)
+        )
     ).scalar_one()
     left: dict[str, int] = dict(
         connection.execute(
-            sa.text("""
-        SELECT cancel_reason, count(*) FROM subscriptions
-        WHERE status = :cancelled AND unsub_date >= :start AND unsub_date < :end GROUP BY cancel_reason
+            sa.text(f"""
+        SELECT s.cancel_reason, count(*) FROM subscriptions s
+        WHERE s.status = :cancelled AND s.unsub_date >= :start AND s.unsub_date < :end AND {people}
+        GROUP BY s.cancel_reason
     """).bindparams(*bound_params(day, timezone), cancelled=str(SubscriptionStatus.CANCELLED))
         ).all()
     )
@@ -64,13 +72,13 @@ def day_figures(
     }
 
 
-def due_untried(connection: sa.Connection, day: date, timezone: str) -> int:
+def due_untried(connection: sa.Connection, day: date, timezone: str, people: str = EVERYONE) -> int:
     """Active subscriptions due on `day` that no charge has been tried for yet that day."""
     return int(
         connection.execute(
-            sa.text("""
+            sa.text(f"""
         SELECT count(*) FROM subscriptions s
-        WHERE s.status = :active AND s.next_billing_date <= :day
+        WHERE s.status = :active AND s.next_billing_date <= :day AND {people}
           AND NOT EXISTS (SELECT 1 FROM billing_attempts a WHERE a.subscription_id = s.id
                           AND a.attempted_at >= :start AND a.attempted_at < :end)
     """).bindparams(

@@ -4,6 +4,13 @@ Every write is guarded by the state machine pending -> accepted -> final: a send
 moves a `pending` row, a delivery report only moves a `pending` or `accepted` one, so a report
 that overtakes the send call, a repeated report or a late contradictory one changes nothing
 that is already final.
+
+A skip is the one final state the gateway can overrule. `skipped_opted_out` and
+`skipped_too_late` are ISKA's own verdict that a message will not go out, written without
+waiting for a sender that already holds it: a STOP arrives while its forecast is on the wire, or
+a sender outlives its claim. When the gateway then accepts that message, or reports on it, it
+was sent after all, and the row says so (accepted, its report applied) instead of hiding a sent
+message, and its report, under a skip.
 """
 
 from __future__ import annotations
@@ -32,7 +39,20 @@ STAGE_COLUMNS = {
     "last_error": "VARCHAR(500)",
     "gateway_ref": "VARCHAR(100)",
 }
-OPEN = f"('{MessageStatus.PENDING}', '{MessageStatus.ACCEPTED}')"
+
+
+def _sql_list(*statuses: MessageStatus) -> str:
+    return "(" + ", ".join(f"'{status}'" for status in statuses) + ")"
+
+
+SKIPPED = _sql_list(MessageStatus.SKIPPED_OPTED_OUT, MessageStatus.SKIPPED_TOO_LATE)
+# what a delivery report may move: open rows, and skipped ones it proves were sent
+REPORTABLE = _sql_list(
+    MessageStatus.PENDING,
+    MessageStatus.ACCEPTED,
+    MessageStatus.SKIPPED_OPTED_OUT,
+    MessageStatus.SKIPPED_TOO_LATE,
+)
 ACCEPTED, REJECTED, FAILED = (
     str(s) for s in (MessageStatus.ACCEPTED, MessageStatus.REJECTED, MessageStatus.FAILED)
 )
@@ -46,7 +66,7 @@ def record_outcomes(
     connection: sa.Connection, outcomes: Iterable[SmsOutcome], now: datetime | None = None
 ) -> int:
     """Write send outcomes with one set-based UPDATE (releasing their claims); returns the rows
-    written."""
+    written. An acceptance also moves a skipped row (see the module's docstring)."""
     rows = [
         (
             o.msgid,
@@ -75,6 +95,8 @@ def _write_outcomes(connection: sa.Connection, now: datetime | None) -> int:
         sa.text(f"""
         UPDATE sms_messages SET
             status = CASE WHEN sms_messages.status = '{MessageStatus.PENDING}' THEN s.status
+                          WHEN s.status = '{MessageStatus.ACCEPTED}' AND sms_messages.status IN {SKIPPED}
+                          THEN s.status
                           ELSE sms_messages.status END,
             attempts = sms_messages.attempts + s.tries,
             gateway = s.gateway,
@@ -136,7 +158,7 @@ def apply_report(
         UPDATE sms_messages SET status = :status,
                delivered_at = coalesce(:delivered_at, delivered_at),
                last_error = coalesce(:detail, last_error), updated_at = :now
-        WHERE msgid = :msgid AND status IN {OPEN}
+        WHERE msgid = :msgid AND status IN {REPORTABLE}
     """).bindparams(
             _now(now),
             sa.bindparam("delivered_at", delivered_at, type_=TIMESTAMP),

@@ -91,8 +91,9 @@ class Catalog:
         return normalise(code) in self.codes
 
     def language(self, code: str | None, region_default: str | None = None) -> Language:
-        """The texts for a subscriber: their language, else the region's default (SPEC §15, a
-        hook until regions exist), else ISKA_DEFAULT_LANGUAGE, else English."""
+        """The texts for a subscriber: their language, else their region's default language
+        (`region_default`, the regions file's `language`, SPEC §15), else ISKA_DEFAULT_LANGUAGE,
+        else English: the first of these that has a template."""
         for candidate in (code, region_default, self.default_language, FALLBACK_LANGUAGE):
             if candidate and normalise(candidate) in self.languages:
                 return self.languages[normalise(candidate)]
