@@ -48,6 +48,7 @@ def status_text(found: dict) -> str:
         f"failed {failed}  awaiting report {sms['accepted']}  still to send {sms['pending']}  "
         f"delivered of sent {sms['delivery_rate']:.1%}",
         f"Billing  due {bill['due']}  charged {bill['charged']}  declined {bill['declined']}  "
+        f"awaiting the payer {bill['pending']}  expired {bill['expired']}  "
         f"no answer {bill['transport_errors'] + bill['auth_errors']}  "
         f"cancelled for billing {bill['cancelled_for_billing']}  opt-outs {bill['opt_outs']}",
         *(

@@ -18,6 +18,7 @@ pytest_plugins = [
     "iska_pipelines_tests.api_server",
     "iska_pipelines_tests.consent_world",
     "iska_pipelines_tests.kannel",
+    "iska_pipelines_tests.momo_world",
 ]
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

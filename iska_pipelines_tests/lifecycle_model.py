@@ -3,8 +3,10 @@ test as a second, independent implementation of the rules: plain Python, one sub
 time, nothing imported from `iska_pipelines.lib`.
 
 It knows subscriptions and their subscription periods, the billing gateway's memory of each
-charge intent (what a gateway that honours Idempotency-Key answers a repeat with), the charges
-and declines it counted, the day's messages, the subscribers' texts (STOP, START, YES, HELP),
+charge intent (what a gateway that honours Idempotency-Key answers a repeat with; for MoMo, the
+request held under the intent's reference, the payer's answer and the callbacks held back, SPEC
+§18), the charges and declines it counted, pending charges and how the callbacks and the poll
+settle them, the day's messages, the subscribers' texts (STOP, START, YES, HELP),
 the replies they got and the consent log's events. The test drives the real system and this model
 with the same steps and compares them after every step.
 """
@@ -41,6 +43,14 @@ PARSE_TIME_REASONS = frozenset(
 )
 DATABASE_REASONS = frozenset({"unknown_msisdn", "stale_event", "no_grid_point_nearby"})
 TRANSIENT_FAULTS = ("5xx", "429", "timeout", "malformed")
+
+# asynchronous billing (SPEC §18), as the MoMo state machine configures it
+POLL_MINUTES = 10  # a pending charge is looked up once it is this old, and this often after
+PENDING_HOURS = 12  # ... and given up on (`expired`) once it is this old
+# a drawn answer as a MoMo payer gives it: approves, declines, or never answers
+MOMO_ENDINGS = {"success": "approve", "failure": "decline", "failure402": "timeout"}
+MOMO_STATUS = {"approve": "SUCCESSFUL", "decline": "FAILED", "timeout": "PENDING"}
+LOOKED_UP = {"SUCCESSFUL": "success", "FAILED": "declined", "PENDING": "pending"}
 SOURCES = {"user": "file", "api": "api"}  # a cancellation's reason -> the consent log's source
 FINAL_MESSAGE = {"delivered", "failed", "undelivered", "expired", "rejected", "skipped_opted_out"}
 
@@ -183,7 +193,9 @@ class Intent:
 @dataclass
 class Attempt:
     intent: Intent
-    outcome: str  # success | declined | error | auth_error
+    outcome: str  # success | declined | error | auth_error | pending | expired
+    at: datetime | None = None  # when a pending charge was asked (MoMo)
+    polled_at: datetime | None = None  # its last status lookup by the poll
 
 
 @dataclass
@@ -225,6 +237,10 @@ class Model:
     consent: list[tuple[str, str, str]] = field(default_factory=list)  # (msisdn, event, source)
     replies: list[Message] = field(default_factory=list)  # every reply sent (kind `reply`)
     asked: dict[str, datetime] = field(default_factory=dict)  # msisdn -> their START's time
+    # MoMo (SPEC §18): each intent's request as the gateway holds it (its status), and the
+    # callbacks it holds back until the test lets them arrive, in the order the payers answered
+    momo: dict[Intent, str] = field(default_factory=dict)
+    held: list[Intent] = field(default_factory=list)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -327,6 +343,7 @@ class Model:
                 and s.next_billing_date is not None
                 and s.next_billing_date <= today
                 and not (s.last_declined_at is not None and s.last_declined_at > rested)
+                and not self.pending_for(s.msisdn)
             ),
             key=lambda s: s.created_seq,
         )
@@ -389,19 +406,129 @@ class Model:
         if answer is None:
             self.attempts.append(Attempt(intent, "error"))
             return
-        if answer == "success":
-            self.attempts.append(Attempt(intent, "success"))
+        self.attempts.append(Attempt(intent, "success" if answer == "success" else "declined"))
+        self._apply(sub, answer == "success", now)
+
+    def _apply(self, sub: Subscription, paid: bool, now: datetime) -> None:
+        """What a success (`paid`) or a decline answered at `now` changes in its subscription."""
+        if paid:
             sub.last_billing_date = now.date()
             sub.next_billing_date = now.date() + timedelta(days=PLAN_DAYS[sub.plan])
             sub.failed_billing_count = 0
             return
-        self.attempts.append(Attempt(intent, "declined"))
         sub.last_declined_at = now
         sub.failed_billing_count += 1
         if sub.failed_billing_count >= MAX_BILLING_TRY_LIMIT:
             sub.status, sub.cancel_reason, sub.unsub_date = "cancelled", "billing", now
             sub.last_event_at = max(sub.last_event_at, now)  # SPEC §5: its own time
             self.consent.append((sub.msisdn, "cancelled", "billing"))
+
+    # -- asynchronous billing (MoMo, SPEC §18) ----------------------------------------------
+
+    def pending_for(self, msisdn: str) -> bool:
+        """A charge of this subscriber waits for its payer: nothing more is asked meanwhile."""
+        return any(a.outcome == "pending" and a.intent.msisdn == msisdn for a in self.attempts)
+
+    def bill_momo(
+        self, now: datetime, plans: dict[str, Charge], tries: int, long_retry_after: bool = False
+    ) -> list[str]:
+        """One MoMo billing run, charges in creation order, one at a time; returns the faults the
+        simulator must inject in front of the requests (the status lookups get none). A new
+        request is answered 202 (`pending`, whatever the payer does); one the gateway holds
+        already (an earlier try or run got through) is answered 409 and looked up."""
+        faults: list[str] = []
+        for sub in self.due(now):
+            plan = plans.get(sub.msisdn, Charge())
+            intent = self.intent(sub)
+            answer: str | None = None
+            for attempt in range(tries):
+                fault = plan.faults[attempt] if attempt < len(plan.faults) else ""
+                faults.append(fault)
+                if fault in TRANSIENT_FAULTS:
+                    if fault == "429" and long_retry_after:
+                        break
+                    continue
+                if intent in self.momo:
+                    answer = LOOKED_UP[self.momo[intent]]
+                    break
+                self._ask_momo(intent, plan.answer)
+                if fault == "charge_then_timeout":
+                    continue  # asked, but the 202 never came back
+                answer = "pending"
+                break
+            if answer == "pending":
+                self.attempts.append(Attempt(intent, "pending", at=now))
+            else:
+                self._record(sub, intent, answer, now)  # None: error; else success or declined
+        return faults
+
+    def ask_momo_then_crash(self, now: datetime, plans: dict[str, Charge], asked: int) -> None:
+        """A run whose record was refused after its first `asked` requests: the gateway holds
+        them, ISKA wrote nothing."""
+        for sub in self.due(now)[:asked]:
+            intent = self.intent(sub)
+            if intent not in self.momo:
+                self._ask_momo(intent, plans.get(sub.msisdn, Charge()).answer)
+
+    def _ask_momo(self, intent: Intent, drawn: str) -> None:
+        """The gateway takes a new request; the payer answers at once (or never), and the
+        callback is held back until the test lets it arrive."""
+        ending = MOMO_ENDINGS[drawn]
+        self.momo[intent] = MOMO_STATUS[ending]
+        if ending == "approve":
+            self.charged[intent.msisdn] = self.charged.get(intent.msisdn, 0) + 1
+        elif ending == "decline":
+            self.declined[intent.msisdn] = self.declined.get(intent.msisdn, 0) + 1
+        if ending != "timeout":
+            self.held.append(intent)
+
+    def callbacks_arrive(self, fates: list[str], now: datetime) -> dict[str, int]:
+        """The held callbacks arrive (`once`, `twice`) or are lost, in order; counts what each
+        did: settled a charge, or came when nothing was pending (changing nothing)."""
+        held, self.held = self.held, []
+        did = {"settled": 0, "late": 0, "lost": 0, "repeated": 0}
+        for index, intent in enumerate(held):
+            fate = fates[index] if index < len(fates) else "once"
+            if fate == "lost":
+                did["lost"] += 1
+                continue
+            did["repeated"] += fate == "twice"
+            settled = self.settle(intent, LOOKED_UP[self.momo[intent]], now)
+            did["settled" if settled else "late"] += 1
+        return did
+
+    def poll(self, now: datetime) -> dict[str, int]:
+        """The poll sensor's tick: what it settled, expired, or left pending."""
+        asked_before = now - timedelta(minutes=POLL_MINUTES)
+        expire_before = now - timedelta(hours=PENDING_HOURS)
+        did = {"settled": 0, "expired": 0, "still_pending": 0}
+        for attempt in [a for a in self.attempts if a.outcome == "pending"]:
+            if (attempt.polled_at or attempt.at) > asked_before:
+                continue
+            status = self.momo[attempt.intent]
+            if status != "PENDING":
+                did["settled"] += self.settle(attempt.intent, LOOKED_UP[status], now)
+            elif attempt.at <= expire_before:
+                did["expired"] += self.settle(attempt.intent, "expired", now)
+            else:
+                attempt.polled_at = now
+                did["still_pending"] += 1
+        return did
+
+    def settle(self, intent: Intent, outcome: str, now: datetime) -> bool:
+        """The pending charge of `intent` ends, once; False when none was pending. Its
+        subscription changes only while it is still in that intent, a decline only while it is
+        active; `expired` changes nothing but the attempt."""
+        attempt = next((a for a in self.attempts if a.intent == intent and a.outcome == "pending"), None)
+        if attempt is None:
+            return False
+        attempt.outcome = outcome
+        sub = self.subscriptions[intent.msisdn]
+        if outcome == "expired" or self.intent(sub) != intent:
+            return True
+        if outcome == "success" or sub.status == "active":
+            self._apply(sub, outcome == "success", now)
+        return True
 
     def bill_unauthorised(self, now: datetime) -> None:
         """401: the first charge is refused and the run stops; nothing else changes."""
@@ -514,7 +641,7 @@ class Model:
         return replace(
             self,
             subscriptions={k: replace(v) for k, v in self.subscriptions.items()},
-            attempts=list(self.attempts),
+            attempts=[replace(a) for a in self.attempts],
             gateway=dict(self.gateway),
             charged=dict(self.charged),
             declined=dict(self.declined),
@@ -523,4 +650,6 @@ class Model:
             consent=list(self.consent),
             replies=[replace(r) for r in self.replies],
             asked=dict(self.asked),
+            momo=dict(self.momo),
+            held=list(self.held),
         )

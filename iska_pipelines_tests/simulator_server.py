@@ -28,6 +28,23 @@ class RunningSimulator:
     def billing_url(self) -> str:
         return f"{self.base_url}/billing"
 
+    @property
+    def momo_url(self) -> str:
+        """MTN MoMo Collections' requesttopay (BILLING_PROTOCOL=momo)."""
+        return f"{self.base_url}/collection/v1_0/requesttopay"
+
+    def momo_requests(self) -> dict[str, dict]:
+        """Every requesttopay the simulator holds, by reference."""
+        return self.stats()["billing"]["momo"]
+
+    def send_held_callbacks(self, *fates: str) -> list[dict]:
+        """Send the callbacks held back (`momo_hold_callbacks`); `fates` per callback, in order."""
+        response = requests.post(
+            f"{self.base_url}/simulator/momo/callbacks", json={"fates": list(fates)}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["callbacks"]
+
     def sms_url(self, name: str = "primary") -> str:
         return f"{self.base_url}/sms/{name}"
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import time_machine
 import yaml
 
 from iska_pipelines.defs.inbox.jobs import ingest_subscriptions
@@ -145,3 +147,20 @@ def _asset_graph():
     from iska_pipelines.definitions import defs
 
     return defs().resolve_asset_graph()
+
+
+def test_a_refused_file_dropped_again_after_its_content_was_applied_under_another_name_is_a_duplicate(iska):
+    """SPEC §2: identical content dropped again is a duplicate, even under a name once refused."""
+    now = datetime.now(UTC)
+    ahead = (now + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")  # future_ts, for now
+    additions = f"msisdn,ts,service_id,lat,lon\n233020000071,{ahead},11,5.6,-0.2\n"
+    with time_machine.travel(now, tick=False):
+        assert not iska.ingest(additions, name="early_additions.csv").success  # refused as a whole
+    with time_machine.travel(now + timedelta(hours=3), tick=False):
+        assert iska.ingest(additions, name="later_additions.csv").success  # the same rows apply now
+        iska.drop(additions, name="early_additions.csv")  # the refused name, the applied content
+
+        tick = iska.tick()
+
+    assert tick.run_requests == []
+    assert list((iska.folders.archive / "additions" / "duplicates").iterdir())

@@ -12,7 +12,8 @@ the model must agree, and the invariants below must hold.
 The clock: ISKA reads "now" from the standard library (ingest, billing, SMS planning, the API),
 so the test travels the whole process to the model's time with `time_machine` (frozen between
 the model's explicit moves). Bounded in `make test`; `make soak` runs ISKA_SOAK_EXAMPLES
-examples. A failure prints the shrunk sequence of steps.
+examples. A failure prints the shrunk sequence of steps. test_lifecycle_momo_state_machine.py
+runs this machine billed through MoMo (SPEC §18).
 """
 
 from __future__ import annotations
@@ -319,6 +320,7 @@ charges_strategy = st.dictionaries(
 
 class Lifecycle(RuleBasedStateMachine):
     world: World
+    protocol = "iska"  # BILLING_PROTOCOL; MomoLifecycle below bills through MoMo (SPEC §18)
 
     def __init__(self) -> None:
         super().__init__()
@@ -369,6 +371,11 @@ class Lifecycle(RuleBasedStateMachine):
             timeout_rate=0.0,
             throttle_rate=0.0,
             report_delay_seconds=3600,
+            momo_script={},
+            momo_settle_seconds=0,  # MoMo payers answer at once; their callbacks wait for the test
+            momo_hold_callbacks=True,
+            momo_timeout_rate=0.0,
+            momo_lost_callback_rate=0.0,
         )
 
     def teardown(self) -> None:
@@ -471,12 +478,22 @@ class Lifecycle(RuleBasedStateMachine):
             "timeout_seconds": CLIENT_TIMEOUT,
             "tries": TRIES,
             "backoff_seconds": 0.01,
-        } | gateway
+        }
+        if self.protocol == "momo":
+            settings_ |= {
+                "protocol": "momo",
+                "url": self.world.simulator.momo_url,
+                "public_url": self.world.api.base_url,
+                "callback_secret": CALLBACK_SECRET,
+            }
         return {
             "database": IskaDatabase(url=self.world.database_url),
-            "billing_gateway": BillingGateway(**settings_),
+            "billing_gateway": BillingGateway(**(settings_ | gateway)),
             "billing_policy": BillingPolicy(
-                max_tries=lm.MAX_BILLING_TRY_LIMIT, retry_minutes=lm.BILLING_RETRY_MINUTES
+                max_tries=lm.MAX_BILLING_TRY_LIMIT,
+                retry_minutes=lm.BILLING_RETRY_MINUTES,
+                poll_minutes=lm.POLL_MINUTES,
+                pending_hours=lm.PENDING_HOURS,
             ),
         }
 
@@ -488,13 +505,30 @@ class Lifecycle(RuleBasedStateMachine):
     def script_gateway(
         self, plans: dict[str, lm.Charge], declines402: set[str], faults: list[str], retry_after: float
     ) -> None:
-        """`declines402`: from `model.front_declines`, asked before the model bills the run."""
+        """`declines402`: from `front_declines`, asked before the model bills the run."""
         self.world.front.decline = declines402
+        if self.protocol == "momo":  # how each payer answers a new request
+            self.world.simulator.configure(
+                momo_script={m: [lm.MOMO_ENDINGS[c.answer]] for m, c in plans.items()},
+                faults=faults,
+                retry_after_seconds=retry_after,
+            )
+            return
         self.world.simulator.configure(
             script={m: [c.answer] for m, c in plans.items() if c.answer in ("success", "failure")},
             faults=faults,
             retry_after_seconds=retry_after,
         )
+
+    def front_declines(self, plans: dict[str, lm.Charge]) -> set[str]:
+        """Who the 402 front answers itself (the iska protocol only: MoMo's declines are FAILED)."""
+        return self.model.front_declines(self.now, plans) if self.protocol == "iska" else set()
+
+    def bill_model(self, plans: dict[str, lm.Charge], long_retry_after: bool = False) -> list[str]:
+        """The model's billing run; the faults the simulator must inject, in request order."""
+        if self.protocol == "momo":
+            return self.model.bill_momo(self.now, plans, TRIES, long_retry_after)
+        return self.model.bill(self.now, plans, TRIES, long_retry_after)
 
     def check_billing_step(
         self,
@@ -695,8 +729,8 @@ class Lifecycle(RuleBasedStateMachine):
         plans = self.plans(drawn, default)
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
-        declines402 = self.model.front_declines(self.now, plans)
-        faults = self.model.bill(self.now, plans, TRIES)
+        declines402 = self.front_declines(plans)
+        faults = self.bill_model(plans)
         self.script_gateway(plans, declines402, faults, retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -712,8 +746,8 @@ class Lifecycle(RuleBasedStateMachine):
         plans[due[-1].msisdn] = lm.Charge(answer, ("429",))
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         attempts_before = len(self.model.attempts)
-        declines402 = self.model.front_declines(self.now, plans)
-        faults = self.model.bill(self.now, plans, TRIES, long_retry_after=True)
+        declines402 = self.front_declines(plans)
+        faults = self.bill_model(plans, long_retry_after=True)
         self.script_gateway(plans, declines402, faults, retry_after=lm.MAX_RETRY_AFTER_SECONDS + 100)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -724,8 +758,9 @@ class Lifecycle(RuleBasedStateMachine):
         plans = {m: lm.Charge(c.answer) for m, c in self.plans(drawn).items()}
         before, due_before, ledger_before = self.tables(), self.db_due(), self.ledger()
         due = bool(self.model.due(self.now))
-        declines402 = self.model.front_declines(self.now, plans)
+        declines402 = self.front_declines(plans)
         self.script_gateway(plans, declines402, [], retry_after=0.05)
+        asked_before = self.world.simulator.billing_counts().get("requests", 0)
         _crash_trigger(self.engine, install=True)
         try:
             crashed = self.run_billing(billing_job_crashing_once)
@@ -733,8 +768,14 @@ class Lifecycle(RuleBasedStateMachine):
             _crash_trigger(self.engine, install=False)
         assert crashed.success != due, "the write was refused, so the step should have failed"
         assert self.tables() == before, "a crashed billing step left something behind"
+        if self.protocol == "momo":  # the gateway holds what the crashed run asked (a prefix)
+            asked = self.world.simulator.billing_counts().get("requests", 0) - asked_before
+            assert asked <= len(self.model.due(self.now)), "the crashed run asked more than was due"
+            self.model.ask_momo_then_crash(self.now, plans, asked)
+            if asked:
+                event("a MoMo run crashed between its requests and their record")
         attempts_before = len(self.model.attempts)
-        self.model.bill(self.now, plans, TRIES)
+        self.bill_model(plans)
         self.script_gateway(plans, declines402, [], retry_after=0.05)
         result = self.run_billing()
         errors = any(a.outcome == "error" for a in self.model.attempts[attempts_before:])
@@ -1085,6 +1126,7 @@ def lifecycle_world(database_url, tmp_path):
             api_settings(
                 database_url,
                 tmp_path / "api-data",
+                MAX_BILLING_TRY_LIMIT=str(lm.MAX_BILLING_TRY_LIMIT),  # the MoMo callback's limit
                 ISKA_INBOUND_TOKEN=INBOUND_TOKEN,
                 SMS_URLS=f"{simulator_url}/sms/replies",
                 SMS_TOKEN=SIMULATOR_TOKEN,

@@ -3,8 +3,8 @@
 An ASGI middleware in front of everything: /docs, /redoc, /openapi.json and their scripts are
 behind it too. A request that may not pass is answered 401 (or 403 without ISKA_API_TOKEN from
 beyond loopback) whatever its body: a broken JSON body never turns into a 422 for a stranger.
-/health, the delivery-report callback (checked by its `sig`) and the inbound SMS route
-(checked by its own token) are open.
+/health, the delivery-report and MoMo callbacks (checked by their `sig`) and the inbound SMS
+route (checked by its own token) are open.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from iska_pipelines.api.auth import refusal
+from iska_pipelines.lib.billing.signing import MOMO_CALLBACK_PATH
 from iska_pipelines.lib.sms.callbacks import INBOUND_PATH
 from iska_pipelines.lib.sms.signing import CALLBACK_PATH
 
-OPEN_PATHS = frozenset(path.rstrip("/") for path in ("/health", CALLBACK_PATH, INBOUND_PATH))
+OPEN_PATHS = frozenset(
+    path.rstrip("/") for path in ("/health", CALLBACK_PATH, MOMO_CALLBACK_PATH, INBOUND_PATH)
+)
 
 
 class Access:

@@ -12,6 +12,7 @@ from iska_pipelines.api.dependencies import check_database_url
 from iska_pipelines.api.errors import install_error_handlers
 from iska_pipelines.api.openapi import document_errors
 from iska_pipelines.api.routes import (
+    billing_callback,
     callback,
     forecasts,
     health,
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(callback.router)
+    app.include_router(billing_callback.router)
     app.include_router(inbound.router)
 
     @app.exception_handler(RequestValidationError)

@@ -108,6 +108,7 @@ the same as JSON at <a href="/status">/status</a> · runs and plots in
 <div class="tiles">
 {_tile("billing.due", "due", bill["due"])}{_tile("billing.charged", "charged", bill["charged"])}
 {_tile("billing.declined", "declined", bill["declined"])}
+{_tile("billing.pending", "awaiting the payer", bill["pending"])}{_tile("billing.expired", "expired", bill["expired"])}
 {_tile("billing.transport_errors", "no answer", bill["transport_errors"] + bill["auth_errors"])}
 {_tile("billing.cancelled_for_billing", "cancelled for billing", bill["cancelled_for_billing"])}
 {_tile("billing.opt_outs", "opt-outs", bill["opt_outs"])}

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from iska_pipelines.lib.billing.prices import parse_price
 from iska_pipelines.lib.errors import ConfigurationError
 from iska_pipelines.lib.regions.config import Gateway, Regions, load_regions, single_region
 from iska_pipelines.lib.sms.languages import normalise
@@ -31,6 +32,10 @@ DEFAULT_SMS_URLS = (
     "http://127.0.0.1:8010/sms/b",
     "http://127.0.0.1:8010/sms/c",
 )
+DEFAULT_BILLING_URL = "http://127.0.0.1:8010/billing"
+# BILLING_PROTOCOL=momo without a BILLING_URL: the simulator's MoMo Collections
+DEFAULT_MOMO_URL = "http://127.0.0.1:8010/collection/v1_0/requesttopay"
+MOMO_PATH_END = "/requesttopay"
 DEFAULT_SMS_TEMPLATE = "Iska {date}: next 24h {fcat24}, next 48h {fcat48}"
 # for development only: anyone who knows it can forge delivery reports (see .env-example)
 DEV_CALLBACK_SECRET = "iska-dev-callback-secret"
@@ -78,11 +83,17 @@ def _sms_template(value: str | None) -> str | None:
     return value
 
 
+def _price(value: str) -> str:
+    parse_price(value)
+    return " ".join(value.split())
+
+
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 BaseUrl = Annotated[HttpUrl, AfterValidator(lambda url: url.rstrip("/"))]
 HttpUrls = Annotated[tuple[HttpUrl, ...], NoDecode, BeforeValidator(_url_list), Field(min_length=1)]
 Hour = Annotated[int, Field(ge=0, le=23)]
+PriceText = Annotated[str, AfterValidator(_price)]
 
 
 def describe(error: ValidationError) -> str:
@@ -123,7 +134,7 @@ class Settings(BaseSettings):
     min_delivery_rate: float = Field(0.9, ge=0, le=1, alias="ISKA_MIN_DELIVERY_RATE")
     max_task_retry: int = Field(3, ge=0, alias="MAX_TASK_RETRY")
     # billing (SPEC §6)
-    billing_url: HttpUrl = Field("http://127.0.0.1:8010/billing", alias="BILLING_URL")
+    billing_url: HttpUrl = Field(DEFAULT_BILLING_URL, alias="BILLING_URL")
     billing_token: str = Field("", alias="BILLING_TOKEN")
     max_billing_try_limit: int = Field(5, ge=1, alias="MAX_BILLING_TRY_LIMIT")
     billing_retry_minutes: int = Field(60, ge=0, alias="ISKA_BILLING_RETRY_MINUTES")
@@ -133,6 +144,16 @@ class Settings(BaseSettings):
     http_tries: int = Field(4, ge=1, alias="ISKA_HTTP_TRIES")
     max_retry_after_seconds: float = Field(300.0, ge=0, alias="ISKA_MAX_RETRY_AFTER_SECONDS")
     billing_max_tps: float = Field(0.0, ge=0, alias="BILLING_MAX_TPS")  # calls/s to BILLING_URL; 0: no cap
+    # asynchronous billing (SPEC §18): MTN MoMo Collections' requesttopay, its callback and its poll
+    billing_protocol: Literal["iska", "momo"] = Field("iska", alias="BILLING_PROTOCOL")
+    billing_target_environment: str = Field(
+        "sandbox", min_length=1, max_length=64, alias="BILLING_TARGET_ENVIRONMENT"
+    )
+    billing_subscription_key: str = Field("", alias="BILLING_SUBSCRIPTION_KEY")  # unset: not sent
+    billing_price_daily: PriceText = Field("0.20 GHS", alias="BILLING_PRICE_DAILY")
+    billing_price_weekly: PriceText = Field("1.00 GHS", alias="BILLING_PRICE_WEEKLY")
+    billing_poll_minutes: int = Field(10, ge=1, alias="ISKA_BILLING_POLL_MINUTES")
+    billing_pending_hours: int = Field(24, ge=1, alias="ISKA_BILLING_PENDING_HOURS")
     # daily SMS and the HTTP API (SPEC §7, §8)
     sms_urls: HttpUrls = Field(DEFAULT_SMS_URLS, alias="SMS_URLS")
     sms_token: str = Field("", alias="SMS_TOKEN")  # unset: BILLING_TOKEN
@@ -194,6 +215,8 @@ class Settings(BaseSettings):
         values = {name: value for name, value in values.items() if value != ""}
         if "SMS_TOKEN" not in values and "BILLING_TOKEN" in values:
             values["SMS_TOKEN"] = values["BILLING_TOKEN"]
+        if values.get("BILLING_PROTOCOL") == "momo" and "BILLING_URL" not in values:
+            values["BILLING_URL"] = DEFAULT_MOMO_URL
         if "ISKA_DATABASE_URL" not in values:
             data_dir = Path(values.get("ISKA_DATA_DIR", cls.model_fields["data_dir"].default))
             values["ISKA_DATABASE_URL"] = default_database_url(data_dir)
@@ -206,6 +229,23 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "ISKA_SMS_EXECUTOR=celery needs ISKA_CELERY_BROKER_URL, the broker the workers "
                 "listen on (e.g. pyamqp://guest:guest@rabbitmq:5672//; see deploy/celery.yaml)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _momo_fits(self) -> Settings:
+        """MoMo's endpoint is the requesttopay collection (its status lookup hangs below it),
+        and a charge must be able to stay pending longer than the poll waits before asking."""
+        if self.billing_protocol == "momo" and not self.billing_url.rstrip("/").endswith(MOMO_PATH_END):
+            raise ConfigurationError(
+                "BILLING_URL must be MoMo's requesttopay endpoint (…/collection/v1_0/requesttopay) "
+                f"when BILLING_PROTOCOL is momo, got {self.billing_url!r}"
+            )
+        if self.billing_pending_hours * 60 <= self.billing_poll_minutes:
+            raise ConfigurationError(
+                f"ISKA_BILLING_PENDING_HOURS ({self.billing_pending_hours} h) must be longer than "
+                f"ISKA_BILLING_POLL_MINUTES ({self.billing_poll_minutes} min): every pending charge "
+                "would expire before it is looked up"
             )
         return self
 

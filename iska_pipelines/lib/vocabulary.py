@@ -74,12 +74,41 @@ class CancelReason(StrEnum):
 
 
 class ChargeOutcome(StrEnum):
-    """`billing_attempts.outcome`: what one charge came to (SPEC §6)."""
+    """`billing_attempts.outcome`: what one charge came to (SPEC §6, §18).
+
+    `pending` (an asynchronous gateway took the request, the payer has not answered yet) is
+    the only outcome that changes later, once, to `success`, `declined` or `expired`.
+    """
 
     SUCCESS = "success"
     DECLINED = "declined"
     ERROR = "error"
     AUTH_ERROR = "auth_error"
+    PENDING = "pending"  # accepted by the gateway (202), not settled: no SMS, no cancellation
+    EXPIRED = "expired"  # still pending after ISKA_BILLING_PENDING_HOURS: not a decline
+
+
+class BillingProtocol(StrEnum):
+    """`BILLING_PROTOCOL`: how the billing gateway is spoken to (SPEC §6, §18)."""
+
+    ISKA = "iska"  # one synchronous POST answers success or failure
+    MOMO = "momo"  # MTN MoMo Collections requesttopay: 202, then a callback or a status lookup
+
+
+class SettledBy(StrEnum):
+    """`billing_attempts.settled_by`: what told ISKA how an asynchronous charge ended."""
+
+    REQUEST = "request"  # the run's own status lookup after a 409 (the reference existed)
+    CALLBACK = "callback"  # the gateway's callback to ISKA's signed route
+    POLL = "poll"  # the poll sensor's status lookup, or its giving up (`expired`)
+
+
+class MomoStatus(StrEnum):
+    """A requesttopay's `status` in MoMo's status lookup and callback."""
+
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+    PENDING = "PENDING"
 
 
 class MessageStatus(StrEnum):

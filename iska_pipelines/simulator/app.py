@@ -1,7 +1,8 @@
 """The simulator's FastAPI app: the gateways, a subscriber (`/simulator/inbound`), `/stats`,
 `/arrivals`, `/health`, `/admin/config`.
 
-The gateways: billing (`POST /billing`), and SMS under `/sms/{name}` for any name, each name
+The gateways: billing (`POST /billing`; MTN MoMo Collections at `/collection/v1_0/requesttopay`,
+with `POST /simulator/momo/callbacks` to send the callbacks a test held back), and SMS under `/sms/{name}` for any name, each name
 speaking every protocol at once: `iska` (`POST /sms/{name}`), Kannel
 (`GET /sms/{name}/cgi-bin/sendsms`), Africa's Talking (`POST /sms/{name}/version1/messaging`),
 Twilio (`POST /sms/{name}/2010-04-01/Accounts/{sid}/Messages.json`) and Infobip
@@ -20,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from iska_pipelines.simulator import billing, inbound, protocols, sms
+from iska_pipelines.simulator import billing, inbound, momo, protocols, sms
 from iska_pipelines.simulator.faults import Dice
 from iska_pipelines.simulator.knobs import Knobs
 from iska_pipelines.simulator.ledger import Ledger
@@ -38,6 +39,8 @@ class Simulation:
         knobs = Knobs.model_validate(self.knobs.model_dump() | changes)
         if "script" in changes:
             self.ledger.set_scripts(knobs.script)
+        if "momo_script" in changes:
+            self.ledger.set_scripts(knobs.momo_script, momo.MOMO)
         if "faults" in changes:
             self.ledger.set_faults(knobs.faults)
         if "seed" in changes:
@@ -49,6 +52,7 @@ class Simulation:
 def create_app(knobs: Knobs) -> FastAPI:
     ledger = Ledger()
     ledger.set_scripts(knobs.script)
+    ledger.set_scripts(knobs.momo_script, momo.MOMO)
     ledger.set_faults(knobs.faults)
     sim = Simulation(knobs, ledger, Dice(knobs.seed), ReportSender(ledger))
 
@@ -60,6 +64,7 @@ def create_app(knobs: Knobs) -> FastAPI:
     app = FastAPI(title="ISKA gateway simulator", lifespan=lifespan)
     app.state.sim = sim
     app.include_router(billing.router)
+    app.include_router(momo.router)
     app.include_router(sms.router)
     app.include_router(protocols.router)
     app.include_router(inbound.router)

@@ -17,6 +17,8 @@ from datetime import date
 from pydantic import BaseModel, Field, field_validator
 
 FAULTS = {"", "timeout", "5xx", "429", "malformed", "charge_then_timeout"}
+MOMO_ANSWERS = {"approve", "decline", "timeout"}
+MOMO_FATES = {"", "lost", "twice"}
 
 
 class Knobs(BaseModel):
@@ -84,6 +86,28 @@ class Knobs(BaseModel):
         description="the account's delivery report URL (set once in Africa's Talking's dashboard, "
         "not per message) where africastalking reports go; empty: no reports",
     )
+    momo_settle_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="MoMo: how long after a requesttopay (202) the payer answers and the callback "
+        "goes out (0: at once, before the 202)",
+    )
+    momo_timeout_rate: float = Field(
+        0.0, ge=0, le=1, description="MoMo: share of msisdns per day who never answer (PENDING for ever)"
+    )
+    momo_lost_callback_rate: float = Field(
+        0.0, ge=0, le=1, description="MoMo: share of settled requests whose callback is never sent"
+    )
+    momo_hold_callbacks: bool = Field(
+        False,
+        description="MoMo: keep the callbacks until POST /simulator/momo/callbacks sends them "
+        "(tests decide when, and which are lost or repeated)",
+    )
+    momo_script: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="MoMo: msisdn -> how its next requests end, in order: 'approve', 'decline' or "
+        "'timeout', optionally followed by ' lost' (no callback) or ' twice' (the callback twice)",
+    )
     twilio_auth_token: str = Field(
         "",
         description="the auth token Twilio signs inbound messages with (X-Twilio-Signature); "
@@ -97,6 +121,32 @@ class Knobs(BaseModel):
         if unknown:
             raise ValueError(f"unknown faults {unknown}; known: {sorted(FAULTS - {''})}")
         return faults
+
+    @field_validator("momo_script")
+    @classmethod
+    def _known_momo_endings(cls, script: dict[str, list[str]]) -> dict[str, list[str]]:
+        for msisdn, endings in script.items():
+            for ending in endings:
+                answer, _, fate = ending.partition(" ")
+                if answer not in MOMO_ANSWERS or fate not in MOMO_FATES:
+                    raise ValueError(
+                        f"{msisdn}: {ending!r} is not one of {sorted(MOMO_ANSWERS)}, "
+                        f"optionally followed by ' lost' or ' twice'"
+                    )
+        return script
+
+    def momo_ending(self, msisdn: str, day: date, scripted: str | None) -> tuple[str, str]:
+        """(answer, callback fate) of a new request: scripted, else by the rates (per msisdn and
+        day, like declines)."""
+        if scripted:
+            answer, _, fate = scripted.partition(" ")
+            return answer, fate
+        if _fraction(self.seed, "momo-timeout", msisdn, day.isoformat()) < self.momo_timeout_rate:
+            return "timeout", ""
+        return ("decline" if self.declines(msisdn, day) else "approve"), ""
+
+    def loses_callback(self, reference: str) -> bool:
+        return _fraction(self.seed, "momo-lost", reference) < self.momo_lost_callback_rate
 
     def twilio_signing_token(self) -> str:
         return self.twilio_auth_token or next(iter(self.tokens), "simulator")
@@ -133,6 +183,6 @@ def knobs_from_env(env: dict[str, str] | None = None) -> Knobs:
     values: dict[str, object] = {"tokens": tokens}
     for name in Knobs.model_fields:
         raw = env.get(f"ISKA_SIM_{name.upper()}", "").strip()
-        if raw and name not in {"tokens", "script", "faults", "report_statuses"}:
+        if raw and name not in {"tokens", "script", "faults", "report_statuses", "momo_script"}:
             values[name] = raw
     return Knobs.model_validate(values)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
+
+from iska_pipelines.simulator.outbound import Outbound
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._answers: dict[str, Answer] = {}
-        self._scripts: dict[str, list[str]] = {}
+        self._scripts: dict[tuple[str, str], list[str]] = {}
         self._faults: list[str] = []
         self._counts: dict[str, Counter] = defaultdict(Counter)
         self._tallies: Counter = Counter()
@@ -30,6 +33,8 @@ class Ledger:
         self._texts: dict[str, str] = {}
         self._arrivals: dict[str, list[float]] = defaultdict(list)
         self._admitted: dict[str, deque[float]] = defaultdict(deque)
+        self._momo: dict[str, dict] = {}  # requesttopay by X-Reference-Id
+        self._held: list[tuple[str, str, Outbound]] = []  # (reference, fate, callback) kept back
 
     def arrive(self, gateway: str, max_tps: float) -> bool:
         """Record a request's arrival time at `gateway`; False when it is one more than
@@ -61,13 +66,50 @@ class Ledger:
         with self._lock:
             return self._answers.setdefault(f"{scope}:{key}", answer)
 
-    def set_scripts(self, scripts: dict[str, list[str]]) -> None:
+    def momo_create(self, reference: str, request: dict) -> bool:
+        """Keep a new requesttopay; False when the reference exists (MoMo's 409)."""
         with self._lock:
-            self._scripts = {msisdn: list(answers) for msisdn, answers in scripts.items()}
+            if reference in self._momo:
+                return False
+            self._momo[reference] = dict(request)
+            return True
 
-    def next_scripted(self, msisdn: str) -> str | None:
+    def momo_request(self, reference: str) -> dict | None:
         with self._lock:
-            answers = self._scripts.get(msisdn)
+            found = self._momo.get(reference)
+            return None if found is None else dict(found)
+
+    def momo_settle(self, reference: str, status: str, reason: str | None) -> dict | None:
+        """The payer answered: PENDING -> status, once; the request as settled, else None."""
+        with self._lock:
+            found = self._momo.get(reference)
+            if found is None or found["status"] != "PENDING":
+                return None
+            found["status"] = status
+            if reason:
+                found["reason"] = reason
+            if status == "SUCCESSFUL":
+                found["financialTransactionId"] = str(uuid.uuid4().int % 10**10)
+            return dict(found)
+
+    def hold(self, reference: str, fate: str, callback: Outbound) -> None:
+        with self._lock:
+            self._held.append((reference, fate, callback))
+
+    def take_held(self) -> list[tuple[str, str, Outbound]]:
+        with self._lock:
+            held, self._held = self._held, []
+            return held
+
+    def set_scripts(self, scripts: dict[str, list[str]], gateway: str = "") -> None:
+        """The scripted answers of one gateway (`""`: the iska billing gateway, `"momo"`)."""
+        with self._lock:
+            kept = {key: answers for key, answers in self._scripts.items() if key[0] != gateway}
+            self._scripts = kept | {(gateway, msisdn): list(answers) for msisdn, answers in scripts.items()}
+
+    def next_scripted(self, msisdn: str, gateway: str = "") -> str | None:
+        with self._lock:
+            answers = self._scripts.get((gateway, msisdn))
             return answers.pop(0) if answers else None
 
     def set_faults(self, faults: list[str]) -> None:
@@ -105,6 +147,9 @@ class Ledger:
                     "counts": dict(self._counts["billing"]),
                     "charges": dict(billing["charged"]),
                     "declines": dict(billing["declined"]),
+                    # MoMo: every requesttopay by reference, as the gateway holds it
+                    "momo": {ref: dict(request) for ref, request in self._momo.items()},
+                    "held_callbacks": [ref for ref, _fate, _callback in self._held],
                 },
                 "sms": {
                     "counts": dict(self._counts["sms"]),

@@ -14,6 +14,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -25,7 +26,7 @@ class ReportSender:
     def __init__(self, ledger: Ledger, timeout_seconds: float = 5.0) -> None:
         self._ledger = ledger
         self._timeout = timeout_seconds
-        self._due: list[tuple[float, int, Outbound]] = []
+        self._due: list[tuple[float, int, Outbound | Callable[[], None]]] = []
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -37,7 +38,11 @@ class ReportSender:
         """POST `report` as JSON to `callback` (the `iska` protocol's report) after the delay."""
         self.send_later(Outbound("POST", callback, json=report), delay_seconds)
 
-    def send_later(self, report: Outbound, delay_seconds: float) -> None:
+    def call_later(self, action: Callable[[], None], delay_seconds: float) -> None:
+        """Run `action` on the sender's thread after the delay (a MoMo payer answering)."""
+        self.send_later(action, delay_seconds)
+
+    def send_later(self, report: Outbound | Callable[[], None], delay_seconds: float) -> None:
         with self._wake:
             heapq.heappush(self._due, (time.monotonic() + delay_seconds, next(self._order), report))
             self._wake.notify()
@@ -49,7 +54,7 @@ class ReportSender:
         self._thread.join(timeout=self._timeout + 1)
         self._session.close()
 
-    def _next_due(self) -> Outbound | None:
+    def _next_due(self) -> Outbound | Callable[[], None] | None:
         with self._wake:
             while not self._stopped:
                 if self._due and self._due[0][0] <= time.monotonic():
@@ -60,6 +65,12 @@ class ReportSender:
 
     def _run(self) -> None:
         while (report := self._next_due()) is not None:
+            if not isinstance(report, Outbound):
+                try:
+                    report()
+                except Exception:  # noqa: BLE001 - one failed action must not stop the reports
+                    self._ledger.count("reports", "action_failed")
+                continue
             try:
                 response = report.send(self._session, self._timeout)
                 outcome = "sent" if response.ok else f"answered_{response.status_code}"

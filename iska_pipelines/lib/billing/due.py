@@ -7,6 +7,10 @@ current subscription period: a rejoin is due at once (SPEC §5), whatever the ea
 declines. The period is told by `failed_billing_count` (a rejoin sets it to 0, a decline in the
 period raises it), not by `sub_date`: a rejoin's ts can be older than the earlier period's
 last decline.
+
+A subscription with a `pending` charge (SPEC §18) is not due, whatever that charge is for: the
+gateway may still take the money, and a second request could charge the farmer twice. The rest
+after a decline counts from when the decline was known (`settled_at` of a charge answered late).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache, cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.keys import idempotency_key
+from iska_pipelines.lib.billing.references import reference_for
 from iska_pipelines.lib.db.schema import TIMESTAMP
 from iska_pipelines.lib.vocabulary import PLAN_TO_CODE, ChargeOutcome, Plan, SubscriptionStatus
 
@@ -46,6 +52,11 @@ class DueCharge:
             self.subscription_id, self.joins, self.sub_date, self.period_start, self.failed_billing_count
         )
 
+    @cached_property
+    def reference(self) -> str:
+        """The X-Reference-Id of an asynchronous charge (SPEC §18): the key's, as a UUID."""
+        return reference_for(self.key)
+
     def unsendable(self) -> str | None:
         """Why this charge cannot be asked for at all (bad data in the row), or None."""
         if not SENDABLE_MSISDN.fullmatch(self.msisdn):
@@ -71,8 +82,12 @@ def due_sql(in_region: str = "1 = 1") -> sa.TextualSelect:
       AND {in_region}
       AND NOT EXISTS (
           SELECT 1 FROM billing_attempts a
-          WHERE a.subscription_id = s.id AND a.outcome = :declined AND a.attempted_at > :declined_since
+          WHERE a.subscription_id = s.id AND a.outcome = :declined
+            AND COALESCE(a.settled_at, a.attempted_at) > :declined_since
             AND s.failed_billing_count > 0
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM billing_attempts p WHERE p.subscription_id = s.id AND p.outcome = :pending
       )
     ORDER BY s.id
 """)
@@ -81,6 +96,7 @@ def due_sql(in_region: str = "1 = 1") -> sa.TextualSelect:
             sa.bindparam("declined_since", type_=TIMESTAMP),
             active=str(SubscriptionStatus.ACTIVE),
             declined=str(ChargeOutcome.DECLINED),
+            pending=str(ChargeOutcome.PENDING),
         )
         .columns(sub_date=TIMESTAMP)
     )
@@ -93,18 +109,21 @@ def select_due(
     rows = connection.execute(
         due_sql(in_region), {"today": today, "declined_since": now - timedelta(minutes=retry_minutes)}
     )
-    return [
-        DueCharge(
-            row.id,
-            row.msisdn,
-            _plan(row.plan),
-            row.sub_date,
-            _as_date(row.next_billing_date),
-            int(row.failed_billing_count),
-            int(row.joins),
-        )
-        for row in rows
-    ]
+    return [charge_of(row) for row in rows]
+
+
+def charge_of(row: sa.Row[Any]) -> DueCharge:
+    """The charge a subscription row is in for now: the intent its next charge is asked for,
+    or, for a charge asked earlier, the intent it must still be in for that answer to apply."""
+    return DueCharge(
+        row.id,
+        row.msisdn,
+        _plan(row.plan),
+        row.sub_date,
+        _as_date(row.next_billing_date),
+        int(row.failed_billing_count),
+        int(row.joins),
+    )
 
 
 def _plan(value: str) -> Plan | str:

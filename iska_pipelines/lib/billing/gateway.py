@@ -10,7 +10,10 @@ gateway that honours it charges at most once however many times we ask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
 
+from iska_pipelines.lib.billing.due import DueCharge
 from iska_pipelines.lib.http.client import Backoff, GatewayClient, Reply, Transport, with_retries
 from iska_pipelines.lib.http.pacing import NoCaps, Pacers
 from iska_pipelines.lib.settings import ConfigurationError
@@ -23,6 +26,7 @@ class ChargeResult:
     http_status: int | None
     excerpt: str
     tries: int  # 0: never sent (the charge could not even be asked for)
+    reference: str | None = None  # the X-Reference-Id it was asked under (asynchronous gateways)
 
     @property
     def sent(self) -> bool:
@@ -49,8 +53,30 @@ def classify(reply: Reply) -> ChargeOutcome | None:
     return ChargeOutcome.ERROR  # other 4xx: asking again would get the same answer
 
 
+class Charger(Protocol):
+    """What a billing run needs of a gateway client, whatever its protocol (SPEC §6, §18)."""
+
+    url: str
+    asynchronous: bool  # True: a charge may end `pending`, settled later by callback or poll
+
+    def ask(self, charge: DueCharge) -> ChargeResult: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None: ...
+
+
 class BillingClient(GatewayClient):
     """Thread-safe: one connection pool shared by all the concurrent charges of a run."""
+
+    asynchronous = False
 
     def __init__(
         self,
@@ -84,3 +110,7 @@ class BillingClient(GatewayClient):
 
         reply, tries = with_retries(one_try, lambda r: classify(r) is None, self._backoff)
         return ChargeResult(classify(reply) or ChargeOutcome.ERROR, reply.status, reply.excerpt, tries)
+
+    def ask(self, charge: DueCharge) -> ChargeResult:
+        """One due charge, as every billing client is asked for it (lib/billing/run.py)."""
+        return self.charge(charge.msisdn, charge.plan_code, charge.key)

@@ -30,6 +30,7 @@ from iska_pipelines.lib.vocabulary import (
     ConsentEvent,
     ConsentSource,
     Plan,
+    SettledBy,
     SubscriptionStatus,
 )
 
@@ -47,6 +48,9 @@ ATTEMPT_COLUMNS = [
     "http_status",
     "response_excerpt",
     "run_id",
+    "reference",
+    "settled_at",
+    "settled_by",
 ]
 
 
@@ -97,6 +101,13 @@ def record_answers(
     if not batch:
         return 0
     insert_rows(connection, "billing_attempts", ATTEMPT_COLUMNS, [_attempt_row(a, run_id) for a in batch])
+    return apply_changes(connection, batch, today, max_tries)
+
+
+def apply_changes(connection: sa.Connection, batch: list[Answered], today: date, max_tries: int) -> int:
+    """What the answers change in their subscriptions (their attempt rows are the caller's);
+    returns how many subscriptions were cancelled. A charge settled later (SPEC §18) changes
+    its subscription through here too, with the day it was settled as `today`."""
     changes = [
         (
             a.charge.subscription_id,
@@ -165,6 +176,10 @@ def _change(answered: Answered, max_tries: int) -> Change | None:
 
 def _attempt_row(answered: Answered, run_id: str | None) -> tuple[object, ...]:
     charge, result = answered.charge, answered.result
+    settled = result.reference is not None and result.outcome in (
+        ChargeOutcome.SUCCESS,
+        ChargeOutcome.DECLINED,
+    )
     return (
         charge.subscription_id,
         charge.msisdn,
@@ -176,4 +191,7 @@ def _attempt_row(answered: Answered, run_id: str | None) -> tuple[object, ...]:
         result.http_status,
         result.excerpt[:EXCERPT_CHARS] or None,
         run_id,
+        result.reference,
+        answered.attempted_at if settled else None,  # a 409's lookup answered it at once
+        str(SettledBy.REQUEST) if settled else None,
     )

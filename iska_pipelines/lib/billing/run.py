@@ -6,6 +6,8 @@ subscription update. A crash therefore loses at most the answers not yet written
 charges are asked again with the same Idempotency-Key, which the gateway answers from memory.
 One subscriber's bad data (an msisdn no gateway can take, an unknown plan) never stops the run:
 that charge is recorded as an `error` saying why it was not sent, and the others go on.
+An asynchronous gateway (MoMo, SPEC §18) answers most charges `pending`: recorded like any
+answer, they change no subscription until lib/billing/settle.py settles them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from iska_pipelines.lib.billing.due import DueCharge, billing_day, select_due
-from iska_pipelines.lib.billing.gateway import BillingClient, ChargeResult
+from iska_pipelines.lib.billing.gateway import Charger, ChargeResult
 from iska_pipelines.lib.billing.outcomes import Answered, record_answers
 from iska_pipelines.lib.db.timestamps import utcnow
 from iska_pipelines.lib.http.fanout import fan_out
@@ -57,6 +59,11 @@ class BillingSummary:
     not_sent: int = 0
     duration_seconds: float = 0.0
     auth_error: str | None = None
+    asynchronous: bool = False  # the gateway answers later (SPEC §18): `pending` is counted
+
+    @property
+    def pending(self) -> int:
+        return self.outcomes[ChargeOutcome.PENDING]
 
     @property
     def charged(self) -> int:
@@ -89,6 +96,7 @@ class BillingSummary:
             "auth_errors": self.outcomes[ChargeOutcome.AUTH_ERROR],
             "not_sendable": self.not_sendable,
             "not_sent": self.not_sent,
+            **({"pending": self.pending} if self.asynchronous else {}),
             "duration_seconds": round(self.duration_seconds, 3),
             "charges_per_second": round(rate, 1),
         }
@@ -97,6 +105,7 @@ class BillingSummary:
         return (
             f"{self.due} due: {self.charged} charged, {self.declined} declined "
             f"({self.cancelled} cancelled at the limit), {self.transport_errors} transport errors"
+            + (f", {self.pending} pending (the payer has not answered yet)" if self.pending else "")
             + (f", {self.not_sendable} not sendable (bad subscriber data)" if self.not_sendable else "")
             + (f", {self.not_sent} not sent" if self.not_sent else "")
             + f" in {self.duration_seconds:.1f} s"
@@ -105,14 +114,14 @@ class BillingSummary:
 
 def bill_due(
     engine: sa.Engine,
-    client: BillingClient,
+    client: Charger,
     rules: BillingRules,
     run_id: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> BillingSummary:
     """Charge every region's due subscriptions, each region on its own local day."""
     started = time.monotonic()
-    summary = BillingSummary()
+    summary = BillingSummary(asynchronous=client.asynchronous)
     regions = rules.billed_regions()
     with billing_lock(engine):
         for region in regions.all:
@@ -131,7 +140,7 @@ def bill_due(
 
 def _bill(
     engine: sa.Engine,
-    client: BillingClient,
+    client: Charger,
     due: list[DueCharge],
     today: date,
     rules: BillingRules,
@@ -151,7 +160,7 @@ def _bill(
 
 
 def _answers(
-    due: list[DueCharge], client: BillingClient, concurrency: int, now: Callable[[], datetime]
+    due: list[DueCharge], client: Charger, concurrency: int, now: Callable[[], datetime]
 ) -> Iterator[list[Answered]]:
     """Charges go out from `concurrency` threads; answers come back in batches as they land.
 
@@ -169,12 +178,12 @@ def _answers(
     )
 
 
-def _charge_one(client: BillingClient, charge: DueCharge) -> ChargeResult:
+def _charge_one(client: Charger, charge: DueCharge) -> ChargeResult:
     """One charge; a subscriber whose data cannot be sent gets an `error` saying why."""
     problem = charge.unsendable()
     if problem is None:
         try:
-            return client.charge(charge.msisdn, charge.plan_code, charge.key)
+            return client.ask(charge)
         except Exception as failure:  # one row's data must not stop the others
             problem = f"{type(failure).__name__}: {failure}"
     return ChargeResult(ChargeOutcome.ERROR, None, f"not sent: {problem}", tries=0)

@@ -36,9 +36,11 @@ def _driver_cursor(connection: sa.Connection) -> Any:
 
 def create_staging(connection: sa.Connection, name: str, columns: dict[str, str]) -> None:
     """A temporary table that lives until the end of the transaction (PostgreSQL) or is replaced
-    on next use (SQLite, which has no ON COMMIT DROP)."""
+    on next use (SQLite, which has no ON COMMIT DROP). Either way a second use within the same
+    transaction replaces it (settling several MoMo charges in one transaction stages each)."""
     cols = ", ".join(f"{col} {sqltype}" for col, sqltype in columns.items())
     if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
         connection.exec_driver_sql(f"CREATE TEMP TABLE {name} ({cols}) ON COMMIT DROP")
     else:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")

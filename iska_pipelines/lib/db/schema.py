@@ -74,6 +74,19 @@ billing_attempts = sa.Table(
     sa.Column("http_status", sa.Integer),
     sa.Column("response_excerpt", sa.String(500)),
     sa.Column("run_id", sa.String(64)),
+    # asynchronous billing (SPEC §18): the X-Reference-Id the charge was asked under (derived from
+    # the idempotency key), when and by what a `pending` attempt settled, and its last status lookup
+    sa.Column("reference", sa.String(36)),
+    sa.Column("settled_at", TIMESTAMP),
+    sa.Column("settled_by", sa.String(10)),
+    sa.Column("polled_at", TIMESTAMP),
+    sa.Index("ix_billing_attempts_reference", "reference"),
+    sa.Index(
+        "ix_billing_attempts_pending",
+        "attempted_at",
+        sqlite_where=sa.text("outcome = 'pending'"),
+        postgresql_where=sa.text("outcome = 'pending'"),
+    ),
 )
 
 sms_messages = sa.Table(

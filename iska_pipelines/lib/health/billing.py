@@ -3,7 +3,9 @@
 Revenue is counted in plan units (one daily or one weekly plan charged), since prices are the
 operator's business, not ISKA's. With several regions a day is one region's: `people` is
 Regions.in_region on `s.region` (the charged subscription's region) and `timezone` the region's,
-the local day its subscribers are billed on (SPEC §15).
+the local day its subscribers are billed on (SPEC §15). A charge asked asynchronously (SPEC §18)
+counts on the day it was asked, under what it has come to so far: `pending` until its callback or
+the poll settles it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def day_figures(
         "declined": count(Outcome.DECLINED),
         "transport_errors": count(Outcome.ERROR),
         "auth_errors": count(Outcome.AUTH_ERROR),
+        # asynchronous billing (SPEC §18): asked, the payer has not answered (no SMS, nobody
+        # cancelled); given up after ISKA_BILLING_PENDING_HOURS (not a decline)
+        "pending": count(Outcome.PENDING),
+        "expired": count(Outcome.EXPIRED),
         "cancelled_for_billing": int(left.get(str(CancelReason.BILLING), 0)),
         "opt_outs": int(left.get(str(CancelReason.USER), 0)) + int(left.get(str(CancelReason.OPT_OUT), 0)),
         "cancelled_by_api": int(left.get(str(CancelReason.API), 0)),

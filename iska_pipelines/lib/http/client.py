@@ -93,12 +93,22 @@ class Transport:
         return self.call("POST", url, data, {"Content-Type": "application/json", **headers})
 
     def call(
-        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], query: str = ""
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        query: str = "",
+        below: str = "",
     ) -> Reply:
-        """One exchange with `url` (the endpoint, whose connections are pooled) and an
-        optional url-encoded `query` of this call alone."""
+        """One exchange with `url` (the endpoint, whose connections are pooled), with an
+        optional url-encoded `query` and a path `below` the endpoint's (`/<id>`: a resource
+        under it, e.g. a charge's status) of this call alone."""
         try:
             pool, path = self._route(url)
+            if below:
+                path, mark, rest = path.partition("?")
+                path = f"{path.rstrip('/')}{below}{mark}{rest}"
             response = pool.urlopen(
                 method,
                 f"{path}{'&' if '?' in path else '?'}{query}" if query else path,

@@ -75,10 +75,15 @@ def look_at_inbox(
                 if outcome is None or run_in_progress(key):
                     # queued, running, committing, or failed and awaiting a re-run from the UI
                     look.in_flight.append(key)
-                elif outcome == FileOutcome.REJECTED:  # dropped again after a refusal: try again
-                    look.new.append(
-                        NewFile(key, dropped.kind, dropped.path, sha, f"{key}@{dropped.mtime_ns}")
-                    )
+                elif outcome == FileOutcome.REJECTED:  # dropped again after a refusal: try again,
+                    # unless the same content has been applied since under another name (SPEC §2)
+                    applied = applied_key_for_content(connection, dropped.kind, sha)
+                    if applied:
+                        look.duplicates.append((dropped, sha, applied))
+                    else:
+                        look.new.append(
+                            NewFile(key, dropped.kind, dropped.path, sha, f"{key}@{dropped.mtime_ns}")
+                        )
                 else:
                     look.duplicates.append((dropped, sha, key))
                 continue
