@@ -95,6 +95,11 @@ TRIES = 2  # transport tries per charge within a run
 CLAIM_LIFETIME = timedelta(seconds=SmsOutbox.model_fields["claim_seconds"].default)  # a dead sender's hold
 HANG_SECONDS = 0.6  # how long the simulator leaves a timed-out request hanging
 CLIENT_TIMEOUT = 0.3
+# MoMo's answer to a request depends on what the gateway already holds (202, or 409 and a
+# lookup): a request that times out only because the machine is busy, and lands after its
+# retry, would change the answer, so the MoMo machine waits longer for each (and hangs longer)
+MOMO_CLIENT_TIMEOUT = 1.5
+MOMO_HANG_SECONDS = 2.0
 TABLES = (
     billing_attempts,
     sms_messages,
@@ -484,6 +489,7 @@ class Lifecycle(RuleBasedStateMachine):
                 "url": self.world.simulator.momo_url,
                 "public_url": self.world.api.base_url,
                 "callback_secret": CALLBACK_SECRET,
+                "timeout_seconds": MOMO_CLIENT_TIMEOUT,
             }
         return {
             "database": IskaDatabase(url=self.world.database_url),
