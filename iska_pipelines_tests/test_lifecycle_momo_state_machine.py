@@ -22,6 +22,7 @@ from iska_pipelines.lib.db.schema import billing_attempts, subscriptions
 from iska_pipelines_tests import lifecycle_model as lm
 from iska_pipelines_tests.test_lifecycle_state_machine import (
     EXAMPLES,
+    MOMO_HANG_SECONDS,
     POPULATION,
     STEPS,
     Lifecycle,
@@ -39,6 +40,10 @@ class MomoLifecycle(Lifecycle):
     the poll, PENDING_HOURS later, leaves no charge pending."""
 
     protocol = "momo"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world.simulator.configure(hang_seconds=MOMO_HANG_SECONDS)
 
     @initialize(
         joining=st.lists(
